@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY requirements/ requirements/
+RUN pip install -r requirements/prod.txt
+COPY . .
+RUN DJANGO_SECRET_KEY=build DJANGO_ALLOWED_HOSTS=* DATABASE_URL=sqlite:////tmp/build.sqlite3 \
+    CELERY_BROKER_URL=memory:// DJANGO_SETTINGS_MODULE=notifier.settings.prod python manage.py collectstatic --noinput
+RUN useradd --create-home notifier && chown -R notifier /app
+USER notifier

@@ -1,0 +1,35 @@
+# The two commands a new machine needs: `make run` and `make test` (see README.md).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PORT ?= 8000
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install run test lint migrate clean
+
+# Reinstall whenever a requirements file changes.
+$(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/prod.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+## make run: the service on embedded defaults (SQLite, filesystem broker, mail to var/mail/).
+run: migrate
+	$(BIN)/python manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
+	PORT=$(PORT) $(BIN)/honcho start -f Procfile web worker beat
+
+## make test: the whole suite against PostgreSQL and RabbitMQ on localhost.
+test: install
+	DJANGO_SETTINGS_MODULE=notifier.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var .pytest_cache

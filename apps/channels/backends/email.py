@@ -1,0 +1,115 @@
+"""Email through Django's email machinery (SMTP from EMAIL_URL, or the file/console backends)."""
+
+import logging
+import smtplib
+import time
+from email.utils import make_msgid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
+from django.core.mail.utils import DNS_NAME
+from django.core.validators import validate_email
+
+from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError
+
+logger = logging.getLogger(__name__)
+
+# Header carrying our delivery id, so a message can be traced (and duplicates counted) downstream.
+DELIVERY_ID_HEADER = "X-Notifier-Delivery-Id"
+
+
+class DjangoEmailBackend(ChannelBackend):
+    """Sends multipart text/HTML mail, keeping one SMTP connection open per worker process.
+
+    OPTIONS: `from_email` (default DEFAULT_FROM_EMAIL), `idle_check_seconds` (after this long
+    unused, the connection is checked with NOOP before use, since servers drop idle clients).
+    """
+
+    channel = "email"
+
+    def __init__(self, *, from_email: str = "", idle_check_seconds: float = 30.0, **options):
+        super().__init__(**options)
+        self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
+        self.idle_check_seconds = idle_check_seconds
+        self._connection = None
+        self._last_used = 0.0
+
+    def send(self, delivery, content) -> ProviderResult:
+        address = delivery.notification.recipient.email
+        if not address:  # removed since the notification was accepted
+            raise PermanentProviderError("The user has no email address.", code="no_address")
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise PermanentProviderError(f"Invalid email address {address!r}.", code="invalid_address") from None
+        message_id = make_msgid(domain=DNS_NAME)
+        message = EmailMultiAlternatives(
+            subject=content["subject"],
+            body=content["text"],
+            from_email=self.from_email,
+            to=[address],
+            headers={"Message-ID": message_id, DELIVERY_ID_HEADER: str(delivery.id)},
+            connection=self._connection_get(),
+        )
+        if content.get("html"):
+            message.attach_alternative(content["html"], "text/html")
+        try:
+            message.send()
+        except BadHeaderError as exc:  # a rendered subject with a line break can never be sent
+            raise PermanentProviderError(str(exc), code="invalid_header") from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            self._raise_for_reply(*next(iter(exc.recipients.values())))
+        except smtplib.SMTPResponseException as exc:  # SMTPDataError, SMTPSenderRefused, ...
+            self._raise_for_reply(exc.smtp_code, exc.smtp_error)
+        except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
+            self._connection_discard()
+            raise TransientProviderError(f"SMTP connection failed: {exc}", code="connection") from exc
+        except smtplib.SMTPException as exc:  # a session gone wrong in some other way: worth another try
+            self._connection_discard()
+            raise TransientProviderError(f"SMTP error: {exc}", code="smtp_error") from exc
+        self._last_used = time.monotonic()
+        return ProviderResult(provider_message_id=message_id)
+
+    def _raise_for_reply(self, code: int, reply: bytes | str):
+        text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+        message = f"SMTP {code} {text}"
+        # A refused message leaves the session in an unknown state: start the next on a fresh one.
+        self._connection_discard()
+        # RFC 5321: 5xx is a permanent refusal (550 no such mailbox, 553 bad address, 554
+        # rejected); 4xx (throttling, greylisting, 451 local error) and anything unexpected
+        # may work later.
+        if 500 <= code < 600:
+            raise PermanentProviderError(message, code=str(code))
+        raise TransientProviderError(message, code=str(code))
+
+    def _connection_get(self):
+        if self._connection is not None and time.monotonic() - self._last_used > self.idle_check_seconds:
+            if not self._connection_alive():
+                self._connection_discard()
+        if self._connection is None:
+            self._connection = get_connection(fail_silently=False)
+            try:
+                self._connection.open()
+            except (smtplib.SMTPException, OSError) as exc:
+                self._connection = None
+                raise TransientProviderError(f"Cannot connect to the mail server: {exc}", code="connection") from exc
+            self._last_used = time.monotonic()
+        return self._connection
+
+    def _connection_alive(self) -> bool:
+        smtp = getattr(self._connection, "connection", None)
+        if smtp is None:
+            return True  # not an SMTP backend (file, console): nothing to go stale
+        try:
+            return smtp.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
+
+    def _connection_discard(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:  # closing a broken connection may fail in many ways; it is gone either way
+                logger.debug("closing a broken mail connection failed", exc_info=True)
+        self._connection = None

@@ -1,0 +1,140 @@
+"""Webhooks: the rendered JSON POSTed to the project's webhook_url, signed with its webhook_secret.
+
+Receivers verify `X-Notifier-Signature: t=<unix seconds>,v1=<hex>`, where the hex is
+HMAC-SHA256(webhook_secret, "<t>." + raw request body), compare in constant time, and refuse
+a timestamp too far from their clock (replays). `X-Notifier-Delivery-Id` is the same on every
+attempt of one delivery: receivers use it to drop the duplicates that at-least-once brings.
+"""
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC
+
+import requests
+from django.conf import settings
+
+from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError, retry_after_seconds
+from apps.channels.egress import AddressNotAllowed, pinned_session
+
+SIGNATURE_HEADER = "X-Notifier-Signature"
+TIMESTAMP_HEADER = "X-Notifier-Timestamp"
+DELIVERY_ID_HEADER = "X-Notifier-Delivery-Id"
+USER_AGENT = "Notifier-Webhook/1"
+
+# Statuses that say "later": request timeout, too early, throttled; every 5xx too.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+# How much of a receiver's answer is kept on the attempt row, and read at most before giving up
+# on the connection (reading a small answer to its end lets the connection be reused).
+_RESPONSE_EXCERPT_BYTES = 1000
+_RESPONSE_DRAIN_BYTES = 64 * 1024
+
+
+def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
+    """The hex HMAC-SHA256 a receiver recomputes to check a request came from us, unaltered."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+class WebhookBackend(ChannelBackend):
+    """One requests.Session per worker process, so connections to a receiver are reused.
+
+    OPTIONS: `connect_timeout`, `read_timeout` (seconds; defaults 5 and 10).
+    Redirects are not followed: they would replay the signed request, user data included, to an
+    address the project never configured (and 301/302 turn a POST into a GET). A 3xx is therefore
+    a permanent error telling the project to set webhook_url to the final address.
+    Requests go only to allowed addresses (apps/channels/egress.py), checked again at each send
+    and connected to as checked, since DNS may answer otherwise than when webhook_url was set.
+    """
+
+    channel = "webhook"
+
+    def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 10.0, **options):
+        super().__init__(**options)
+        self.timeout = (connect_timeout, read_timeout)
+        self._session: requests.Session | None = None
+
+    def send(self, delivery, content) -> ProviderResult:
+        notification = delivery.notification
+        project = notification.project
+        if not project.webhook_url or not project.webhook_secret:
+            raise PermanentProviderError("The project has no webhook_url and webhook_secret.", code="webhook_not_configured")
+        body = json.dumps(
+            {
+                "id": str(delivery.id),
+                "notification_id": str(notification.id),
+                "to": notification.to,
+                "template": notification.template_version.template.key,
+                "data": content,
+                "created_at": notification.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        timestamp = int(time.time())
+        signature = webhook_signature(secret=project.webhook_secret, timestamp=timestamp, body=body)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: f"t={timestamp},v1={signature}",
+            DELIVERY_ID_HEADER: str(delivery.id),
+        }
+        try:
+            response = self._session_get().post(
+                project.webhook_url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False, stream=True
+            )
+        except AddressNotAllowed as exc:
+            raise PermanentProviderError(
+                f"The webhook_url is not allowed: {exc} Webhooks go only to public addresses.", code="address_not_allowed"
+            ) from exc
+        except requests.Timeout as exc:
+            raise TransientProviderError(f"The webhook timed out: {exc}", code="timeout") from exc
+        except requests.ConnectionError as exc:
+            raise TransientProviderError(f"Cannot connect to the webhook: {exc}", code="connection") from exc
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
+            raise PermanentProviderError(f"The webhook_url is not usable: {exc}", code="invalid_url") from exc
+        except requests.RequestException as exc:  # a broken exchange (bad chunking, ...): worth another try
+            raise TransientProviderError(f"The webhook request failed: {exc}", code="http_error") from exc
+        return self._result(response)
+
+    def _result(self, response: requests.Response) -> ProviderResult:
+        with response:
+            answer = {"status": response.status_code, "body": _body_excerpt(response)}
+        status = response.status_code
+        if 200 <= status < 300:
+            return ProviderResult(response=answer)
+        message = f"The webhook answered HTTP {status}."
+        if status in _TRANSIENT_STATUSES or status >= 500:
+            raise TransientProviderError(message, code=str(status), response=answer, retry_after=_retry_after(response))
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "")
+            raise PermanentProviderError(
+                f"{message} Redirects are not followed; set webhook_url to the final address ({location[:200]}).",
+                code=str(status), response=answer,
+            )
+        raise PermanentProviderError(message, code=str(status), response=answer)
+
+    def _session_get(self) -> requests.Session:
+        if self._session is None:
+            self._session = pinned_session(resolve_timeout=self.timeout[0])
+        return self._session
+
+
+def _body_excerpt(response: requests.Response) -> str:
+    excerpt, total = b"", 0
+    try:
+        for chunk in response.iter_content(4096):
+            if len(excerpt) < _RESPONSE_EXCERPT_BYTES:
+                excerpt += chunk[: _RESPONSE_EXCERPT_BYTES - len(excerpt)]
+            total += len(chunk)
+            if total > _RESPONSE_DRAIN_BYTES:
+                break  # not worth reading on: closing drops the connection instead
+    except requests.RequestException:
+        pass  # the status is what counts; a body cut short only shortens the excerpt
+    return excerpt.decode(errors="replace")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    # Honoured up to a cap: beyond it, a stuck receiver would park deliveries.
+    return retry_after_seconds(response.headers.get("Retry-After"), cap=settings.NOTIFIER_MAX_RETRY_AFTER_SECONDS)

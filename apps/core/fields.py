@@ -1,0 +1,53 @@
+"""Serializer fields shared by the apps' APIs."""
+
+import math
+import re
+
+from rest_framework import serializers
+
+# PostgreSQL's jsonb refuses U+0000 and unpaired surrogates (valid JSON escapes, so the parser lets
+# them through), and JSON has no Infinity (1e400 parses to one): each would be a DataError at save.
+_UNSTORABLE_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
+
+
+class JSONObjectField(serializers.DictField):
+    """A JSON object (free-form unless `child` says otherwise) that PostgreSQL can store as jsonb.
+
+    Refuses, with a 400 naming the field, what would otherwise fail at save or at render time:
+    NUL or unpaired surrogate characters in any key or string, non-finite numbers, and nesting
+    deeper than MAX_DEPTH (deep enough for any real payload; far below what Python's recursion
+    limit lets the JSON encoder, jsonb and the templates walk).
+    """
+
+    MAX_DEPTH = 32
+
+    default_error_messages = {
+        "invalid_characters": "Text in this object may not contain NUL (\\u0000) or unpaired surrogate characters.",
+        "not_finite": "Numbers in this object must be finite.",
+        "too_deep": "This object is nested more than {max_depth} levels deep.",
+    }
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        self._check(value)
+        return value
+
+    def _check(self, value) -> None:
+        # Iterative, so a deep object is refused here rather than blowing the stack.
+        pending = [(value, 1)]
+        while pending:
+            item, depth = pending.pop()
+            if isinstance(item, str):
+                if _UNSTORABLE_CHARACTERS.search(item):
+                    self.fail("invalid_characters")
+            elif isinstance(item, float):
+                if not math.isfinite(item):
+                    self.fail("not_finite")
+            elif isinstance(item, dict | list):
+                if depth > self.MAX_DEPTH:
+                    self.fail("too_deep", max_depth=self.MAX_DEPTH)
+                if isinstance(item, dict):
+                    pending.extend((key, depth) for key in item)
+                    pending.extend((child, depth + 1) for child in item.values())
+                else:
+                    pending.extend((child, depth + 1) for child in item)

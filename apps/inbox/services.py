@@ -1,0 +1,58 @@
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.inbox.live import inbox_message_announce
+from apps.inbox.models import InboxMessage
+from apps.notifications.models import Delivery
+from apps.users.models import Recipient
+
+
+def inbox_message_create(
+    *, delivery: Delivery, title: str, body: str, url: str = "", lock_timeout_seconds: float | None = None
+) -> tuple[InboxMessage, bool]:
+    """Put the delivery's message in its user's inbox and tell live streams once committed.
+
+    Idempotent per delivery: a redelivered task gets the first message back (created=False).
+    Raises Recipient.DoesNotExist when the user was erased meanwhile. With lock_timeout_seconds,
+    waiting longer than that for the user's row raises OperationalError (PostgreSQL only).
+    """
+    notification = delivery.notification
+    with transaction.atomic():
+        if lock_timeout_seconds is not None and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_seconds * 1000)}ms"])
+        # Lock the user's row so that one user's messages commit in id order: a stream that has
+        # sent message N must never see a smaller id commit afterwards, or it would skip it.
+        Recipient.objects.select_for_update().only("id").get(id=notification.recipient_id)
+        message, created = InboxMessage.objects.get_or_create(
+            delivery=delivery,
+            defaults={
+                "project_id": notification.project_id,
+                "recipient_id": notification.recipient_id,
+                "title": title,
+                "body": body,
+                "url": url,
+            },
+        )
+        if created:
+            recipient_id, message_id = message.recipient_id, message.id
+            transaction.on_commit(lambda: inbox_message_announce(recipient_id=recipient_id, message_id=message_id))
+    return message, created
+
+
+def inbox_message_mark_read(*, message: InboxMessage) -> InboxMessage:
+    """Mark read; a message already read keeps the time it was first read."""
+    InboxMessage.objects.filter(id=message.id, read_at__isnull=True).update(read_at=timezone.now())
+    message.refresh_from_db(fields=["read_at"])
+    return message
+
+
+def inbox_message_mark_unread(*, message: InboxMessage) -> InboxMessage:
+    InboxMessage.objects.filter(id=message.id).update(read_at=None)
+    message.read_at = None
+    return message
+
+
+def inbox_read_all(*, recipient: Recipient) -> int:
+    """Mark every unread message of the user read; return how many changed."""
+    return InboxMessage.objects.filter(recipient=recipient, read_at__isnull=True).update(read_at=timezone.now())

@@ -1,0 +1,83 @@
+from django.conf import settings
+from rest_framework import serializers
+
+from apps.core.fields import JSONObjectField
+from apps.notifications.models import Delivery, DeliveryAttempt, Notification, Priority
+from apps.notifications.selectors import notification_status
+
+
+class NotificationInputSerializer(serializers.Serializer):
+    to = serializers.CharField(max_length=200)
+    template = serializers.SlugField(max_length=100)
+    data = JSONObjectField(required=False, default=dict)
+    channels = serializers.ListField(
+        child=serializers.ChoiceField(choices=settings.NOTIFICATION_CHANNELS), required=False, allow_empty=False
+    )
+    category = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.NORMAL)
+    send_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class NotificationListQuerySerializer(serializers.Serializer):
+    to = serializers.CharField(required=False, default="")
+    status = serializers.ChoiceField(choices=Delivery._meta.get_field("status").choices, required=False, default="")
+    channel = serializers.ChoiceField(choices=settings.NOTIFICATION_CHANNELS, required=False, default="")
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = ("number", "started_at", "duration_ms", "outcome", "provider_message_id", "error_code", "error_message")
+
+
+class DeliverySummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Delivery
+        fields = ("id", "channel", "status")
+
+
+class DeliveryDetailSerializer(serializers.ModelSerializer):
+    attempts = DeliveryAttemptSerializer(many=True, read_only=True)
+    last_error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Delivery
+        fields = ("id", "channel", "status", "skip_reason", "attempt_count", "next_attempt_at", "sent_at",
+                  "provider_message_id", "attempts", "last_error")
+
+    def get_last_error(self, delivery) -> dict | None:
+        if not (delivery.last_error or delivery.last_error_code):
+            return None
+        return {"code": delivery.last_error_code, "message": delivery.last_error}
+
+
+class _NotificationBaseSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+    template = serializers.CharField(source="template.key")
+
+    def get_status(self, notification) -> str:
+        return notification_status([d.status for d in notification.deliveries.all()])
+
+
+class NotificationCreatedSerializer(_NotificationBaseSerializer):
+    deliveries = DeliverySummarySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = ("id", "status", "deliveries")
+
+
+class NotificationDetailSerializer(_NotificationBaseSerializer):
+    deliveries = DeliveryDetailSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = ("id", "status", "to", "template", "category", "priority", "send_at", "data", "created_at", "deliveries")
+
+
+class NotificationListItemSerializer(_NotificationBaseSerializer):
+    deliveries = DeliverySummarySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = ("id", "status", "to", "template", "category", "priority", "created_at", "deliveries")

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from apps.notifications.api.views import NotificationCancelApi, NotificationDetailApi, NotificationListApi
+
+urlpatterns = [
+    path("notifications", NotificationListApi.as_view(), name="notification-list"),
+    path("notifications/<uuid:notification_id>", NotificationDetailApi.as_view(), name="notification-detail"),
+    path("notifications/<uuid:notification_id>/cancel", NotificationCancelApi.as_view(), name="notification-cancel"),
+]

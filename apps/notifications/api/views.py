@@ -1,0 +1,67 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.api import CreatedAtCursorPagination
+from apps.notifications.api.serializers import (
+    NotificationCreatedSerializer,
+    NotificationDetailSerializer,
+    NotificationInputSerializer,
+    NotificationListItemSerializer,
+    NotificationListQuerySerializer,
+)
+from apps.notifications.selectors import notification_get, notification_list
+from apps.notifications.services import notification_cancel, notification_create, request_fingerprint
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class NotificationListApi(APIView):
+    @extend_schema(
+        request=NotificationInputSerializer,
+        responses={202: NotificationCreatedSerializer},
+        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
+                                     description="Repeat a request safely: the same key and body return the first "
+                                                 "notification; the same key with another body is a 409.")],
+    )
+    def post(self, request):
+        serializer = NotificationInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        notification, _ = notification_create(
+            project=request.auth.project,
+            to=fields["to"],
+            template_key=fields["template"],
+            data=fields["data"],
+            channels=fields.get("channels"),
+            category=fields["category"],
+            priority=fields["priority"],
+            send_at=fields["send_at"],
+            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, "")[:255],
+            fingerprint=request_fingerprint(request.data),
+        )
+        return Response(NotificationCreatedSerializer(notification).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=[NotificationListQuerySerializer], responses=NotificationListItemSerializer(many=True))
+    def get(self, request):
+        query = NotificationListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        notifications = notification_list(project=request.auth.project, **query.validated_data)
+        paginator = CreatedAtCursorPagination()
+        page = paginator.paginate_queryset(notifications, request, view=self)
+        return paginator.get_paginated_response(NotificationListItemSerializer(page, many=True).data)
+
+
+class NotificationDetailApi(APIView):
+    @extend_schema(responses=NotificationDetailSerializer)
+    def get(self, request, notification_id):
+        notification = notification_get(project=request.auth.project, notification_id=notification_id)
+        return Response(NotificationDetailSerializer(notification).data)
+
+
+class NotificationCancelApi(APIView):
+    @extend_schema(request=None, responses=NotificationDetailSerializer)
+    def post(self, request, notification_id):
+        notification = notification_cancel(project=request.auth.project, notification_id=notification_id)
+        return Response(NotificationDetailSerializer(notification).data)

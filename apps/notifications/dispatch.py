@@ -1,0 +1,107 @@
+"""Getting deliveries onto their channel queues: after commit, and again by the sweep if lost.
+
+The broker message is only the delivery id. If publishing fails (broker down, no confirm), the
+delivery row still says `queued`; its `recheck_at` is moved to now so the next sweep publishes it.
+After a failure the process stops trying for a few seconds (NOTIFIER_PUBLISH_PAUSE_SECONDS) and
+hands everything to the sweep at once, so API requests during an outage cost a database write,
+not a broker timeout each.
+"""
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.notifications.models import Delivery, DeliveryStatus
+
+logger = logging.getLogger(__name__)
+
+# time.monotonic() until which this process does not try the broker (set after a failure).
+_publish_paused_until = 0.0
+
+# RabbitMQ priorities (the queues declare x-max-priority=3): higher goes first.
+PRIORITY_LEVELS = {"high": 2, "normal": 1, "low": 0}
+
+
+@dataclass(frozen=True)
+class DeliveryMessage:
+    """What publishing needs to know about a delivery: the id is all the worker receives."""
+
+    delivery_id: str
+    channel: str
+    priority: str
+
+
+def queue_name(channel: str) -> str:
+    return f"notifications.{channel}"
+
+
+def delivery_message(delivery: Delivery, *, priority: str) -> DeliveryMessage:
+    return DeliveryMessage(delivery_id=str(delivery.id), channel=delivery.channel, priority=priority)
+
+
+def publishing_paused() -> bool:
+    """True while this process leaves publishing to the sweep after a broker failure."""
+    return time.monotonic() < _publish_paused_until
+
+
+def deliveries_publish_on_commit(messages: Sequence[DeliveryMessage]) -> None:
+    """Publish once the surrounding transaction commits, so no worker looks for a row not yet there."""
+    if messages:
+        transaction.on_commit(lambda: deliveries_publish(messages))
+
+
+def deliveries_publish(messages: Sequence[DeliveryMessage]) -> int:
+    """Publish each message on one broker connection; return how many the broker confirmed.
+
+    Never raises: this runs after the rows are committed, when the caller has already been told
+    "accepted". What could not be published is handed to the sweep.
+    """
+    from apps.notifications.tasks import delivery_send_task
+    from celery_app import app
+
+    global _publish_paused_until
+    if publishing_paused():
+        logger.info("publishing paused after a broker failure; %d deliveries left to the sweep", len(messages))
+        deliveries_mark_unpublished(delivery_ids=[m.delivery_id for m in messages])
+        return 0
+    published = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for message in messages:
+                delivery_send_task.apply_async(
+                    args=[message.delivery_id],
+                    queue=queue_name(message.channel),
+                    priority=PRIORITY_LEVELS.get(message.priority, PRIORITY_LEVELS["normal"]),
+                    producer=producer,
+                    # A broker under a memory or disk alarm blocks publishers without refusing
+                    # them: give up waiting for its confirm instead of holding the request.
+                    confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS,
+                )
+                published += 1
+    except Exception:
+        # Whatever broke (connection refused, channel closed, publish nacked), the rows are the
+        # truth: stop hammering a broker that is down and let the sweep publish the rest.
+        _publish_paused_until = time.monotonic() + settings.NOTIFIER_PUBLISH_PAUSE_SECONDS
+        unpublished = [m.delivery_id for m in messages[published:]]
+        logger.exception("publishing failed; %d deliveries left to the sweep", len(unpublished))
+        deliveries_mark_unpublished(delivery_ids=unpublished)
+    return published
+
+
+def deliveries_mark_unpublished(*, delivery_ids: Sequence[str]) -> None:
+    try:
+        Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED).update(recheck_at=timezone.now())
+    except Exception:
+        # The database is gone too: recheck_at already expires after the queued timeout.
+        logger.exception("could not bring %d unpublished deliveries forward", len(delivery_ids))
+
+
+def queued_recheck_at(now: datetime) -> datetime:
+    """When a delivery queued now is presumed lost if no worker has claimed it."""
+    return now + timedelta(seconds=settings.NOTIFIER_QUEUED_TIMEOUT_SECONDS)

@@ -1,0 +1,186 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from apps.projects.models import Project
+from apps.templates.models import Template, TemplateVersion
+from apps.users.models import Recipient
+
+
+class Priority(models.TextChoices):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Notification(models.Model):
+    """One request to notify one user; it fans out into one Delivery per channel."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="notifications")
+    # SET_NULL: erasing a user keeps the delivery log, which then names them only by external id.
+    recipient = models.ForeignKey(Recipient, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications")
+    to = models.CharField(max_length=200, help_text="The user's external id.")
+    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="notifications")
+    template_version = models.ForeignKey(TemplateVersion, on_delete=models.PROTECT, related_name="notifications")
+    data = models.JSONField(default=dict, blank=True)
+    category = models.CharField(max_length=100, blank=True)
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    send_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="notification_unique_idempotency_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "-created_at"], name="notification_project_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.template} → {self.to}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"  # scheduled, or held (quiet hours)
+    QUEUED = "queued"  # published to its channel queue
+    SENDING = "sending"  # a worker has claimed it
+    SENT = "sent"  # the provider accepted it
+    DELIVERED = "delivered"  # the provider reported it reached the user
+    UNDELIVERED = "undelivered"  # the provider reported it did not
+    RETRYING = "retrying"  # a transient error; next attempt at next_attempt_at
+    FAILED = "failed"  # a permanent error
+    DEAD = "dead"  # retries exhausted: the dead-letter queue
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # preferences, or no contact point (see skip_reason)
+
+
+# Statuses a delivery is still moving through; everything else is final.
+ACTIVE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
+# A worker may claim a delivery only from these: anything else means another worker has it or it is done.
+CLAIMABLE_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING)
+SENT_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED)
+
+
+class Delivery(models.Model):
+    """One notification on one channel: the unit that is queued, sent, retried and dead-lettered.
+
+    The database row is the truth about a delivery; broker messages carry only its id, and a
+    lost message is recovered by the sweep through `recheck_at`.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
+    status_changed_at = models.DateTimeField()
+    # Attempts ever made (numbers the attempt rows), and attempts since the budget was last reset
+    # by a replay: the latter is what max attempts bounds.
+    attempt_count = models.PositiveIntegerField(default=0)
+    budget_attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the sweep should step in if nothing has moved the delivery by then (a lost message, a
+    # worker killed mid-send, a retry that never came back). Only meaningful while active.
+    recheck_at = models.DateTimeField(null=True, blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    last_error = models.TextField(blank=True)
+    skip_reason = models.CharField(max_length=200, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # A dead delivery an operator chose not to replay: it stays `dead` (its history is true: the
+    # retries ran out) but leaves the dead-letter queue. See dead_letters.py.
+    discarded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "channel"], name="delivery_one_per_channel"),
+        ]
+        indexes = [
+            # The sweep's only query: small, because it holds active deliveries alone.
+            models.Index(
+                fields=["recheck_at"],
+                condition=models.Q(status__in=["pending", "queued", "sending", "retrying"]),
+                name="delivery_active_recheck",
+            ),
+            models.Index(fields=["status", "channel"], name="delivery_status_channel"),
+            # The dead-letter queue of record: what `dlq list` and the admin's Dead letters read.
+            models.Index(
+                fields=["status_changed_at"],
+                condition=models.Q(status="dead", discarded_at__isnull=True),
+                name="delivery_dead_letters",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} delivery {self.id} ({self.status})"
+
+
+class AttemptOutcome(models.TextChoices):
+    SENT = "sent"
+    TRANSIENT_ERROR = "transient_error"
+    PERMANENT_ERROR = "permanent_error"
+    INTERNAL_ERROR = "internal_error"  # our bug, not the provider's answer
+    WORKER_LOST = "worker_lost"  # the worker died mid-send; found by the sweep
+
+
+class DeliveryAttempt(models.Model):
+    """One try at sending a delivery, with what the provider answered."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    provider_response = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    # After a transient error: when the next try was planned, so the backoff can be read back.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("delivery", "number")
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="attempt_unique_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}: {self.outcome}"
+
+
+class DeadLetter(Delivery):
+    """The dead-letter queue of record, for the admin: dead deliveries not yet discarded."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead letter"
+
+
+class OperatorActionKind(models.TextChoices):
+    REPLAY = "replay"
+    DISCARD = "discard"
+
+
+class DeliveryOperatorAction(models.Model):
+    """An operator replayed or discarded a delivery: who (an admin user, or a CLI label) and when."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="operator_actions")
+    action = models.CharField(max_length=16, choices=OperatorActionKind.choices)
+    # The admin user; null for `manage.py dlq`, which records the OS user in actor_label instead.
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_label = models.CharField(max_length=150)
+    previous_status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.delivery_id} by {self.actor_label}"

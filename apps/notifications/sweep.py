@@ -1,0 +1,144 @@
+"""The watchdog that makes "accepted" mean "will reach a final state".
+
+Every active delivery carries `recheck_at`: the moment by which something should have moved it.
+The sweep (a beat task) takes the deliveries past it and puts them back on their queue:
+- `pending` whose time has come (scheduled sends);
+- `queued` whose message never reached a worker (publish failed, broker lost it);
+- `retrying` whose countdown message never came back, or whose wait was too long for one;
+- `sending` whose worker died mid-send: the attempt is recorded as lost and counts.
+Any of them on a channel no longer enabled ends `dead` (`channel_disabled`) instead, so one
+channel turned off never stops the sweep for the others.
+
+Rows are locked with SKIP LOCKED, so several sweeps at once share the work instead of publishing
+twice, and the partial index on active deliveries keeps an idle sweep to one cheap query.
+
+A `queued` delivery past its deadline may be lost, or only waiting behind a long backlog: the
+sweep cannot tell. It publishes again (a spare message is harmless: only one claim wins), and
+waits as long again as the delivery has already been queued before the next try, so a backlog
+of hours costs a handful of spare messages per delivery, not one per deadline.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import DateTimeField, DurationField, Expression, ExpressionWrapper, F, Value
+from django.db.models.functions import Greatest, Least
+from django.utils import timezone
+
+from apps.channels.registry import ChannelDisabled, channel_enabled, max_attempts
+from apps.notifications.dispatch import (
+    deliveries_publish_on_commit,
+    delivery_message,
+    publishing_paused,
+    queued_recheck_at,
+)
+from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
+
+logger = logging.getLogger(__name__)
+
+# A sweep run stops after this many batches so one run never outlives its beat interval by much.
+_MAX_BATCHES_PER_RUN = 20
+# A long-queued delivery is published again at most this many queued timeouts apart.
+_MAX_QUEUED_WAIT_FACTOR = 8
+
+
+@dataclass
+class SweepResult:
+    requeued: int = 0
+    worker_lost: int = 0
+    dead: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def deliveries_sweep(*, batch_size: int | None = None, max_batches: int = _MAX_BATCHES_PER_RUN) -> SweepResult:
+    """Take back what is overdue now, batch by batch; each delivery at most once per run.
+
+    Only deliveries overdue when the run starts are taken: a publish that fails moves its
+    deliveries' recheck_at to the moment of failure, and the run must not take them again in
+    its next batch (they are the next run's). After such a failure publishing is paused in this
+    process, so the run stops there rather than taking more deliveries it cannot publish.
+    """
+    batch_size = batch_size or settings.NOTIFIER_SWEEP_BATCH_SIZE
+    result = SweepResult()
+    overdue_at = timezone.now()
+    for _ in range(max_batches):
+        taken = _sweep_batch(overdue_at=overdue_at, batch_size=batch_size, result=result)
+        if taken < batch_size or publishing_paused():
+            break
+    if result.requeued or result.dead:
+        logger.info("sweep: %s", result.as_dict())
+    return result
+
+
+@transaction.atomic
+def _sweep_batch(*, overdue_at: datetime, batch_size: int, result: SweepResult) -> int:
+    """Take one batch: a fixed handful of queries, however many deliveries it holds."""
+    now = timezone.now()
+    overdue = list(
+        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("notification")
+        .filter(status__in=ACTIVE_STATUSES, recheck_at__lte=overdue_at)
+        .order_by("recheck_at")[:batch_size]
+    )
+    if not overdue:
+        return 0
+
+    lost = [d for d in overdue if d.status == DeliveryStatus.SENDING]
+    DeliveryAttempt.objects.bulk_create(
+        DeliveryAttempt(
+            delivery=d, number=d.attempt_count, started_at=d.status_changed_at, outcome=AttemptOutcome.WORKER_LOST,
+            error_code="worker_lost", error_message="The worker stopped while sending; the outcome is unknown.",
+        )
+        for d in lost
+    )
+    result.worker_lost += len(lost)
+
+    # A channel turned off (SMS or push without credentials) cannot send these, but nothing is
+    # wrong with them: dead, to be replayed once it is configured again.
+    ended = set()
+    for channel in {d.channel for d in overdue if not channel_enabled(d.channel)}:
+        ids = [d.id for d in overdue if d.channel == channel]
+        _make_dead(ids, now=now, code=ChannelDisabled.code, message=ChannelDisabled(channel).message)
+        ended.update(ids)
+    exhausted = [d.id for d in lost if d.id not in ended and d.budget_attempts >= max_attempts(d.channel)]
+    _make_dead(exhausted, now=now, code="worker_lost", message="The worker stopped while sending; attempts exhausted.")
+    ended.update(exhausted)
+    result.dead += len(ended)
+
+    requeue = [d for d in overdue if d.id not in ended]
+    Delivery.objects.filter(id__in=[d.id for d in requeue if d.status != DeliveryStatus.QUEUED]).update(
+        status=DeliveryStatus.QUEUED, status_changed_at=now, recheck_at=queued_recheck_at(now)
+    )
+    Delivery.objects.filter(id__in=[d.id for d in requeue if d.status == DeliveryStatus.QUEUED]).update(
+        recheck_at=_queued_again_recheck_at(now)
+    )
+    deliveries_publish_on_commit([delivery_message(d, priority=d.notification.priority) for d in requeue])
+    result.requeued += len(requeue)
+    return len(overdue)
+
+
+def _make_dead(ids: list, *, now: datetime, code: str, message: str) -> None:
+    if ids:
+        Delivery.objects.filter(id__in=ids).update(
+            status=DeliveryStatus.DEAD, status_changed_at=now, recheck_at=None, next_attempt_at=None,
+            last_error_code=code, last_error=message,
+        )
+
+
+def _queued_again_recheck_at(now: datetime) -> Expression:
+    """now + the time the delivery has been queued (status_changed_at is when it was first
+    queued), at least one queued timeout and at most _MAX_QUEUED_WAIT_FACTOR of them.
+
+    One expression for the whole batch instead of an UPDATE per row. Portable: on SQLite, Django
+    computes the datetime difference in microseconds, MAX/MIN compare those integers, and adding
+    them to a datetime gives its usual text form.
+    """
+    timeout = queued_recheck_at(now) - now
+    queued_for = ExpressionWrapper(Value(now) - F("status_changed_at"), output_field=DurationField())
+    wait = Least(Greatest(queued_for, Value(timeout)), Value(timeout * _MAX_QUEUED_WAIT_FACTOR))
+    return ExpressionWrapper(Value(now) + wait, output_field=DateTimeField())

@@ -1,0 +1,46 @@
+"""Celery tasks: thin, given ids only, named explicitly so a rename never strands queued messages."""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import Reject
+from django.conf import settings
+
+from apps.notifications.sending import NoSuchDelivery, delivery_send
+from apps.notifications.sweep import deliveries_sweep
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, name="notifier.deliveries.send", acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def delivery_send_task(self, delivery_id: str) -> None:
+    """Send one delivery. Safe to receive twice: only one worker can claim a delivery.
+
+    acks_late + reject_on_worker_lost: a worker killed mid-task hands the message back to the
+    broker. That cannot loop: the delivery is `sending` by then, so the redelivered message is
+    not claimable and is acknowledged; the sweep takes the delivery back after its deadline.
+
+    The retry count is bounded by the delivery's attempt budget in the database, not by Celery.
+    A retry goes back to the same queue as a countdown message; the sweep covers its loss.
+    """
+    try:
+        outcome = delivery_send(delivery_id=delivery_id)
+    except NoSuchDelivery as exc:
+        # Not requeued: with acks_late the broker dead-letters it to notifications.<channel>.dead.
+        raise Reject(str(exc), requeue=False) from exc
+    if outcome is not None and outcome.retry_in is not None:
+        try:
+            raise self.retry(countdown=outcome.retry_in,
+                             confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
+        except Reject:
+            # Celery rejects the message into the dead-letter queue when it cannot publish the
+            # retry. The row already says when to try again and the sweep publishes it then
+            # (recheck_at), so the message is acknowledged instead: the broker's dead-letter
+            # queue keeps only messages nothing else can recover.
+            logger.warning("could not publish the retry of delivery %s; the sweep will", delivery_id)
+
+
+@shared_task(name="notifier.deliveries.sweep", ignore_result=False)
+def deliveries_sweep_task() -> dict:
+    """Republish deliveries that are due or whose message or worker was lost (see sweep.py)."""
+    return deliveries_sweep().as_dict()

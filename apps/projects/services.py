@@ -1,0 +1,46 @@
+import hashlib
+import secrets
+
+from django.db import transaction
+
+from apps.channels.egress import egress_url_error
+from apps.core.exceptions import ApplicationError
+from apps.projects.models import ApiKey, Project
+
+API_KEY_PREFIX = "ntf_"
+
+
+def api_key_hash(raw_key: str) -> str:
+    # Keys are 256 random bits, so a fast hash is enough: nothing to brute-force as with passwords.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(*, project_name: str, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key for the project (creating the project if new); return it with the raw key.
+
+    The raw key exists only in this return value: store it now, it cannot be recovered.
+    """
+    project, _ = Project.objects.get_or_create(name=project_name)
+    raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        project=project, name=name, prefix=raw_key[: len(API_KEY_PREFIX) + 6], key_hash=api_key_hash(raw_key)
+    )
+    return api_key, raw_key
+
+
+# Addresses a tenant sets and the workers then send to: both must pass the egress rule.
+_OUTBOUND_URL_FIELDS = ("webhook_url", "status_webhook_url")
+
+
+def project_update(*, project: Project, **fields) -> Project:
+    """Set the given fields. An outbound URL must lead to allowed addresses only (this resolves its host)."""
+    errors = {
+        field: [error] for field in _OUTBOUND_URL_FIELDS if fields.get(field) and (error := egress_url_error(fields[field]))
+    }
+    if errors:
+        raise ApplicationError("invalid", "The request has invalid fields.", details=errors, status_code=400)
+    for field, value in fields.items():
+        setattr(project, field, value)
+    project.save(update_fields=list(fields))
+    return project

@@ -1,0 +1,69 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.inbox.api.serializers import InboxTokenSerializer
+from apps.inbox.tokens import inbox_token_issue
+from apps.users.api.serializers import (
+    DeviceInputSerializer,
+    DeviceOutputSerializer,
+    RecipientInputSerializer,
+    RecipientOutputSerializer,
+)
+from apps.users.selectors import device_get, recipient_get
+from apps.users.services import device_register, device_remove, recipient_delete, recipient_upsert
+
+
+class RecipientDetailApi(APIView):
+    @extend_schema(request=RecipientInputSerializer, responses=RecipientOutputSerializer)
+    def put(self, request, external_id: str):
+        serializer = RecipientInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        recipient, created = recipient_upsert(
+            project=request.auth.project, external_id=external_id, **serializer.validated_data
+        )
+        return Response(
+            RecipientOutputSerializer(recipient).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(responses=RecipientOutputSerializer)
+    def get(self, request, external_id: str):
+        recipient = recipient_get(project=request.auth.project, external_id=external_id)
+        return Response(RecipientOutputSerializer(recipient).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, external_id: str):
+        recipient = recipient_get(project=request.auth.project, external_id=external_id)
+        recipient_delete(recipient=recipient)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeviceListApi(APIView):
+    @extend_schema(request=DeviceInputSerializer, responses={201: DeviceOutputSerializer, 200: DeviceOutputSerializer})
+    def post(self, request, external_id: str):
+        """Register a push token for the user: 201 when new, 200 when known (re-activated if it was not)."""
+        serializer = DeviceInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        recipient = recipient_get(project=request.auth.project, external_id=external_id)
+        device, created = device_register(recipient=recipient, **serializer.validated_data)
+        return Response(
+            DeviceOutputSerializer(device).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class DeviceDetailApi(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, external_id: str, token: str):
+        recipient = recipient_get(project=request.auth.project, external_id=external_id)
+        device_remove(device=device_get(recipient=recipient, token=token))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RecipientTokenApi(APIView):
+    @extend_schema(request=None, responses=InboxTokenSerializer)
+    def post(self, request, external_id: str):
+        """A bearer token opening this user's inbox (and nothing else), for their browser or app."""
+        recipient = recipient_get(project=request.auth.project, external_id=external_id)
+        token, expires_at = inbox_token_issue(recipient=recipient)
+        return Response(InboxTokenSerializer({"token": token, "expires_at": expires_at}).data)

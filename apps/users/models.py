@@ -1,0 +1,63 @@
+from django.db import models
+
+from apps.projects.models import Project
+
+
+class Recipient(models.Model):
+    """A person a project notifies (`/api/v1/users/{external_id}`), known by the project's own id.
+
+    Not a login: the operators who use the admin are Django's auth users.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="recipients")
+    external_id = models.CharField(max_length=200)
+    email = models.EmailField(blank=True, max_length=254)
+    phone = models.CharField(blank=True, max_length=20, help_text="E.164, e.g. +14155550123")
+    locale = models.CharField(blank=True, max_length=16)
+    timezone = models.CharField(blank=True, max_length=64)
+    name = models.CharField(blank=True, max_length=200)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "notified user"
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="recipient_unique_external_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class DevicePlatform(models.TextChoices):
+    ANDROID = "android"
+    IOS = "ios"
+    WEB = "web"
+
+
+class Device(models.Model):
+    """An app instance of a user that push notifications go to, known by its FCM registration token.
+
+    `active` goes false when FCM answers UNREGISTERED (the app was uninstalled or the token
+    rotated); registering the token again re-activates it.
+    """
+
+    recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="devices")
+    # FCM registration tokens are ~160 characters today; the bound keeps the unique index small.
+    token = models.CharField(max_length=512)
+    platform = models.CharField(max_length=8, choices=DevicePlatform.choices)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the user's app last registered this token: stale devices can be told apart.
+    last_seen_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "token"], name="device_unique_token_per_recipient"),
+        ]
+        indexes = [models.Index(fields=["token"], name="device_token")]
+
+    def __str__(self) -> str:
+        return f"{self.platform} device …{self.token[-6:]}"

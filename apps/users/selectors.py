@@ -1,0 +1,30 @@
+from apps.core.exceptions import NotFound
+from apps.projects.models import Project
+from apps.users.models import Device, Recipient
+
+
+def recipient_get(*, project: Project, external_id: str) -> Recipient:
+    try:
+        return Recipient.objects.get(project=project, external_id=external_id)
+    except Recipient.DoesNotExist:
+        raise NotFound(f"No user with id {external_id!r}.") from None
+
+
+def recipient_find(*, project: Project, external_id: str) -> Recipient | None:
+    return Recipient.objects.filter(project=project, external_id=external_id).first()
+
+
+def device_get(*, recipient: Recipient, token: str) -> Device:
+    try:
+        return Device.objects.get(recipient=recipient, token=token)
+    except Device.DoesNotExist:
+        raise NotFound("This user has no device with that token.") from None
+
+
+def devices_active(*, recipient: Recipient) -> list[Device]:
+    """The devices a push goes to, oldest registration first."""
+    return list(Device.objects.filter(recipient=recipient, active=True).order_by("created_at", "id"))
+
+
+def device_active_exists(*, recipient: Recipient) -> bool:
+    return Device.objects.filter(recipient=recipient, active=True).exists()

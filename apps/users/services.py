@@ -1,0 +1,60 @@
+from django.db import transaction
+from django.utils import timezone
+
+from apps.notifications.services import notifications_erase_recipient_data
+from apps.projects.models import Project
+from apps.users.models import Device, Recipient
+
+
+@transaction.atomic
+def recipient_upsert(*, project: Project, external_id: str, **fields) -> tuple[Recipient, bool]:
+    """Create the user or update the given fields; fields left out keep their value."""
+    recipient, created = Recipient.objects.select_for_update().get_or_create(
+        project=project, external_id=external_id, defaults=fields
+    )
+    if not created and fields:
+        for field, value in fields.items():
+            setattr(recipient, field, value)
+        recipient.save(update_fields=[*fields, "updated_at"])
+    return recipient, created
+
+
+@transaction.atomic
+def recipient_delete(*, recipient: Recipient) -> None:
+    """Erase the user: contact data, devices and inbox go; the delivery log keeps its statuses and
+    names the user only by external id, its personal data scrubbed."""
+    notifications_erase_recipient_data(recipient=recipient)
+    recipient.delete()
+
+
+@transaction.atomic
+def device_register(*, recipient: Recipient, token: str, platform: str) -> tuple[Device, bool]:
+    """Register the app instance's push token for the user, or re-activate it; (device, created).
+
+    A token names one app instance, so it belongs to whoever registered it last: when another
+    user of the project had it (someone else signs in on the same phone), it is removed from
+    them, or their notifications would reach this person.
+    """
+    Device.objects.filter(recipient__project_id=recipient.project_id, token=token).exclude(recipient=recipient).delete()
+    device, created = Device.objects.select_for_update().get_or_create(
+        recipient=recipient, token=token, defaults={"platform": platform}
+    )
+    if not created:
+        device.platform = platform
+        device.active = True
+        device.last_seen_at = timezone.now()
+        device.save(update_fields=["platform", "active", "last_seen_at", "updated_at"])
+    return device, created
+
+
+def device_remove(*, device: Device) -> None:
+    device.delete()
+
+
+def device_deactivate(*, device_id: int) -> bool:
+    """Stop pushing to a device FCM no longer knows (UNREGISTERED); False if it was already inactive or gone.
+
+    The row stays (not deleted) so the delivery log can still name it, and a new registration of
+    the same token brings it back.
+    """
+    return Device.objects.filter(id=device_id, active=True).update(active=False, updated_at=timezone.now()) == 1

@@ -1,0 +1,381 @@
+"""Settings shared by every environment; read from the environment (and `.env` when present).
+
+The names are the public contract (CONTRACT.md): add new ones freely, never rename.
+"""
+
+import ipaddress
+from pathlib import Path
+
+import environ
+from kombu import Exchange, Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Embedded-mode state: the SQLite file, the filesystem broker's folders, the file mailbox.
+VAR_DIR = Path(env("NOTIFIER_DATA_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key-change-me")
+DEBUG = False
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+DJANGO_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+THIRD_PARTY_APPS = [
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_results",
+    "django_prometheus",
+    "corsheaders",
+]
+LOCAL_APPS = [
+    "apps.projects",
+    "apps.users",
+    "apps.templates",
+    "apps.notifications",
+    "apps.channels",
+    "apps.inbox",
+]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "notifier.urls"
+ASGI_APPLICATION = "notifier.asgi.application"
+WSGI_APPLICATION = "notifier.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'notifier.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat write to the one file at once in embedded mode: WAL lets readers run
+    # beside the writer, IMMEDIATE takes the write lock up front (no upgrade deadlocks), and the
+    # timeout waits for the lock instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Admin static files are served by WhiteNoise straight from the apps, so `make run` needs no
+# collectstatic step.
+WHITENOISE_USE_FINDERS = True
+
+# --- Email ------------------------------------------------------------------------------------
+# EMAIL_URL: smtp://user:pass@host:port (plain), smtp+tls:// or smtps:// (STARTTLS, e.g. port 587),
+# smtp+ssl:// (implicit TLS, port 465): django-environ's mapping.
+# Without it, mail goes to files a developer can read in var/mail/.
+vars().update(env.email_url("EMAIL_URL", default="filemail://"))
+EMAIL_FILE_PATH = EMAIL_FILE_PATH or str(VAR_DIR / "mail")  # noqa: F821  (set by the line above)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Notifier <notifications@localhost>")
+
+# --- Providers ----------------------------------------------------------------------------------
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
+TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="https://api.twilio.com")
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
+FCM_API_BASE_URL = env("FCM_API_BASE_URL", default="https://fcm.googleapis.com")
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+
+# --- Channels ------------------------------------------------------------------------------------
+# One backend class per channel, chosen by dotted path (see apps/channels/registry.py).
+# MAX_ATTEMPTS bounds the tries of one delivery before it goes to the dead-letter queue.
+NOTIFIER_CHANNELS = {
+    "email": {
+        "BACKEND": "apps.channels.backends.email.DjangoEmailBackend",
+        "OPTIONS": {},
+        "MAX_ATTEMPTS": env.int("NOTIFIER_EMAIL_MAX_ATTEMPTS", default=8),
+    },
+    # --- in_app, webhook (issue 4) ---
+    "in_app": {
+        "BACKEND": "apps.channels.backends.inbox.InboxBackend",
+        "OPTIONS": {"lock_timeout_seconds": env.float("NOTIFIER_INBOX_LOCK_TIMEOUT_SECONDS", default=5.0)},
+        "MAX_ATTEMPTS": env.int("NOTIFIER_IN_APP_MAX_ATTEMPTS", default=8),
+    },
+    "webhook": {
+        "BACKEND": "apps.channels.backends.webhook.WebhookBackend",
+        "OPTIONS": {
+            "connect_timeout": env.float("NOTIFIER_WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5.0),
+            "read_timeout": env.float("NOTIFIER_WEBHOOK_READ_TIMEOUT_SECONDS", default=10.0),
+        },
+        "MAX_ATTEMPTS": env.int("NOTIFIER_WEBHOOK_MAX_ATTEMPTS", default=8),
+    },
+    # --- end in_app, webhook ---
+}
+# --- sms, push (issue 4) ---
+# SMS and push need provider credentials, so each is enabled only when they are given: without
+# them the API refuses the channel up front ("not enabled on this server") rather than accepting
+# deliveries that could only end dead. A half-given configuration fails `manage.py check`.
+if TWILIO_ACCOUNT_SID:
+    NOTIFIER_CHANNELS["sms"] = {
+        "BACKEND": "apps.channels.backends.twilio.TwilioSmsBackend",
+        "OPTIONS": {"timeout": env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)},
+        "MAX_ATTEMPTS": env.int("NOTIFIER_SMS_MAX_ATTEMPTS", default=8),
+    }
+if FCM_CREDENTIALS_FILE:
+    NOTIFIER_CHANNELS["push"] = {
+        "BACKEND": "apps.channels.backends.fcm.FcmPushBackend",
+        "OPTIONS": {"timeout": env.float("FCM_TIMEOUT_SECONDS", default=10.0)},
+        "MAX_ATTEMPTS": env.int("NOTIFIER_PUSH_MAX_ATTEMPTS", default=8),
+    }
+# --- end sms, push ---
+# --- Webhook egress (apps/channels/egress.py) ---
+# Webhooks (webhook_url, status_webhook_url: set by any API key holder) go only to public
+# addresses, so a tenant cannot make the workers call the metadata service or internal hosts.
+# Self-hosted installations whose receivers live on a private network list those networks here,
+# e.g. "10.20.0.0/16,fd00:1::/64"; a bad value stops startup.
+NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = [
+    str(ipaddress.ip_network(value.strip(), strict=False))
+    for value in env.list("NOTIFIER_WEBHOOK_ALLOWED_NETWORKS", default=[]) if value.strip()
+]
+# --- end Webhook egress ---
+
+# --- In-app inbox (issue 4; apps/inbox) -------------------------------------------------------------
+# Life of a user's inbox token (POST /api/v1/users/{id}/token). Tokens are stateless and cannot be
+# revoked early, so keep it short; the app asks its backend for a new one when a call gets 401.
+NOTIFIER_INBOX_TOKEN_TTL_SECONDS = env.int("NOTIFIER_INBOX_TOKEN_TTL_SECONDS", default=3600)
+# The live stream's heartbeat (a comment line that keeps proxies from closing an idle stream; each
+# also re-reads the database, bounding what a lost wake-up can delay) and the reconnect delay it
+# suggests to browsers (the SSE `retry:` field).
+NOTIFIER_INBOX_HEARTBEAT_SECONDS = env.float("NOTIFIER_INBOX_HEARTBEAT_SECONDS", default=15.0)
+NOTIFIER_INBOX_STREAM_RETRY_MS = env.int("NOTIFIER_INBOX_STREAM_RETRY_MS", default=3000)
+# Prefix of the Redis pub/sub channels that wake streams: installations sharing one Redis differ here.
+NOTIFIER_INBOX_CHANNEL_PREFIX = env("NOTIFIER_INBOX_CHANNEL_PREFIX", default="notifier:")
+# The inbox is called from the product's own pages, usually on another origin: those origins
+# (e.g. https://app.example.com) may call /api/v1/inbox* with a bearer token. Nothing else is
+# opened to browsers; the server-to-server API never needs CORS.
+CORS_ALLOWED_ORIGINS = env.list("NOTIFIER_INBOX_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/v1/inbox(/.*)?$"
+CORS_ALLOW_HEADERS = ("authorization", "content-type", "last-event-id")
+CORS_PREFLIGHT_MAX_AGE = 3600
+# --- end In-app inbox
+
+# --- Templates (apps/templates/rendering.py) -------------------------------------------------------
+# Templates are written by API key holders and rendered on our servers: one channel's rendering
+# stops with an error (preview: 422 template_render_error; sending: failed, template_error) past
+# this much output or time. A legitimate notification is far below both.
+NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES = env.int("NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES", default=1024 * 1024)
+NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS = env.float("NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS", default=2.0)
+# --- end Templates
+
+# --- Delivery pipeline ----------------------------------------------------------------------------
+# Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.
+# The cap stays far below RabbitMQ's consumer_timeout (30 min): a retry is a countdown message
+# held unacknowledged by the worker until due. Longer waits are kept in the database instead and
+# published by the sweep when due (NOTIFIER_MAX_COUNTDOWN_SECONDS).
+NOTIFIER_RETRY_BACKOFF_BASE_SECONDS = env.float("NOTIFIER_RETRY_BACKOFF_BASE_SECONDS", default=5.0)
+NOTIFIER_RETRY_BACKOFF_MAX_SECONDS = env.float("NOTIFIER_RETRY_BACKOFF_MAX_SECONDS", default=600.0)
+NOTIFIER_MAX_COUNTDOWN_SECONDS = env.float("NOTIFIER_MAX_COUNTDOWN_SECONDS", default=300.0)
+# A provider's Retry-After is honoured up to this: beyond, a stuck or hostile provider would park
+# deliveries for good (and a value like 10**12 s would not even fit a datetime).
+NOTIFIER_MAX_RETRY_AFTER_SECONDS = env.float("NOTIFIER_MAX_RETRY_AFTER_SECONDS", default=3600.0)
+# The sweep's watchdog deadlines: a queued delivery whose message was lost, a delivery whose
+# worker died mid-send, a retry whose countdown message never came back.
+NOTIFIER_SWEEP_INTERVAL_SECONDS = env.float("NOTIFIER_SWEEP_INTERVAL_SECONDS", default=15.0)
+NOTIFIER_SWEEP_BATCH_SIZE = env.int("NOTIFIER_SWEEP_BATCH_SIZE", default=500)
+NOTIFIER_QUEUED_TIMEOUT_SECONDS = env.float("NOTIFIER_QUEUED_TIMEOUT_SECONDS", default=900.0)
+NOTIFIER_RETRY_GRACE_SECONDS = env.float("NOTIFIER_RETRY_GRACE_SECONDS", default=60.0)
+# A send that has not finished by the task's hard time limit is dead; the watchdog waits longer.
+NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", default=120)
+NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
+    "NOTIFIER_SENDING_TIMEOUT_SECONDS", default=NOTIFIER_SEND_TIME_LIMIT_SECONDS + 60
+)
+# --- Reliability (issue 3): publishing when the broker is slow or down (apps/notifications/dispatch.py).
+# How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
+# publishers instead of refusing them, and the API must not hang on it.
+NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS = env.float("NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS", default=3.0)
+# After a failed publish, a process leaves publishing to the sweep for this long.
+NOTIFIER_PUBLISH_PAUSE_SECONDS = env.float("NOTIFIER_PUBLISH_PAUSE_SECONDS", default=5.0)
+# --- end Reliability
+
+# --- Celery ---------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # Embedded broker: messages are files in one folder that every process shares.
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+        "polling_interval": 0.2,
+    }
+    for _folder in ("queue", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+else:
+    # Publisher confirms: apply_async() returns only once RabbitMQ has taken the message, so a
+    # broker under a resource alarm cannot drop it silently.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+# Delivery outcomes live in our own tables; results are stored only for the tasks that opt in
+# (the periodic sweeps), so operators can read their last runs in the admin.
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS
+CELERY_TASK_SOFT_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS - 10
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks as they run
+# 1 for the Procfile's `worker`, which consumes every queue: a larger multiplier lets one slow
+# channel's reserved messages wait behind each other while other workers idle, and undermines
+# priorities. Per-channel workers pass --prefetch-multiplier (README, "Reliability").
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+# On a lost broker connection, let running sends finish: their messages come back and find the
+# delivery no longer claimable. Cancelling them would cut sends mid-conversation instead.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Countdown retries are held in worker memory until due; bound how many one worker keeps.
+CELERY_WORKER_ETA_TASK_LIMIT = env.int("CELERY_WORKER_ETA_TASK_LIMIT", default=2000)
+# A publish that cannot reach the broker gives up fast: the delivery row is the truth and the
+# sweep publishes it again, so the API never waits on a dead broker.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+
+NOTIFICATION_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
+# Queue arguments are sticky in RabbitMQ (redeclaring with other ones fails), so they are fixed
+# here once: a dead-letter exchange for what the broker rejects, and three priority levels.
+NOTIFIER_DEAD_LETTER_EXCHANGE = "notifications.dlx"
+NOTIFIER_QUEUE_MAX_PRIORITY = 3
+_notifications_exchange = Exchange("notifications", type="direct", durable=True)
+_dead_letter_exchange = Exchange(NOTIFIER_DEAD_LETTER_EXCHANGE, type="direct", durable=True)
+CELERY_TASK_QUEUES = [
+    Queue(
+        f"notifications.{channel}",
+        _notifications_exchange,
+        routing_key=f"notifications.{channel}",
+        durable=True,
+        queue_arguments={
+            "x-dead-letter-exchange": NOTIFIER_DEAD_LETTER_EXCHANGE,
+            "x-max-priority": NOTIFIER_QUEUE_MAX_PRIORITY,
+        },
+    )
+    for channel in NOTIFICATION_CHANNELS
+] + [Queue("notifications.maintenance", _notifications_exchange, routing_key="notifications.maintenance")]
+# What the broker dead-letters (rejected, undecodable), one queue per channel, kept until an
+# operator looks (`manage.py dlq`). Declared when a worker starts, never consumed by one.
+NOTIFIER_DEAD_LETTER_QUEUES = [
+    Queue(f"notifications.{channel}.dead", _dead_letter_exchange, routing_key=f"notifications.{channel}", durable=True)
+    for channel in NOTIFICATION_CHANNELS
+]
+CELERY_TASK_DEFAULT_QUEUE = "notifications.maintenance"
+# Sends are published to their channel queue explicitly (dispatch.py); periodic work goes here.
+CELERY_TASK_ROUTES = {"notifier.deliveries.sweep": {"queue": "notifications.maintenance"}}
+CELERY_BEAT_SCHEDULE = {
+    "deliveries-sweep": {
+        "task": "notifier.deliveries.sweep",
+        "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- API ------------------------------------------------------------------------------------------
+# The largest request body the API reads (a template with its HTML is the largest legitimate one).
+NOTIFIER_MAX_REQUEST_BYTES = env.int("NOTIFIER_MAX_REQUEST_BYTES", default=1024 * 1024)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.projects.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.projects.authentication.HasProjectApiKey"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser"],  # a too-deep body is a 400, not a 500
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Notifier API",
+    "DESCRIPTION": "Send notifications by email, SMS, push, in-app inbox and webhooks.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.add_error_envelope_and_stream",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The twilio SDK logs each request's URL and headers at INFO, a dozen lines per SMS.
+        "twilio.http_client": {"level": "WARNING"},  # sms (issue 4)
+    },
+}

@@ -1,0 +1,10 @@
+"""Local development: the default. Runs on nothing but Python unless the environment says otherwise."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# A developer tries webhooks against a receiver on their own machine (`localhost` may be either
+# address); private networks stay refused, as in production, unless the environment lists them.
+if env("NOTIFIER_WEBHOOK_ALLOWED_NETWORKS", default=None) is None:
+    NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]

@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core.api import not_found_view
+from notifier import health
+
+api_v1 = [
+    path("", include("apps.projects.api.urls")),
+    path("", include("apps.users.api.urls")),
+    path("", include("apps.templates.api.urls")),
+    path("", include("apps.notifications.api.urls")),
+    path("", include("apps.inbox.api.urls")),
+    path("", include("apps.channels.api.urls")),  # provider callbacks (Twilio status)
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    # Any other /api/v1/ path (an id the path converters refuse, a typo) gets the JSON error envelope
+    # with DEBUG on too, where Django would answer its HTML debug page instead of handler404.
+    re_path(r"^api/v1/", not_found_view),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("", include("django_prometheus.urls")),  # GET /metrics
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "apps.core.api.not_found_view"
+handler500 = "apps.core.api.server_error_view"

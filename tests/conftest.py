@@ -1,0 +1,39 @@
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.support.services import TEST_VHOST_PREFIX, rabbitmq_vhost_reset, unreachable_services
+
+
+def pytest_sessionstart(session):
+    db = settings.DATABASES["default"]
+    database_url = f"postgres://{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
+    problems = unreachable_services(database_url, settings.CELERY_BROKER_URL)
+    if problems:
+        pytest.exit("The suite needs real services on localhost:\n  " + "\n  ".join(problems), returncode=3)
+    vhost = urlparse(settings.CELERY_BROKER_URL).path.lstrip("/")
+    if vhost.startswith(TEST_VHOST_PREFIX):  # only ever wipe a vhost the suite owns
+        rabbitmq_vhost_reset(vhost)
+
+
+
+@pytest.fixture
+def api_key(db):
+    from tests.projects.factories import ApiKeyFactory
+
+    return ApiKeyFactory()
+
+
+@pytest.fixture
+def project(api_key):
+    return api_key.project
+
+
+@pytest.fixture
+def api(api_key) -> APIClient:
+    """An API client authenticated with a key of `project`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key.raw_key}")
+    return client

@@ -1,0 +1,229 @@
+"""Fixtures that run the real thing: Celery workers, beat and web processes on RabbitMQ and
+PostgreSQL, sending through the real provider SDKs to a real SMTP server and fake Twilio and FCM
+servers. Processes are shared by the session and configured for every channel; the database is
+flushed after each test (transactional tests), the fake servers reset."""
+
+import socket
+import subprocess
+from urllib.parse import urlparse
+
+import pytest
+import requests
+from django.conf import settings
+
+from tests.fakes.fcm import FakeFcmServer
+from tests.fakes.smtp import FakeSmtpServer
+from tests.fakes.twilio import FakeTwilioServer
+from tests.support.processes import (
+    celery_beat,
+    celery_worker,
+    free_port,
+    process_env,
+    test_database_url,
+    wait_until,
+    web_server,
+)
+from tests.support.services import rabbitmqctl
+
+TWILIO_FROM_NUMBER = "+15005550006"
+
+# Deadlines short enough for a test to watch the sweep recover what was lost.
+E2E_SETTINGS = {
+    "NOTIFIER_SWEEP_INTERVAL_SECONDS": 1,
+    "NOTIFIER_QUEUED_TIMEOUT_SECONDS": 20,
+    "NOTIFIER_RETRY_GRACE_SECONDS": 5,
+    "NOTIFIER_SEND_TIME_LIMIT_SECONDS": 15,
+    "NOTIFIER_SENDING_TIMEOUT_SECONDS": 20,
+    "NOTIFIER_RETRY_BACKOFF_BASE_SECONDS": 0.5,
+    "NOTIFIER_RETRY_BACKOFF_MAX_SECONDS": 4,
+}
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    with FakeSmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    smtp_server.reset()
+    yield smtp_server
+    smtp_server.reset()
+
+
+@pytest.fixture(scope="session")
+def twilio_server():
+    with FakeTwilioServer() as server:
+        yield server
+
+
+@pytest.fixture
+def twilio(twilio_server):
+    twilio_server.reset()
+    yield twilio_server
+    twilio_server.reset()
+
+
+@pytest.fixture(scope="session")
+def fcm_server():
+    with FakeFcmServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fcm_credentials_file(fcm_server, tmp_path_factory):
+    """A service-account key whose token_uri is the fake's OAuth endpoint."""
+    path = tmp_path_factory.mktemp("fcm") / "service-account.json"
+    fcm_server.write_service_account(path)
+    return path
+
+
+@pytest.fixture
+def fcm(fcm_server):
+    fcm_server.reset()
+    yield fcm_server
+    fcm_server.reset()
+
+
+@pytest.fixture(scope="session")
+def process_logs(tmp_path_factory):
+    return tmp_path_factory.mktemp("process-logs")
+
+
+@pytest.fixture(scope="session")
+def web_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def e2e_env(django_db_setup, django_db_blocker, smtp_server, twilio_server, fcm_server, fcm_credentials_file, web_port):
+    """The environment of every process: every channel configured, providers faked on loopback.
+    PUBLIC_BASE_URL is the session's web process, so Twilio's status callbacks reach it."""
+    with django_db_blocker.unblock():
+        database_url = test_database_url()
+    return process_env(
+        DATABASE_URL=database_url,
+        EMAIL_URL=smtp_server.url,
+        TWILIO_ACCOUNT_SID=twilio_server.account_sid,
+        TWILIO_AUTH_TOKEN=twilio_server.auth_token,
+        TWILIO_FROM_NUMBER=TWILIO_FROM_NUMBER,
+        TWILIO_API_BASE_URL=twilio_server.base_url,
+        FCM_CREDENTIALS_FILE=fcm_credentials_file,
+        FCM_API_BASE_URL=fcm_server.base_url,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
+        **E2E_SETTINGS,
+    )
+
+
+@pytest.fixture(scope="session")
+def worker(e2e_env, process_logs):
+    with celery_worker(e2e_env, process_logs) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def beat(e2e_env, process_logs):
+    with celery_beat(e2e_env, process_logs) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def web(e2e_env, process_logs, web_port):
+    server, base_url = web_server(e2e_env, process_logs, port=web_port)
+    with server:
+        yield base_url
+
+
+@pytest.fixture
+def http(api_key, web) -> requests.Session:
+    """A requests session for the web process, authenticated as `project`; relative URLs allowed."""
+    session = _BaseUrlSession(web)
+    session.headers["Authorization"] = f"Api-Key {api_key.raw_key}"
+    yield session
+    session.close()
+
+
+class _BaseUrlSession(requests.Session):
+    def __init__(self, base_url: str):
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method, url, *args, **kwargs):
+        kwargs.setdefault("timeout", 15)
+        return super().request(method, self.base_url + url if url.startswith("/") else url, *args, **kwargs)
+
+
+def notification_when_final(http, notification_id: str, timeout: float = 30) -> dict:
+    """Poll the API until no delivery of the notification is still moving; return its body."""
+
+    def final():
+        body = http.get(f"/api/v1/notifications/{notification_id}").json()
+        return body if body["status"] not in ("pending", "processing") else None
+
+    return wait_until(final, timeout=timeout, message=f"notification {notification_id} to finish")
+
+
+# --- Reliability: stopping and restarting RabbitMQ (outage and chaos tests) ------------------------
+
+class RabbitMQ:
+    """Control of the local RabbitMQ node. It is shared by every run on this machine: an outage
+    here breaks other runs' connections for its duration, so tests keep them short and few."""
+
+    host, port = "127.0.0.1", 5672
+
+    def reachable(self) -> bool:
+        try:
+            socket.create_connection((self.host, self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop_app(self) -> None:
+        """The broker goes away (connections refused); the Erlang node stays, so it returns fast."""
+        rabbitmqctl("stop_app")
+
+    def start_app(self) -> None:
+        rabbitmqctl("start_app")
+        self.wait_ready()
+
+    def stop(self) -> None:
+        """The whole node stops, as in a crash or a host restart; what is durable stays on disk."""
+        rabbitmqctl("stop")
+        wait_until(lambda: not self.reachable(), timeout=60, message="RabbitMQ to stop")
+
+    def start(self) -> None:
+        subprocess.run(["rabbitmq-server", "-detached"], check=True, timeout=60, capture_output=True)
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        wait_until(self.reachable, timeout=120, interval=0.5, message="RabbitMQ to listen on 5672")
+        rabbitmqctl("await_startup")
+
+    def ensure_running(self) -> None:
+        if self.reachable():
+            return
+        if rabbitmqctl("ping", check=False).returncode == 0:  # the node is up, its app stopped
+            self.start_app()
+        else:
+            self.start()
+
+
+def queue_depth(name: str) -> int:
+    """Messages in a queue of this run's vhost, ready or held unacknowledged by a worker."""
+    vhost = urlparse(settings.CELERY_BROKER_URL).path.lstrip("/")
+    listing = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "--quiet", "name", "messages").stdout
+    depths = dict(line.split() for line in listing.splitlines() if line.strip())
+    return int(depths.get(name, 0))
+
+
+@pytest.fixture
+def rabbitmq():
+    """Lets a test stop RabbitMQ; whatever happens in the test, RabbitMQ runs again after it."""
+    broker = RabbitMQ()
+    broker.ensure_running()
+    try:
+        yield broker
+    finally:
+        broker.ensure_running()
+# --- end Reliability ---

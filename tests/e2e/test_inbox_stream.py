@@ -1,0 +1,395 @@
+"""The inbox live stream as a browser uses it: EventSource on one web process, notifications
+created through another, sent by a worker; then the same on the embedded default (no Redis).
+
+Heartbeats are long (30 s) on the processes whose latency is measured, so an event arriving
+within a second can only have been pushed, not found by a heartbeat's catch-up read.
+"""
+
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import redis
+import requests
+from django.conf import settings
+from django.test import override_settings
+
+from apps.inbox.live import wake_socket_dir
+from apps.inbox.tokens import inbox_token_issue
+from apps.users.models import Recipient
+from tests.e2e.conftest import E2E_SETTINGS
+from tests.support.processes import BIN, REPO_ROOT, celery_worker, free_port, process_env, wait_until, web_server
+from tests.support.services import rabbitmq_vhost_reset
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+IN_APP_TEMPLATE = {"channels": {"in_app": {"title": "{{ title }}", "body": "Hello {{ name }}", "url": "/n/{{ n }}"}}}
+# The requirement: a user sees an in-app message within a second of it existing.
+MAX_LATENCY_SECONDS = 1.0
+
+
+# --- A browser's EventSource, in a thread ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    event: str
+    data: dict
+    received_at: float  # time.time()
+
+
+class EventStream:
+    """Reads text/event-stream like EventSource: events, comments (heartbeats) and the retry hint."""
+
+    def __init__(self, url: str, *, token: str = "", via_query: bool = False, last_event_id: str = ""):
+        headers = {"Accept": "text/event-stream"}
+        params = {}
+        if via_query:
+            params["token"] = token
+        elif token:
+            headers["Authorization"] = f"Bearer {token}"
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        self.response = requests.get(url, headers=headers, params=params, stream=True, timeout=(5, None))
+        self.status_code = self.response.status_code
+        self.retry_ms: int | None = None
+        self.comments: list[str] = []
+        self._events: queue.Queue[Event] = queue.Queue()
+        self._connected = threading.Event()
+        if self.status_code == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        fields: dict[str, str] = {}
+        try:
+            for raw in self.response.iter_lines(chunk_size=1024):
+                line = raw.decode()
+                if line.startswith(":"):
+                    self.comments.append(line[1:].strip())
+                elif line:
+                    name, _, value = line.partition(":")
+                    fields[name] = value[1:] if value.startswith(" ") else value
+                else:
+                    if "retry" in fields:
+                        self.retry_ms = int(fields.pop("retry"))
+                        self._connected.set()
+                    if "data" in fields:
+                        self._events.put(Event(fields.get("id", ""), fields.get("event", "message"),
+                                               json.loads(fields["data"]), time.time()))
+                    fields = {}
+        except (requests.RequestException, AttributeError, ValueError):
+            pass  # closed by the test
+
+    def wait_connected(self, timeout: float = 10) -> None:
+        assert self._connected.wait(timeout), "the stream sent no retry hint"
+
+    def next_event(self, timeout: float = 15) -> Event:
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no event within {timeout}s") from None
+
+    def pending_events(self) -> list[Event]:
+        events = []
+        while not self._events.empty():
+            events.append(self._events.get_nowait())
+        return events
+
+    def close(self) -> None:
+        """Hang up, as a browser does when the tab closes."""
+        # Shut the socket down first: the reader thread blocks in recv() until the next byte,
+        # and closing the response alone would wait for it (the next heartbeat).
+        sock = getattr(self.response.raw.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the server
+        self.response.close()
+
+
+# --- Processes -------------------------------------------------------------------------------------
+
+class Api(requests.Session):
+    def __init__(self, base_url: str, api_key: str):
+        super().__init__()
+        self.base_url = base_url
+        self.headers["Authorization"] = f"Api-Key {api_key}"
+
+    def request(self, method, url, *args, **kwargs):
+        kwargs.setdefault("timeout", 15)
+        return super().request(method, self.base_url + url, *args, **kwargs)
+
+
+def redis_url_for_run() -> str:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=3).close()
+    except OSError as exc:
+        pytest.fail(f"Redis at 127.0.0.1:6379 is unreachable ({exc}); start it with: "
+                    "redis-server --daemonize yes --bind 127.0.0.1 --save ''")
+    # Pub/sub ignores database numbers: the channel prefix is what keeps parallel runs apart.
+    run = os.environ.get("NOTIFIER_TEST_RUN", "")
+    return f"redis://127.0.0.1:6379/{1 + zlib.crc32(run.encode()) % 15}"
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(e2e_env, process_logs):
+    """Two web processes and a worker sharing Redis, on a vhost of their own (so no other
+    worker of this session takes their in-app deliveries)."""
+    vhost = urlparse(settings.CELERY_BROKER_URL).path.lstrip("/") + "_stream"
+    rabbitmq_vhost_reset(vhost)
+    prefix = f"notifier-test-{uuid.uuid4().hex[:8]}:"
+    env = {**e2e_env, "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+           "REDIS_URL": redis_url_for_run(), "NOTIFIER_INBOX_CHANNEL_PREFIX": prefix,
+           "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "30"}
+    web_a, url_a = web_server(env, process_logs)
+    # Web B beats fast, for the heartbeat test; it serves the API calls, whose latency is not measured.
+    web_b, url_b = web_server({**env, "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "0.5"}, process_logs)
+    # Web C has lost Redis (nothing listens on its port): it must get by on heartbeat reads.
+    web_c, url_c = web_server({**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+                               "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "0.5"}, process_logs)
+    with celery_worker(env, process_logs, queues="notifications.in_app"), web_a, web_b, web_c:
+        yield {"a": url_a, "b": url_b, "c": url_c, "web_a": web_a, "prefix": prefix, "redis_url": env["REDIS_URL"]}
+
+
+@pytest.fixture
+def cluster(redis_cluster, api_key):
+    redis_cluster["api_b"] = Api(redis_cluster["b"], api_key.raw_key)
+    return redis_cluster
+
+
+def user_with_token(api: Api, external_id: str) -> str:
+    assert api.put(f"/api/v1/users/{external_id}", json={"name": external_id.title()}).status_code in (200, 201)
+    response = api.post(f"/api/v1/users/{external_id}/token")
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def notify(api: Api, external_id: str, title: str, n: int = 0) -> float:
+    """POST a notification; return when it was posted (time.time())."""
+    posted_at = time.time()
+    response = api.post("/api/v1/notifications", json={"to": external_id, "template": "news",
+                                                       "data": {"title": title, "name": external_id, "n": n}})
+    assert response.status_code == 202, response.text
+    return posted_at
+
+
+def inbox(base_url: str, token: str) -> list[dict]:
+    response = requests.get(f"{base_url}/api/v1/inbox", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def seconds_since(iso: str, moment: float) -> float:
+    return moment - datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+# --- With Redis: two web processes ---------------------------------------------------------------
+
+def test_a_user_on_one_web_process_sees_a_message_created_through_another_within_a_second(cluster, record_property):
+    api = cluster["api_b"]
+    assert api.put("/api/v1/templates/news", json=IN_APP_TEMPLATE).status_code == 201
+    token = user_with_token(api, "ada")
+    stream = EventStream(f"{cluster['a']}/api/v1/inbox/stream", token=token)
+    try:
+        assert stream.status_code == 200
+        assert stream.response.headers["Content-Type"].startswith("text/event-stream")
+        stream.wait_connected()
+
+        figures = []
+        for n in range(3):
+            posted_at = notify(api, "ada", f"Order {n} shipped", n)
+            event = stream.next_event()
+            assert event.event == "message"
+            assert event.data["title"] == f"Order {n} shipped"
+            assert event.data["body"] == "Hello ada" and event.data["url"] == f"/n/{n}"
+            assert event.data["read"] is False
+            assert event.id == str(event.data["id"])
+            figures.append((seconds_since(event.data["created_at"], event.received_at), event.received_at - posted_at))
+    finally:
+        stream.close()
+
+    record_property("latency_from_message_created_s", [round(f[0], 3) for f in figures])
+    record_property("latency_from_api_post_s", [round(f[1], 3) for f in figures])
+    print(f"\nstream latency (from message creation, from POST): {[(round(a, 3), round(b, 3)) for a, b in figures]}")
+    assert all(latency < MAX_LATENCY_SECONDS for latency, _ in figures), figures
+    assert [m["title"] for m in inbox(cluster["b"], token)] == [f"Order {n} shipped" for n in (2, 1, 0)]
+
+
+def test_reconnecting_with_last_event_id_returns_exactly_what_was_missed(cluster):
+    api = cluster["api_b"]
+    api.put("/api/v1/templates/news", json=IN_APP_TEMPLATE)
+    token = user_with_token(api, "ada")
+    ada_id = Recipient.objects.get(external_id="ada", project__api_keys__isnull=False).id
+    stream_url = f"{cluster['a']}/api/v1/inbox/stream"
+
+    # EventSource's first connection: the token in the query string.
+    stream = EventStream(stream_url, token=token, via_query=True)
+    stream.wait_connected()
+    notify(api, "ada", "seen")
+    seen = stream.next_event()
+    stream.close()
+    # The closed connection leaves nothing behind in the web process.
+    cluster["web_a"].wait_for_log(f"inbox stream closed for user {ada_id}; 0 open in this process", timeout=10)
+
+    notify(api, "ada", "missed 1")
+    notify(api, "ada", "missed 2")
+    wait_until(lambda: len(inbox(cluster["b"], token)) == 3, timeout=15, message="the missed messages to be stored")
+
+    # EventSource reconnecting: the Last-Event-ID header with the last id it saw.
+    stream = EventStream(stream_url, token=token, last_event_id=seen.id)
+    try:
+        missed = [stream.next_event(timeout=5), stream.next_event(timeout=5)]
+        assert [e.data["title"] for e in missed] == ["missed 1", "missed 2"]
+        assert int(seen.id) < int(missed[0].id) < int(missed[1].id)
+        # Then it goes on live, with nothing repeated in between.
+        notify(api, "ada", "live again")
+        assert stream.next_event().data["title"] == "live again"
+        assert stream.pending_events() == []
+    finally:
+        stream.close()
+
+    # ?last_event_id= works the same for clients that cannot set headers.
+    stream = EventStream(f"{stream_url}?last_event_id={missed[0].id}", token=token)
+    try:
+        assert [stream.next_event(timeout=5).data["title"] for _ in range(2)] == ["missed 2", "live again"]
+    finally:
+        stream.close()
+
+
+def test_a_stream_shows_only_its_own_users_messages_and_refuses_bad_tokens(cluster):
+    api = cluster["api_b"]
+    api.put("/api/v1/templates/news", json=IN_APP_TEMPLATE)
+    ada_token = user_with_token(api, "ada")
+    bob_token = user_with_token(api, "bob")
+    stream_url = f"{cluster['a']}/api/v1/inbox/stream"
+
+    bob_stream = EventStream(stream_url, token=bob_token)
+    try:
+        bob_stream.wait_connected()
+        notify(api, "ada", "for ada only")
+        wait_until(lambda: inbox(cluster["b"], ada_token), timeout=15, message="ada's message to be stored")
+        notify(api, "bob", "for bob")
+        assert bob_stream.next_event().data["title"] == "for bob"
+        assert bob_stream.pending_events() == []
+    finally:
+        bob_stream.close()
+
+    ada = Recipient.objects.get(external_id="ada", project__api_keys__isnull=False)
+    expired, _ = inbox_token_issue(recipient=ada, ttl_seconds=-1)
+    assert api.delete("/api/v1/users/bob").status_code == 204
+    refused = {
+        "no token": {},
+        "the project's API key": {"Authorization": api.headers["Authorization"]},
+        "a forged token": {"Authorization": f"Bearer {ada_token[:-4]}AAAA"},
+        "an expired token": {"Authorization": f"Bearer {expired}"},
+        "a deleted user's token": {"Authorization": f"Bearer {bob_token}"},
+    }
+    for what, headers in refused.items():
+        response = requests.get(stream_url, headers=headers, timeout=10)
+        assert response.status_code == 401, what
+        assert response.headers["WWW-Authenticate"] == "Bearer", what
+    body = requests.get(stream_url, params={"token": expired}, timeout=10).json()
+    assert body["error"]["code"] == "authentication_failed" and "expired" in body["error"]["message"]
+
+
+def test_an_idle_stream_sends_heartbeats_and_one_redis_connection_serves_a_process(cluster):
+    api = cluster["api_b"]
+    token = user_with_token(api, "ada")
+    streams = [EventStream(f"{cluster['b']}/api/v1/inbox/stream", token=token) for _ in range(3)]
+    try:
+        for stream in streams:
+            stream.wait_connected()
+            assert stream.retry_ms == 3000
+        wait_until(lambda: all(s.comments.count("ping") >= 2 for s in streams), timeout=5, message="heartbeats")
+        client = redis.Redis.from_url(cluster["redis_url"])
+        listeners = [c for c in client.client_list() if c["name"].startswith(cluster["prefix"])]
+        client.close()
+        # Web A (earlier tests) and web B: one subscriber connection each, not one per stream.
+        assert 1 <= len(listeners) <= 2, listeners
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def test_a_web_process_that_lost_redis_still_delivers_at_its_heartbeat(cluster):
+    api = cluster["api_b"]
+    api.put("/api/v1/templates/news", json=IN_APP_TEMPLATE)
+    token = user_with_token(api, "ada")
+    stream = EventStream(f"{cluster['c']}/api/v1/inbox/stream", token=token)
+    try:
+        stream.wait_connected()
+        posted_at = notify(api, "ada", "despite the outage")
+        event = stream.next_event(timeout=10)
+    finally:
+        stream.close()
+    assert event.data["title"] == "despite the outage"
+    assert event.received_at - posted_at < 5  # the worker's pickup plus one 0.5 s heartbeat, with room
+
+
+# --- The embedded default: SQLite, the filesystem broker, no Redis ------------------------------
+
+@pytest.fixture(scope="module")
+def embedded(process_logs):
+    # A short folder: the wake-up sockets live under the temp dir, but keep every path small anyway.
+    data_dir = tempfile.mkdtemp(prefix="ntf-")
+    env = process_env(**E2E_SETTINGS, DATABASE_URL=f"sqlite:///{data_dir}/notifier.sqlite3",
+                      CELERY_BROKER_URL="filesystem://", NOTIFIER_DATA_DIR=data_dir, REDIS_URL="",
+                      NOTIFIER_INBOX_HEARTBEAT_SECONDS="30")
+    manage = [str(BIN / "python"), "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput"], cwd=REPO_ROOT, env=env, check=True, capture_output=True,
+                   timeout=300)
+    api_key = subprocess.run([*manage, "create_api_key", "embedded"], cwd=REPO_ROOT, env=env, check=True,
+                             capture_output=True, text=True, timeout=60).stdout.strip()
+    web_a, url_a = web_server(env, process_logs)
+    web_b, url_b = web_server(env, process_logs)
+    try:
+        with celery_worker(env, process_logs, concurrency=1), web_a, web_b:
+            yield {"a": url_a, "api_b": Api(url_b, api_key)}
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        with override_settings(VAR_DIR=Path(data_dir)):
+            shutil.rmtree(wake_socket_dir(), ignore_errors=True)
+
+
+def test_the_stream_works_on_the_embedded_default_across_processes(embedded, record_property):
+    api = embedded["api_b"]
+    assert api.put("/api/v1/templates/news", json=IN_APP_TEMPLATE).status_code == 201
+    token = user_with_token(api, "ada")
+    stream_url = f"{embedded['a']}/api/v1/inbox/stream"
+
+    stream = EventStream(stream_url, token=token, via_query=True)
+    try:
+        stream.wait_connected()
+        notify(api, "ada", "first")
+        first = stream.next_event(timeout=30)
+        latency = seconds_since(first.data["created_at"], first.received_at)
+    finally:
+        stream.close()
+    record_property("embedded_latency_from_message_created_s", round(latency, 3))
+    print(f"\nembedded stream latency from message creation: {latency:.3f}s")
+    assert first.data["title"] == "first"
+    assert latency < MAX_LATENCY_SECONDS
+
+    notify(api, "ada", "missed")
+    wait_until(lambda: len(inbox(embedded["a"], token)) == 2, timeout=30, message="the missed message")
+    stream = EventStream(stream_url, token=token, last_event_id=first.id)
+    try:
+        assert stream.next_event(timeout=5).data["title"] == "missed"
+        notify(api, "ada", "live")
+        assert stream.next_event(timeout=30).data["title"] == "live"
+    finally:
+        stream.close()

@@ -1,0 +1,201 @@
+"""A real SMTP server for tests, built on aiosmtpd.
+
+It imitates an ESP's SMTP submission endpoint: it accepts any number of
+connections and any number of mail transactions per connection (MAIL, RCPT,
+DATA, repeated), parses each accepted message, and can be scripted to answer
+the way a real server fails: a 4xx reply to DATA (transient: throttling,
+greylisting; the ESP drops the message and the sender must retry) or a 5xx
+reply to RCPT TO (permanent: the mailbox does not exist).
+"""
+
+from __future__ import annotations
+
+import email.policy
+import random
+import socket
+import threading
+from collections import deque
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.parser import BytesParser
+from types import TracebackType
+from typing import cast
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+_PARSER = BytesParser(policy=email.policy.default)
+
+
+def _free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return cast(int, sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One accepted mail transaction: the SMTP envelope and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+
+
+class _Handler:
+    """aiosmtpd hooks; they run on the controller's event-loop thread."""
+
+    def __init__(self, server: FakeSmtpServer) -> None:
+        self._server = server
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
+        reply = self._server._rcpt_reply(address)
+        if reply is None:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+            return "250 OK"
+        return reply
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return self._server._data_reply(envelope)
+
+
+class FakeSmtpServer:
+    """SMTP server on 127.0.0.1 and a free port, recording every accepted message.
+
+    Use as a context manager, or call ``start()`` and ``stop()``. All methods are
+    thread-safe; scripted failures apply to every connection.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self._lock = threading.Lock()
+        self._received: list[ReceivedMail] = []
+        self._attempts = 0
+        self._next_failures: deque[str] = deque()
+        self._failure_rate = 0.0
+        self._failure_rate_reply = ""
+        self._random = random.Random()
+        self._rejected_recipients: dict[str, str] = {}
+        self._controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        """``smtp://127.0.0.1:PORT``"""
+        return f"smtp://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Start listening; returns once the server answers connections.
+
+        After ``stop()`` it can start again on the same port (an outage and recovery).
+        """
+        # enable_SMTPUTF8: like any current ESP, accept non-ASCII addresses.
+        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, enable_SMTPUTF8=True)
+        self._controller.start()
+
+    def stop(self) -> None:
+        """Stop listening and drop open connections; recorded mail and scripts stay."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> FakeSmtpServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- what was received -------------------------------------------------
+
+    @property
+    def received(self) -> list[ReceivedMail]:
+        """Accepted transactions, oldest first (a copy)."""
+        with self._lock:
+            return list(self._received)
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        """Accepted messages, oldest first (a copy)."""
+        return [mail.message for mail in self.received]
+
+    @property
+    def attempts(self) -> int:
+        """DATA commands received, failed ones included (one per send attempt)."""
+        with self._lock:
+            return self._attempts
+
+    def received_for(self, address: str) -> list[EmailMessage]:
+        """Accepted messages whose envelope recipients include ``address`` (case-insensitive)."""
+        wanted = address.lower()
+        return [m.message for m in self.received if wanted in (r.lower() for r in m.rcpt_tos)]
+
+    def clear(self) -> None:
+        """Forget received messages and the attempt count; scripted failures stay."""
+        with self._lock:
+            self._received.clear()
+            self._attempts = 0
+
+    def reset(self) -> None:
+        """``clear()`` and drop every scripted failure."""
+        self.clear()
+        with self._lock:
+            self._next_failures.clear()
+            self._failure_rate = 0.0
+            self._rejected_recipients.clear()
+
+    # -- scripted failures -------------------------------------------------
+
+    def fail_next(self, count: int, code: int = 451, message: str = "4.3.0 try again later") -> None:
+        """Answer the next ``count`` DATA commands with ``code message`` instead of accepting.
+
+        Calls queue up: ``fail_next(2); fail_next(1, 554, "5.7.1 rejected")`` fails
+        three transactions, the last one permanently.
+        """
+        with self._lock:
+            self._next_failures.extend([f"{code} {message}"] * count)
+
+    def set_failure_rate(self, rate: float, code: int = 451, seed: int | None = None) -> None:
+        """Fail a random fraction ``rate`` (0..1) of DATA commands with ``code``.
+
+        ``seed`` makes the sequence of failures reproducible. ``fail_next`` takes
+        precedence. ``set_failure_rate(0)`` switches it off.
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        enhanced = "4.3.0 try again later" if code < 500 else "5.3.0 message rejected"
+        with self._lock:
+            self._failure_rate = rate
+            self._failure_rate_reply = f"{code} {enhanced}"
+            self._random = random.Random(seed)
+
+    def reject_recipient(self, address: str, code: int = 550, message: str = "5.1.1 mailbox unavailable") -> None:
+        """Answer ``RCPT TO:<address>`` with ``code message``, every time."""
+        with self._lock:
+            self._rejected_recipients[address.lower()] = f"{code} {message}"
+
+    # -- called by the handler on the event-loop thread --------------------
+
+    def _rcpt_reply(self, address: str) -> str | None:
+        with self._lock:
+            return self._rejected_recipients.get(address.lower())
+
+    def _data_reply(self, envelope: Envelope) -> str:
+        with self._lock:
+            self._attempts += 1
+            if self._next_failures:
+                return self._next_failures.popleft()
+            if self._failure_rate and self._random.random() < self._failure_rate:
+                return self._failure_rate_reply
+        content = cast(bytes, envelope.original_content)
+        message = _PARSER.parsebytes(content)
+        mail = ReceivedMail(cast(str, envelope.mail_from), tuple(envelope.rcpt_tos), message)
+        with self._lock:
+            self._received.append(mail)
+        return "250 2.0.0 OK: queued"
+
+
+__all__ = ["FakeSmtpServer", "ReceivedMail"]

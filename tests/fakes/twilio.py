@@ -1,0 +1,227 @@
+"""A fake of Twilio's Programmable Messaging REST API, for the real ``twilio`` SDK.
+
+It serves ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` the way
+api.twilio.com does: HTTP basic auth with the account SID and auth token
+(401, error 20003, when wrong), form-encoded parameters, a 201 JSON Message
+resource in status ``queued``, and errors in Twilio's JSON shape
+``{"code", "message", "more_info", "status"}`` which the SDK turns into
+``TwilioRestException``. Point a client at it with
+``client.api.base_url = fake.base_url``.
+
+``send_status_callback`` plays Twilio's side of status callbacks: a form POST
+signed with ``X-Twilio-Signature`` (HMAC-SHA1 of URL and sorted parameters).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+from collections import deque
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs
+
+import requests
+from twilio.request_validator import RequestValidator
+
+from tests.fakes.loopback import LoopbackHttpServer
+
+API_VERSION = "2010-04-01"
+_MESSAGES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Messages\.json$")
+
+
+
+def _error(http_status: int, code: int, message: str) -> dict[str, Any]:
+    """Twilio's REST error body."""
+    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": http_status}
+
+
+def send_status_callback(
+    url: str, message_sid: str, status: str, auth_token: str, *, signature: str | None = None, **fields: str
+) -> int:
+    """POST a message status callback to ``url`` as Twilio would; return the HTTP status code.
+
+    Sends MessageSid/SmsSid, MessageStatus/SmsStatus and ApiVersion, plus ``fields``
+    (Twilio also sends AccountSid, From, To, and ErrorCode for failed/undelivered),
+    signed for ``auth_token`` unless ``signature`` overrides X-Twilio-Signature.
+    """
+    params = {"MessageSid": message_sid, "SmsSid": message_sid, "MessageStatus": status, "SmsStatus": status}
+    params.update(ApiVersion=API_VERSION, **fields)
+    if signature is None:
+        signature = RequestValidator(auth_token).compute_signature(url, params)
+    return requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10).status_code
+
+
+class FakeTwilioServer(LoopbackHttpServer):
+    """Twilio Messages API on 127.0.0.1 and a free port, recording accepted messages.
+
+    Use as a context manager, or call ``start()`` and ``stop()`` (a restart keeps the port). Thread-safe.
+    """
+
+    thread_name = "fake-twilio"
+
+    def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
+        self.account_sid = account_sid or "AC" + secrets.token_hex(16)
+        self.auth_token = auth_token or secrets.token_hex(16)
+        self._lock = threading.Lock()
+        self._messages: list[dict[str, str]] = []
+        self._attempts = 0
+        self._next_failures: deque[tuple[int, dict[str, Any]]] = deque()
+        self._rejected_numbers: dict[str, tuple[int, dict[str, Any]]] = {}
+        super().__init__()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
+
+    # -- what was received -------------------------------------------------
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """Accepted messages, oldest first: the form parameters (To, From, Body,
+        StatusCallback, ...) plus ``sid``."""
+        with self._lock:
+            return [dict(m) for m in self._messages]
+
+    @property
+    def attempts(self) -> int:
+        """Authenticated create-message requests, failed ones included."""
+        with self._lock:
+            return self._attempts
+
+    def clear(self) -> None:
+        """Forget accepted messages and the attempt count; scripted failures stay."""
+        with self._lock:
+            self._messages.clear()
+            self._attempts = 0
+
+    def reset(self) -> None:
+        """``clear()`` and drop every scripted failure."""
+        self.clear()
+        with self._lock:
+            self._next_failures.clear()
+            self._rejected_numbers.clear()
+
+    # -- scripted failures -------------------------------------------------
+
+    def fail_next(self, count: int, http_status: int, twilio_code: int, message: str) -> None:
+        """Answer the next ``count`` create-message requests with this error.
+
+        E.g. ``fail_next(1, 429, 20429, "Too Many Requests")`` or
+        ``fail_next(2, 503, 20503, "Service Unavailable")``. Calls queue up.
+        """
+        with self._lock:
+            self._next_failures.extend([(http_status, _error(http_status, twilio_code, message))] * count)
+
+    def reject_number(self, to: str, http_status: int = 400, twilio_code: int = 21211, message: str | None = None) -> None:
+        """Always fail messages to ``to``; by default as an invalid 'To' number (21211)."""
+        text = message or f"The 'To' number {to} is not a valid phone number."
+        with self._lock:
+            self._rejected_numbers[to] = (http_status, _error(http_status, twilio_code, text))
+
+    # -- Twilio's side of status callbacks -----------------------------------
+
+    def send_status_callback(self, message_sid: str, status: str, *, signature: str | None = None, **fields: str) -> int:
+        """Send Twilio's status callback for an accepted message to its StatusCallback URL.
+
+        E.g. ``send_status_callback(sid, "undelivered", ErrorCode="30003")``.
+        """
+        message = next((m for m in self.messages if m["sid"] == message_sid), None)
+        if message is None or "StatusCallback" not in message:
+            raise LookupError(f"no accepted message {message_sid} with a StatusCallback")
+        fields = {"AccountSid": self.account_sid, "From": message.get("From", ""), "To": message["To"], **fields}
+        return send_status_callback(
+            message["StatusCallback"], message_sid, status, self.auth_token, signature=signature, **fields
+        )
+
+    # -- request handling (server threads) -------------------------------------
+
+    def _authorized(self, header: str | None) -> bool:
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        return header is not None and secrets.compare_digest(header, f"Basic {expected}")
+
+    def _create_message(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self._attempts += 1
+            if self._next_failures:
+                return self._next_failures.popleft()
+            if form.get("To") in self._rejected_numbers:
+                return self._rejected_numbers[form["To"]]
+        if not form.get("To"):
+            return 400, _error(400, 21604, "A 'To' phone number is required.")
+        if not (form.get("From") or form.get("MessagingServiceSid")):
+            return 400, _error(400, 21603, "A 'From' phone number is required.")
+        if not (form.get("Body") or form.get("MediaUrl") or form.get("ContentSid")):
+            return 400, _error(400, 21602, "Message body is required.")
+        sid = "SM" + secrets.token_hex(16)
+        with self._lock:
+            self._messages.append({**form, "sid": sid})
+        return 201, self._resource(sid, form)
+
+    def _resource(self, sid: str, form: dict[str, str]) -> dict[str, Any]:
+        """The Message resource api.twilio.com returns on creation."""
+        now = formatdate(usegmt=True)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}"
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": form.get("Body", ""),
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": form.get("From"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {"media": f"{uri}/Media.json"},
+            "to": form["To"],
+            "uri": f"{uri}.json",
+        }
+
+
+def _make_handler(fake: FakeTwilioServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, like the SDK's pooled requests.Session expects
+
+        def do_POST(self) -> None:
+            if self.server is not fake._httpd:  # a keep-alive connection from before stop(): drop it
+                self.close_connection = True
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode()
+            match = _MESSAGES_PATH.match(self.path)
+            if not fake._authorized(self.headers.get("Authorization")):
+                self._reply(401, _error(401, 20003, "Authenticate"))
+            elif match is None or match["account"] != fake.account_sid:
+                self._reply(404, _error(404, 20404, f"The requested resource {self.path} was not found"))
+            else:
+                form = {key: values[0] for key, values in parse_qs(body).items()}
+                self._reply(*fake._create_message(form))
+
+        def _reply(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 401:
+                self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silence per-request logging."""
+
+    return Handler
+
+
+__all__ = ["FakeTwilioServer", "send_status_callback"]

@@ -1,0 +1,99 @@
+"""A real HTTP server receiving webhooks, for tests: it records each request and answers from a
+script, the way real receivers fail (5xx, 429 with Retry-After, 410, a redirect, a hang)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+
+from tests.fakes.loopback import LoopbackHttpServer
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: str = '{"ok": true}'
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to wait before answering: longer than the client's timeout is a hang
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: float  # time.time()
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class WebhookReceiver(LoopbackHttpServer):
+    """`with WebhookReceiver() as receiver:` serves on 127.0.0.1; `receiver.url` is the hook address."""
+
+    thread_name = "webhook-receiver"
+
+    def __init__(self) -> None:
+        self.requests: list[ReceivedRequest] = []
+        self._replies: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        super().__init__()
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/hook"
+
+    def reply_with(self, *replies: Reply) -> None:
+        """Answer the next requests with these, in order; then 200 again."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._replies.clear()
+            self.requests.clear()
+
+    def wait_for_requests(self, count: int, timeout: float = 10) -> list[ReceivedRequest]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"received {len(self.requests)} webhook requests, expected {count}")
+            time.sleep(0.02)
+        return list(self.requests)
+
+    def _next_reply(self, request: ReceivedRequest) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            return self._replies.popleft() if self._replies else Reply()
+
+    def _handler_class(self):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                reply = receiver._next_reply(
+                    ReceivedRequest(path=self.path, headers=dict(self.headers), body=body, received_at=time.time())
+                )
+                time.sleep(reply.delay)
+                payload = reply.body.encode()
+                try:
+                    self.send_response(reply.status)
+                    for name, value in {"Content-Type": "application/json", **reply.headers}.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a timeout test)
+
+            def log_message(self, format, *args):
+                pass
+
+        return Handler

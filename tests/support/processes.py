@@ -1,0 +1,131 @@
+"""Real processes for end-to-end tests: Celery workers, beat and the ASGI web server.
+
+Each runs in its own process group (so a kill takes its pool children too), with its output in
+a log file that a failing test can print.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from django.db import connection
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """The URL of the database this test run uses (pytest-django's test_ database)."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test, wherever it is imported
+
+
+def process_env(**overrides) -> dict[str, str]:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "notifier.settings.test", "PYTHONUNBUFFERED": "1"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+class ServiceProcess:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path, ready_text: str = ""):
+        self.name = name
+        self.args = args
+        self.env = env
+        self.ready_text = ready_text
+        self.log_path = Path(log_dir) / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "ServiceProcess":
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.args, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        if self.ready_text:
+            self.wait_for_log(self.ready_text, timeout=timeout)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not print {text!r} within {timeout}s:\n{self.log()[-4000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (the worker and its pool children)."""
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 20) -> None:
+        if not self.process or self.process.poll() is not None:
+            return
+        self.kill(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def celery_worker(env: dict[str, str], log_dir: Path, *, concurrency: int = 2, queues: str = "") -> ServiceProcess:
+    name = f"worker-{uuid.uuid4().hex[:6]}"
+    args = [str(BIN / "celery"), "-A", "celery_app", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+            f"--hostname={name}@%h", "--without-gossip", "--without-mingle"]
+    if queues:
+        args.append(f"--queues={queues}")
+    return ServiceProcess(name, args, env, log_dir, ready_text=" ready.")
+
+
+def celery_beat(env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    schedule = Path(log_dir) / f"beat-schedule-{uuid.uuid4().hex[:6]}"
+    args = [str(BIN / "celery"), "-A", "celery_app", "beat", "--loglevel=INFO", f"--schedule={schedule}"]
+    return ServiceProcess("beat", args, env, log_dir, ready_text="beat: Starting")
+
+
+def web_server(env: dict[str, str], log_dir: Path, *, port: int | None = None) -> tuple[ServiceProcess, str]:
+    port = port or free_port()
+    args = [str(BIN / "uvicorn"), "notifier.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    server = ServiceProcess(f"web-{port}", args, env, log_dir, ready_text="Application startup complete")
+    return server, f"http://127.0.0.1:{port}"
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Poll predicate until it returns something truthy; return that, or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)

@@ -1,0 +1,33 @@
+"""The real services the suite needs: fail early and clearly when one is missing."""
+
+import socket
+import subprocess
+from urllib.parse import urlparse
+
+TEST_VHOST_PREFIX = "notifier_test"
+
+
+def unreachable_services(database_url: str, broker_url: str) -> list[str]:
+    problems = []
+    for name, url, default_port, hint in [
+        ("PostgreSQL", database_url, 5432, "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
+        ("RabbitMQ", broker_url, 5672, "rabbitmq-server -detached"),
+    ]:
+        parsed = urlparse(url)
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
+        try:
+            socket.create_connection((host, port), timeout=3).close()
+        except OSError as exc:
+            problems.append(f"{name} at {host}:{port} is unreachable ({exc}); start it with: {hint}")
+    return problems
+
+
+def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=120, check=check)
+
+
+def rabbitmq_vhost_reset(vhost: str) -> None:
+    """Start the run on an empty vhost: no stale messages, no queues declared with old arguments."""
+    rabbitmqctl("delete_vhost", vhost, check=False)
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
