@@ -18,6 +18,13 @@ def pytest_sessionstart(session):
         rabbitmq_vhost_reset(vhost)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-django's own ordering, which it keeps
+def pytest_collection_modifyitems(items):
+    """End-to-end tests run last. Their worker and beat processes live until the session ends, and
+    beat's sweep takes every due delivery in the shared test database: a test that commits
+    deliveries after them could see those rows sent or marked dead by a process it never started."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
 
 @pytest.fixture
 def api_key(db):

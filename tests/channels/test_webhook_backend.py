@@ -204,12 +204,13 @@ def test_a_redirect_is_not_followed(ada, receiver):
 
 
 def test_a_receiver_that_hangs_times_out_and_is_retried(ada, receiver, short_timeouts):
-    receiver.reply_with(Reply(200, delay=2.0))
+    receiver.reply_with(Reply(200, delay=6.0))
     started = time.monotonic()
 
     delivery = send(webhook_delivery(ada))
 
-    assert time.monotonic() - started < 1.8
+    # The read timeout is 0.5 s; the wide margin is for shared machines, the hang is far longer.
+    assert time.monotonic() - started < 4
     assert delivery.status == DeliveryStatus.RETRYING
     assert attempts(delivery) == [("transient_error", "timeout")]
 

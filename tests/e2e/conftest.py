@@ -118,6 +118,9 @@ def e2e_env(django_db_setup, django_db_blocker, smtp_server, twilio_server, fcm_
 
 @pytest.fixture(scope="session")
 def worker(e2e_env, process_logs):
+    # Earlier tests published for rows their transactions rolled back or flushed; this worker would
+    # take those messages and dead-letter them, and end-to-end tests count dead letters.
+    queues_purge()
     with celery_worker(e2e_env, process_logs) as process:
         yield process
 
@@ -209,12 +212,26 @@ class RabbitMQ:
             self.start()
 
 
-def queue_depth(name: str) -> int:
-    """Messages in a queue of this run's vhost, ready or held unacknowledged by a worker."""
+def queue_depths() -> dict[str, int]:
+    """Messages in each queue of this run's vhost, ready or held unacknowledged by a worker."""
     vhost = urlparse(settings.CELERY_BROKER_URL).path.lstrip("/")
     listing = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "--quiet", "name", "messages").stdout
-    depths = dict(line.split() for line in listing.splitlines() if line.strip())
-    return int(depths.get(name, 0))
+    return {name: int(depth) for name, depth in (line.split() for line in listing.splitlines() if line.strip())}
+
+
+def queue_depth(name: str) -> int:
+    return queue_depths().get(name, 0)
+
+
+def queues_purge() -> None:
+    """Empty this run's queues, keeping them and the connections to them (deleting the vhost would
+    drop the test process's own broker connection under it)."""
+    from celery_app import app
+
+    with app.connection_for_write() as connection:
+        for name, depth in queue_depths().items():
+            if depth:
+                connection.default_channel.queue_purge(name)
 
 
 @pytest.fixture
