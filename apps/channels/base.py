@@ -37,6 +37,8 @@ class ProviderResult:
 
     provider_message_id: str = ""
     response: dict[str, Any] = field(default_factory=dict)
+    # The provider will call back with a delivery receipt for this message (receipts.py).
+    receipt_expected: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "provider_message_id", storable(self.provider_message_id))

@@ -184,3 +184,28 @@ class DeliveryOperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} of {self.delivery_id} by {self.actor_label}"
+
+
+class EarlyReceipt(models.Model):
+    """A provider's receipt that arrived before the worker recorded the send it reports on.
+
+    A provider can call back between accepting a message and our worker committing `sent` with
+    its message id. The receipt waits here until that commit, then is applied and deleted
+    (receipts.py); one whose send is never recorded is pruned after a day.
+    """
+
+    channel = models.CharField(max_length=16)
+    provider_message_id = models.CharField(max_length=255)
+    delivered = models.BooleanField()
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            # The first final receipt wins, as for a recorded send.
+            models.UniqueConstraint(fields=["channel", "provider_message_id"], name="early_receipt_unique_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} receipt for {self.provider_message_id} ({'delivered' if self.delivered else 'undelivered'})"

@@ -28,6 +28,7 @@ from apps.notifications.models import (
     DeliveryAttempt,
     DeliveryStatus,
 )
+from apps.notifications.receipts import early_receipt_apply
 from apps.templates.rendering import TemplateRenderError
 from apps.templates.services import template_version_render
 
@@ -218,7 +219,11 @@ def _record_sent(delivery, result: ProviderResult, *, started_at, started) -> Se
         status=DeliveryStatus.SENT, sent_at=timezone.now(), provider_message_id=result.provider_message_id,
         next_attempt_at=None, recheck_at=None, last_error_code="", last_error="",
     )
-    return SendOutcome(status=DeliveryStatus.SENT) if saved else None
+    if not saved:
+        return None
+    if result.receipt_expected:
+        early_receipt_apply(delivery)  # after the commit above: see delivery_report_receipt
+    return SendOutcome(status=DeliveryStatus.SENT)
 
 
 def _record_final_error(delivery, error: ProviderError, *, outcome, status, started_at, started) -> SendOutcome | None:

@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 from twilio.request_validator import RequestValidator
 
 from apps.channels.registry import backends_reset
-from apps.notifications.models import DeliveryStatus
+from apps.notifications.models import Delivery, DeliveryStatus, EarlyReceipt
+from apps.notifications.receipts import early_receipt_apply
 from tests.channels.deliveries import delivery_for
 from tests.users.factories import RecipientFactory
 
@@ -148,3 +149,23 @@ def test_without_sms_through_twilio_the_endpoint_is_not_there(settings, sent_sms
     response = callback(status_params(sent_sms, "delivered"))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_receipt_before_the_send_is_recorded_is_kept_and_applied_when_it_is(sent_sms):
+    sid = sent_sms.provider_message_id
+    # Twilio took the message, but the worker has not committed `sent` with its sid yet.
+    Delivery.objects.filter(id=sent_sms.id).update(status=DeliveryStatus.SENDING, provider_message_id="")
+
+    assert callback(status_params(sent_sms, "undelivered", ErrorCode="30003")).status_code == 204
+    assert callback(status_params(sent_sms, "delivered")).status_code == 204  # the first final receipt wins
+    sent_sms.refresh_from_db()
+    assert sent_sms.status == DeliveryStatus.SENDING
+
+    # The worker records the send, then looks for a receipt that came first.
+    Delivery.objects.filter(id=sent_sms.id).update(status=DeliveryStatus.SENT, provider_message_id=sid)
+    sent_sms.refresh_from_db()
+    early_receipt_apply(sent_sms)
+
+    sent_sms.refresh_from_db()
+    assert (sent_sms.status, sent_sms.last_error_code) == (DeliveryStatus.UNDELIVERED, "30003")
+    assert not EarlyReceipt.objects.exists()

@@ -8,6 +8,7 @@ import pytest
 
 from tests.e2e.conftest import TWILIO_FROM_NUMBER as FROM_NUMBER
 from tests.e2e.conftest import notification_when_final
+from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -64,6 +65,19 @@ def test_an_sms_reaches_twilio_and_a_signed_receipt_marks_it_delivered(api, twil
 
     assert twilio.send_status_callback(message["sid"], "delivered") == 204
     assert delivery_now(api, delivery)["status"] == "delivered"
+
+
+def test_a_receipt_that_arrives_before_the_worker_recorded_the_send_is_applied_once_it_has(api, twilio, ada):
+    # Twilio calls back while the worker is still waiting for the answer to its create request.
+    twilio.receipt_before_reply("delivered")
+
+    delivery = notify(api, "ada", "sms-code", code="123456")
+
+    assert twilio.callback_answers == [204]
+    # The worker applies the kept receipt right after it records `sent`.
+    delivered = wait_until(lambda: (now := delivery_now(api, delivery))["status"] == "delivered" and now,
+                           timeout=10, message="the early receipt to be applied")
+    assert outcomes(delivered) == ["sent"]
 
 
 def test_an_undelivered_receipt_is_shown_with_twilios_error_code(api, twilio, ada):

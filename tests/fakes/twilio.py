@@ -72,6 +72,8 @@ class FakeTwilioServer(LoopbackHttpServer):
         self._attempts = 0
         self._next_failures: deque[tuple[int, dict[str, Any]]] = deque()
         self._rejected_numbers: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._receipt_before_reply: str | None = None
+        self.callback_answers: list[int] = []
         super().__init__()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -104,6 +106,8 @@ class FakeTwilioServer(LoopbackHttpServer):
         with self._lock:
             self._next_failures.clear()
             self._rejected_numbers.clear()
+            self._receipt_before_reply = None
+            self.callback_answers.clear()
 
     # -- scripted failures -------------------------------------------------
 
@@ -137,6 +141,13 @@ class FakeTwilioServer(LoopbackHttpServer):
             message["StatusCallback"], message_sid, status, self.auth_token, signature=signature, **fields
         )
 
+    def receipt_before_reply(self, status: str) -> None:
+        """For the next accepted message, send its status callback before answering the create
+        request, as Twilio can when our side is slow to record the send. The callback's HTTP
+        status goes to ``callback_answers``."""
+        with self._lock:
+            self._receipt_before_reply = status
+
     # -- request handling (server threads) -------------------------------------
 
     def _authorized(self, header: str | None) -> bool:
@@ -159,6 +170,9 @@ class FakeTwilioServer(LoopbackHttpServer):
         sid = "SM" + secrets.token_hex(16)
         with self._lock:
             self._messages.append({**form, "sid": sid})
+            receipt_status, self._receipt_before_reply = self._receipt_before_reply, None
+        if receipt_status and form.get("StatusCallback"):
+            self.callback_answers.append(self.send_status_callback(sid, receipt_status))
         return 201, self._resource(sid, form)
 
     def _resource(self, sid: str, form: dict[str, str]) -> dict[str, Any]:

@@ -130,6 +130,7 @@ class TwilioSmsBackend(ChannelBackend):
         return ProviderResult(
             provider_message_id=message.sid,
             response={"status": message.status, "num_segments": message.num_segments},
+            receipt_expected=bool(status_callback),
         )
 
     def _client_get(self) -> Client:
