@@ -42,14 +42,24 @@ _LISTENER_READY_TIMEOUT_SECONDS = 2.0
 def inbox_message_announce(*, recipient_id: int, message_id: int) -> None:
     """Wake the user's streams in every web process. Never raises: the message is stored already,
     and a stream that misses this wake-up finds the message at its next heartbeat."""
-    payload = json.dumps({"r": recipient_id, "m": message_id}).encode()
+    _wake_send(recipient_id, {"r": recipient_id, "m": message_id}, what=f"inbox message {message_id}")
+
+
+def inbox_erasure_announce(*, recipient_id: int) -> None:
+    """Wake the erased user's streams, which then find their user gone and end. Never raises: a
+    stream that misses it ends when its token expires, having nothing left to show."""
+    _wake_send(recipient_id, {"r": recipient_id, "erased": True}, what=f"the erasure of user {recipient_id}")
+
+
+def _wake_send(recipient_id: int, wake_up: dict, *, what: str) -> None:
+    payload = json.dumps(wake_up).encode()
     try:
         if settings.REDIS_URL:
             _redis_client().publish(_channel(recipient_id), payload)
         else:
             _sockets_send(payload)
     except Exception:  # Redis down, a socket error: nothing the caller could do but log it
-        logger.warning("could not announce inbox message %s live", message_id, exc_info=True)
+        logger.warning("could not announce %s live", what, exc_info=True)
 
 
 def _channel(recipient_id: int) -> str:

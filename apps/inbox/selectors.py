@@ -33,3 +33,8 @@ def inbox_latest_id(*, recipient_id: int) -> int:
     """The id of the user's newest message, 0 if none: where a stream without Last-Event-ID starts."""
     latest = InboxMessage.objects.filter(recipient_id=recipient_id).order_by("-id").values_list("id", flat=True).first()
     return latest or 0
+
+
+def inbox_owner_exists(*, recipient_id: int) -> bool:
+    """Whether the stream's user is still there (erasing a user wakes their streams to ask)."""
+    return Recipient.objects.filter(id=recipient_id).exists()

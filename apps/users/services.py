@@ -1,6 +1,7 @@
 from django.db import transaction
 from django.utils import timezone
 
+from apps.inbox.live import inbox_erasure_announce
 from apps.notifications.services import notifications_erase_recipient_data
 from apps.projects.models import Project
 from apps.users.models import Device, Recipient
@@ -23,8 +24,11 @@ def recipient_upsert(*, project: Project, external_id: str, **fields) -> tuple[R
 def recipient_delete(*, recipient: Recipient) -> None:
     """Erase the user: contact data, devices and inbox go; the delivery log keeps its statuses and
     names the user only by external id, its personal data scrubbed."""
+    recipient_id = recipient.id
     notifications_erase_recipient_data(recipient=recipient)
     recipient.delete()
+    # Their open inbox streams end now rather than when their tokens expire.
+    transaction.on_commit(lambda: inbox_erasure_announce(recipient_id=recipient_id))
 
 
 @transaction.atomic

@@ -69,6 +69,7 @@ class EventStream:
         self.comments: list[str] = []
         self._events: queue.Queue[Event] = queue.Queue()
         self._connected = threading.Event()
+        self._ended = threading.Event()
         if self.status_code == 200:
             threading.Thread(target=self._read, daemon=True).start()
 
@@ -92,9 +93,15 @@ class EventStream:
                     fields = {}
         except (requests.RequestException, AttributeError, ValueError):
             pass  # closed by the test
+        finally:
+            self._ended.set()
 
     def wait_connected(self, timeout: float = 10) -> None:
         assert self._connected.wait(timeout), "the stream sent no retry hint"
+
+    def wait_ended(self, timeout: float) -> bool:
+        """Whether the server ended the stream within timeout."""
+        return self._ended.wait(timeout)
 
     def next_event(self, timeout: float = 15) -> Event:
         try:
@@ -304,6 +311,19 @@ def test_a_stream_shows_only_its_own_users_messages_and_refuses_bad_tokens(clust
         assert response.headers["WWW-Authenticate"] == "Bearer", what
     body = requests.get(stream_url, params={"token": expired}, timeout=10).json()
     assert body["error"]["code"] == "authentication_failed" and "expired" in body["error"]["message"]
+
+
+def test_erasing_a_user_ends_their_open_stream_at_once(cluster):
+    api = cluster["api_b"]
+    token = user_with_token(api, "ada")
+    # Web A's heartbeat is 30 s: an end within seconds can only come from the erasure's wake-up.
+    stream = EventStream(f"{cluster['a']}/api/v1/inbox/stream", token=token)
+    try:
+        stream.wait_connected()
+        assert api.delete("/api/v1/users/ada").status_code == 204
+        assert stream.wait_ended(timeout=5), "the stream stayed open after its user was erased"
+    finally:
+        stream.close()
 
 
 def test_an_idle_stream_sends_heartbeats_and_one_redis_connection_serves_a_process(cluster):

@@ -4,7 +4,8 @@ An async view (the web process is ASGI), so an open stream costs a coroutine, no
 authenticates once, sends what came after Last-Event-ID from the database, then sleeps until
 apps/inbox/live.py wakes it, with a comment line as heartbeat so proxies keep the connection.
 The stream ends when the token expires: the browser reconnects, is refused, and the app asks
-its backend for a new token.
+its backend for a new token. It also ends when its user is erased (recipient_delete wakes it),
+and the reconnection is refused the same way.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from apps.core.api import error_body
 from apps.inbox.api.serializers import InboxMessageSerializer
 from apps.inbox.authentication import KEYWORD, bearer_token
 from apps.inbox.live import hub_get
-from apps.inbox.selectors import inbox_latest_id, inbox_messages_after
+from apps.inbox.selectors import inbox_latest_id, inbox_messages_after, inbox_owner_exists
 from apps.inbox.tokens import InboxAccess, InvalidInboxToken, inbox_token_authenticate
 
 # Messages read from the database at a time when a stream catches up.
@@ -69,21 +70,30 @@ async def _events(*, access: InboxAccess, last_id: int | None):
         yield f"retry: {settings.NOTIFIER_INBOX_STREAM_RETRY_MS}\n\n"
         if last_id is None:
             last_id = await _read(inbox_latest_id, recipient_id=recipient_id)
+        woken = False
         while True:
             news.clear()
+            sent = 0
             while True:
                 batch = await _read(inbox_messages_after, recipient_id=recipient_id, after_id=last_id, limit=_BATCH_SIZE)
                 for message in batch:
                     yield _event(message)
                     last_id = message.id
+                sent += len(batch)
                 if len(batch) < _BATCH_SIZE:
                     break
+            # Woken with nothing to send: the user may have been erased (which wakes their
+            # streams); asked only then, so a stream costs no extra read per heartbeat.
+            if woken and not sent and not await _read(inbox_owner_exists, recipient_id=recipient_id):
+                return
             remaining = (access.expires_at - timezone.now()).total_seconds()
             if remaining <= 0:
                 return
             try:
                 await asyncio.wait_for(news.wait(), timeout=min(heartbeat, remaining))
+                woken = True
             except TimeoutError:
+                woken = False
                 yield ": ping\n\n"
 
 
