@@ -24,7 +24,6 @@ def channel_backends_check(app_configs, **kwargs) -> list[Error]:
     return errors
 
 
-# --- sms, push (issue 4) ---
 @register()
 def channel_configuration_check(app_configs, **kwargs) -> list[CheckMessage]:
     """An enabled channel whose backend needs settings (credentials) says what is wrong.
@@ -47,4 +46,3 @@ def channel_configuration_check(app_configs, **kwargs) -> list[CheckMessage]:
         for problem in getattr(backend, "configuration_warnings", list)():
             messages.append(Warning(f"Channel {channel!r}: {problem}", id="notifier.W010"))
     return messages
-# --- end sms, push ---

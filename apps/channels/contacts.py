@@ -9,19 +9,15 @@ from apps.users.selectors import device_active_exists
 # channel -> function returning why the user cannot be reached there, or "" if they can.
 _MISSING_CONTACT_CHECKS: dict[str, Callable[[Recipient, Project], str]] = {
     "email": lambda recipient, project: "" if recipient.email else "the user has no email address",
-    # --- sms, push (Twilio, FCM) ---
     "sms": lambda recipient, project: "" if recipient.phone else "the user has no phone number",
     "push": lambda recipient, project: (
         "" if device_active_exists(recipient=recipient) else "the user has no active device for push"
     ),
-    # --- end sms, push ---
-    # --- in_app, webhook (issue 4) ---
     "in_app": lambda recipient, project: "",  # the inbox needs nothing but the user
     # Webhooks are always signed, so the secret is as necessary as the URL.
     "webhook": lambda recipient, project: (
         "" if project.webhook_url and project.webhook_secret else "the project has no webhook_url and webhook_secret"
     ),
-    # --- end in_app, webhook ---
 }
 
 

@@ -153,7 +153,6 @@ NOTIFIER_CHANNELS = {
         "OPTIONS": {},
         "MAX_ATTEMPTS": env.int("NOTIFIER_EMAIL_MAX_ATTEMPTS", default=8),
     },
-    # --- in_app, webhook (issue 4) ---
     "in_app": {
         "BACKEND": "apps.channels.backends.inbox.InboxBackend",
         "OPTIONS": {"lock_timeout_seconds": env.float("NOTIFIER_INBOX_LOCK_TIMEOUT_SECONDS", default=5.0)},
@@ -167,9 +166,7 @@ NOTIFIER_CHANNELS = {
         },
         "MAX_ATTEMPTS": env.int("NOTIFIER_WEBHOOK_MAX_ATTEMPTS", default=8),
     },
-    # --- end in_app, webhook ---
 }
-# --- sms, push (issue 4) ---
 # SMS and push need provider credentials, so each is enabled only when they are given: without
 # them the API refuses the channel up front ("not enabled on this server") rather than accepting
 # deliveries that could only end dead. A half-given configuration fails `manage.py check`.
@@ -185,7 +182,6 @@ if FCM_CREDENTIALS_FILE:
         "OPTIONS": {"timeout": env.float("FCM_TIMEOUT_SECONDS", default=10.0)},
         "MAX_ATTEMPTS": env.int("NOTIFIER_PUSH_MAX_ATTEMPTS", default=8),
     }
-# --- end sms, push ---
 # --- Webhook egress (apps/channels/egress.py) ---
 # Webhooks (webhook_url, status_webhook_url: set by any API key holder) go only to public
 # addresses, so a tenant cannot make the workers call the metadata service or internal hosts.
@@ -195,9 +191,8 @@ NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = [
     str(ipaddress.ip_network(value.strip(), strict=False))
     for value in env.list("NOTIFIER_WEBHOOK_ALLOWED_NETWORKS", default=[]) if value.strip()
 ]
-# --- end Webhook egress ---
 
-# --- In-app inbox (issue 4; apps/inbox) -------------------------------------------------------------
+# --- In-app inbox (apps/inbox) -------------------------------------------------------------------------
 # Life of a user's inbox token (POST /api/v1/users/{id}/token). Tokens are stateless and cannot be
 # revoked early, so keep it short; the app asks its backend for a new one when a call gets 401.
 NOTIFIER_INBOX_TOKEN_TTL_SECONDS = env.int("NOTIFIER_INBOX_TOKEN_TTL_SECONDS", default=3600)
@@ -215,7 +210,6 @@ CORS_ALLOWED_ORIGINS = env.list("NOTIFIER_INBOX_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/v1/inbox(/.*)?$"
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "last-event-id")
 CORS_PREFLIGHT_MAX_AGE = 3600
-# --- end In-app inbox
 
 # --- Templates (apps/templates/rendering.py) -------------------------------------------------------
 # Templates are written by API key holders and rendered on our servers: one channel's rendering
@@ -223,7 +217,6 @@ CORS_PREFLIGHT_MAX_AGE = 3600
 # this much output or time. A legitimate notification is far below both.
 NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES = env.int("NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES", default=1024 * 1024)
 NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS = env.float("NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS", default=2.0)
-# --- end Templates
 
 # --- Delivery pipeline ----------------------------------------------------------------------------
 # Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.
@@ -247,13 +240,12 @@ NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", d
 NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
     "NOTIFIER_SENDING_TIMEOUT_SECONDS", default=NOTIFIER_SEND_TIME_LIMIT_SECONDS + 60
 )
-# --- Reliability (issue 3): publishing when the broker is slow or down (apps/notifications/dispatch.py).
+# --- Publishing when the broker is slow or down (apps/notifications/dispatch.py).
 # How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
 # publishers instead of refusing them, and the API must not hang on it.
 NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS = env.float("NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS", default=3.0)
 # After a failed publish, a process leaves publishing to the sweep for this long.
 NOTIFIER_PUBLISH_PAUSE_SECONDS = env.float("NOTIFIER_PUBLISH_PAUSE_SECONDS", default=5.0)
-# --- end Reliability
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
@@ -376,6 +368,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # The twilio SDK logs each request's URL and headers at INFO, a dozen lines per SMS.
-        "twilio.http_client": {"level": "WARNING"},  # sms (issue 4)
+        "twilio.http_client": {"level": "WARNING"},
     },
 }

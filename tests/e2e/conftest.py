@@ -243,4 +243,3 @@ def rabbitmq():
         yield broker
     finally:
         broker.ensure_running()
-# --- end Reliability ---
