@@ -46,6 +46,7 @@ def test_openapi_schema_documents_the_contract():
         "/api/v1/users/{external_id}/devices": {"post"},
         "/api/v1/users/{external_id}/devices/{token}": {"delete"},
         "/api/v1/users/{external_id}/token": {"post"},
+        "/api/v1/users/{external_id}/preferences": {"get", "put"},
         "/api/v1/templates/{key}": {"get", "put"},
         "/api/v1/templates/{key}/preview": {"post"},
         "/api/v1/project": {"get", "patch"},

@@ -14,6 +14,7 @@ from apps.notifications.models import ACTIVE_STATUSES, Delivery, DeliveryAttempt
 from apps.notifications.selectors import notification_get
 from apps.projects.models import Project
 from apps.templates.selectors import template_version_current
+from apps.users.preferences import channel_declined_reason, quiet_hours_release_at
 from apps.users.selectors import recipient_find
 
 
@@ -59,16 +60,28 @@ def notification_create(
     if all(skip_reasons.values()):
         raise ApplicationError("no_deliverable_channel", "The user cannot be reached on any of these channels.",
                                details={c: reason for c, reason in skip_reasons.items()})
+    # Preferences come after reachability: a request that can reach nobody is the caller's mistake
+    # (422); what the user declined is accepted and accounted for, `skipped` with the reason.
+    for channel in wanted:
+        skip_reasons[channel] = skip_reasons[channel] or channel_declined_reason(
+            recipient=recipient, channel=channel, category=category
+        )
 
     now = timezone.now()
     scheduled = send_at is not None and send_at > now
+    due = send_at if scheduled else now
     notification = Notification(
         project=project, recipient=recipient, to=to, template=version.template, template_version=version,
         data=data, category=category, priority=priority, send_at=send_at,
         idempotency_key=idempotency_key or "", request_fingerprint=fingerprint,
     )
-    deliveries = [_delivery_new(notification, c, skip_reasons[c], now=now, send_at=send_at if scheduled else None)
-                  for c in wanted]
+    deliveries = [
+        _delivery_new(
+            notification, channel, skip_reasons[channel], now=now, send_at=send_at if scheduled else None,
+            quiet_until=quiet_hours_release_at(recipient=recipient, channel=channel, priority=priority, moment=due),
+        )
+        for channel in wanted
+    ]
     try:
         with transaction.atomic():
             notification.save()
@@ -118,10 +131,14 @@ def _channels_to_send(*, requested: list[str] | None, template_channels: list[st
     return list(dict.fromkeys(requested))
 
 
-def _delivery_new(notification: Notification, channel: str, skip_reason: str, *, now, send_at) -> Delivery:
+def _delivery_new(notification: Notification, channel: str, skip_reason: str, *, now, send_at, quiet_until) -> Delivery:
     if skip_reason:
         return Delivery(notification=notification, channel=channel, status=DeliveryStatus.SKIPPED,
                         skip_reason=skip_reason, status_changed_at=now)
+    if quiet_until is not None:
+        return Delivery(notification=notification, channel=channel, status=DeliveryStatus.PENDING,
+                        status_changed_at=now, next_attempt_at=quiet_until, recheck_at=quiet_until,
+                        hold_reason="held by the user's quiet hours")
     if send_at is not None:
         return Delivery(notification=notification, channel=channel, status=DeliveryStatus.PENDING,
                         status_changed_at=now, next_attempt_at=send_at, recheck_at=send_at)

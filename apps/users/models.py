@@ -17,6 +17,12 @@ class Recipient(models.Model):
     timezone = models.CharField(blank=True, max_length=64)
     name = models.CharField(blank=True, max_length=200)
     data = models.JSONField(default=dict, blank=True)
+    # Preferences (`/users/{id}/preferences`; applied by apps/users/preferences.py). Kept on the row
+    # itself: creating a notification loads the user anyway, so applying them costs no query.
+    channel_preferences = models.JSONField(default=dict, blank=True, help_text='e.g. {"sms": false}')
+    category_preferences = models.JSONField(default=dict, blank=True, help_text='e.g. {"marketing": {"email": false}}')
+    quiet_hours_start = models.TimeField(null=True, blank=True, help_text="In the user's time zone.")
+    quiet_hours_end = models.TimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -28,3 +28,12 @@ def devices_active(*, recipient: Recipient) -> list[Device]:
 
 def device_active_exists(*, recipient: Recipient) -> bool:
     return Device.objects.filter(recipient=recipient, active=True).exists()
+
+
+def recipient_preferences(*, recipient: Recipient) -> dict:
+    """The user's preferences in the API's shape (see apps/users/preferences.py for their effect)."""
+    quiet_hours = None
+    if recipient.quiet_hours_start is not None and recipient.quiet_hours_end is not None:
+        quiet_hours = {"start": recipient.quiet_hours_start, "end": recipient.quiet_hours_end}
+    return {"channels": recipient.channel_preferences, "categories": recipient.category_preferences,
+            "quiet_hours": quiet_hours}

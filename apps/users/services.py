@@ -31,6 +31,16 @@ def recipient_delete(*, recipient: Recipient) -> None:
     transaction.on_commit(lambda: inbox_erasure_announce(recipient_id=recipient_id))
 
 
+def recipient_preferences_set(*, recipient: Recipient, channels: dict, categories: dict, quiet_hours: dict | None) -> None:
+    """Replace the user's preferences; notifications created from now on follow them."""
+    recipient.channel_preferences = channels
+    recipient.category_preferences = categories
+    recipient.quiet_hours_start = quiet_hours["start"] if quiet_hours else None
+    recipient.quiet_hours_end = quiet_hours["end"] if quiet_hours else None
+    recipient.save(update_fields=["channel_preferences", "category_preferences", "quiet_hours_start",
+                                  "quiet_hours_end", "updated_at"])
+
+
 @transaction.atomic
 def device_register(*, recipient: Recipient, token: str, platform: str) -> tuple[Device, bool]:
     """Register the app instance's push token for the user, or re-activate it; (device, created).

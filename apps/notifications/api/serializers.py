@@ -42,7 +42,7 @@ class DeliveryDetailSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Delivery
-        fields = ("id", "channel", "status", "skip_reason", "attempt_count", "next_attempt_at", "sent_at",
+        fields = ("id", "channel", "status", "skip_reason", "hold_reason", "attempt_count", "next_attempt_at", "sent_at",
                   "provider_message_id", "attempts", "last_error")
 
     def get_last_error(self, delivery) -> dict | None:

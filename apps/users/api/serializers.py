@@ -1,6 +1,7 @@
 import zoneinfo
 
 import phonenumbers
+from django.conf import settings
 from rest_framework import serializers
 
 from apps.core.fields import JSONObjectField
@@ -57,3 +58,59 @@ class RecipientOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Recipient
         fields = ("id", "email", "phone", "locale", "timezone", "name", "data", "devices", "created_at", "updated_at")
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, nothing else: DRF's BooleanField would also take "yes", "off", 0 or 1."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+def _channel_switches(value: dict, *, where: str) -> dict:
+    unknown = sorted(set(value) - set(settings.NOTIFICATION_CHANNELS))
+    if unknown:
+        raise serializers.ValidationError(
+            f"Unknown channel(s) {', '.join(map(repr, unknown))} {where}; "
+            f"channels are {', '.join(settings.NOTIFICATION_CHANNELS)}."
+        )
+    return value
+
+
+class QuietHoursSerializer(serializers.Serializer):
+    start = serializers.TimeField(format="%H:%M", input_formats=["%H:%M"], help_text="HH:MM in the user's time zone")
+    end = serializers.TimeField(format="%H:%M", input_formats=["%H:%M"], help_text="HH:MM; before start wraps midnight")
+
+    def validate(self, attrs):
+        if attrs["start"] == attrs["end"]:
+            raise serializers.ValidationError("start and end must differ.")
+        return attrs
+
+
+class PreferencesSerializer(serializers.Serializer):
+    """The whole of a user's preferences: a PUT replaces them, and what it leaves out is reset."""
+
+    MAX_CATEGORIES = 200
+
+    channels = serializers.DictField(child=StrictBooleanField(), required=False, default=dict,
+                                     help_text='Channels the user takes, e.g. {"sms": false}; unnamed ones: yes.')
+    # JSONObjectField: its keys are the user's category names, which jsonb must be able to store.
+    categories = JSONObjectField(
+        child=serializers.DictField(child=StrictBooleanField()), required=False, default=dict,
+        help_text='Per category, overriding `channels`, e.g. {"marketing": {"email": false}}.',
+    )
+    quiet_hours = QuietHoursSerializer(required=False, allow_null=True, default=None)
+
+    def validate_channels(self, value: dict) -> dict:
+        return _channel_switches(value, where="in channels")
+
+    def validate_categories(self, value: dict) -> dict:
+        if len(value) > self.MAX_CATEGORIES:
+            raise serializers.ValidationError(f"At most {self.MAX_CATEGORIES} categories.")
+        category_name = serializers.CharField(max_length=100)  # as a notification's category
+        for category, switches in value.items():
+            category_name.run_validation(category)
+            _channel_switches(switches, where=f"in categories[{category!r}]")
+        return value

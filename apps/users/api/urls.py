@@ -1,7 +1,13 @@
 from django.urls import path
 
 from apps.core import converters  # noqa: F401  (registers <external_id:> and <device_token:>)
-from apps.users.api.views import DeviceDetailApi, DeviceListApi, RecipientDetailApi, RecipientTokenApi
+from apps.users.api.views import (
+    DeviceDetailApi,
+    DeviceListApi,
+    RecipientDetailApi,
+    RecipientPreferencesApi,
+    RecipientTokenApi,
+)
 
 urlpatterns = [
     path("users/<external_id:external_id>", RecipientDetailApi.as_view(), name="user-detail"),
@@ -9,4 +15,5 @@ urlpatterns = [
     path("users/<external_id:external_id>/devices/<device_token:token>", DeviceDetailApi.as_view(),
          name="user-device-detail"),
     path("users/<external_id:external_id>/token", RecipientTokenApi.as_view(), name="user-token"),
+    path("users/<external_id:external_id>/preferences", RecipientPreferencesApi.as_view(), name="user-preferences"),
 ]

@@ -8,11 +8,18 @@ from apps.inbox.tokens import inbox_token_issue
 from apps.users.api.serializers import (
     DeviceInputSerializer,
     DeviceOutputSerializer,
+    PreferencesSerializer,
     RecipientInputSerializer,
     RecipientOutputSerializer,
 )
-from apps.users.selectors import device_get, recipient_get
-from apps.users.services import device_register, device_remove, recipient_delete, recipient_upsert
+from apps.users.selectors import device_get, recipient_get, recipient_preferences
+from apps.users.services import (
+    device_register,
+    device_remove,
+    recipient_delete,
+    recipient_preferences_set,
+    recipient_upsert,
+)
 
 
 class RecipientDetailApi(APIView):
@@ -67,3 +74,19 @@ class RecipientTokenApi(APIView):
         recipient = recipient_get(project=request.auth.project, external_id=external_id)
         token, expires_at = inbox_token_issue(recipient=recipient)
         return Response(InboxTokenSerializer({"token": token, "expires_at": expires_at}).data)
+
+
+class RecipientPreferencesApi(APIView):
+    @extend_schema(responses=PreferencesSerializer)
+    def get(self, request, external_id: str):
+        recipient = recipient_get(project=request.auth.project, external_id=external_id)
+        return Response(PreferencesSerializer(recipient_preferences(recipient=recipient)).data)
+
+    @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
+    def put(self, request, external_id: str):
+        """Replace the user's preferences (what the body leaves out is reset to its default)."""
+        serializer = PreferencesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        recipient = recipient_get(project=request.auth.project, external_id=external_id)
+        recipient_preferences_set(recipient=recipient, **serializer.validated_data)
+        return Response(PreferencesSerializer(recipient_preferences(recipient=recipient)).data)

@@ -1,0 +1,56 @@
+"""A user's preferences, applied when a notification is created: which channels they take, for
+which categories, and when they are not to be disturbed.
+
+Channels and categories: the most specific setting wins. `categories[category][channel]` if the
+user set it, else `channels[channel]`, else yes. So a user can turn SMS off in general and still
+take security codes by SMS (`{"channels": {"sms": false}, "categories": {"security": {"sms": true}}}`).
+
+Quiet hours hold a delivery `pending` until they end, read in the user's time zone (UTC when they
+have none). They hold the channels that interrupt someone (email, SMS, push), not the in-app inbox
+(silent until opened) nor webhooks (they go to the product's backend, not to the user); and not
+`high` priority notifications, which are what the user is waiting for (a login code held until
+morning is useless).
+"""
+
+import zoneinfo
+from datetime import UTC, datetime, time, timedelta
+
+from apps.users.models import Recipient
+
+QUIET_HOURS_EXEMPT_CHANNELS = frozenset({"in_app", "webhook"})
+QUIET_HOURS_EXEMPT_PRIORITIES = frozenset({"high"})
+
+
+def channel_declined_reason(*, recipient: Recipient, channel: str, category: str) -> str:
+    """Why the user's preferences refuse this channel for this category, or "" if they take it."""
+    by_category = recipient.category_preferences.get(category, {}) if category else {}
+    if channel in by_category:
+        return "" if by_category[channel] else f"the user turned {channel} off for {category!r}"
+    if recipient.channel_preferences.get(channel, True):
+        return ""
+    return f"the user turned {channel} off"
+
+
+def quiet_hours_release_at(*, recipient: Recipient, channel: str, priority: str, moment: datetime) -> datetime | None:
+    """When the user's quiet hours let a delivery due at `moment` go, or None if they do not hold it."""
+    start, end = recipient.quiet_hours_start, recipient.quiet_hours_end
+    if start is None or end is None or channel in QUIET_HOURS_EXEMPT_CHANNELS or priority in QUIET_HOURS_EXEMPT_PRIORITIES:
+        return None
+    zone = recipient_zone(recipient)
+    local = moment.astimezone(zone)
+    if not _within(local.time(), start, end):
+        return None
+    release = datetime.combine(local.date(), end, tzinfo=zone)
+    if release <= local:  # the window runs past midnight: it ends tomorrow
+        release = datetime.combine(local.date() + timedelta(days=1), end, tzinfo=zone)
+    return release.astimezone(UTC)
+
+
+def recipient_zone(recipient: Recipient) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(recipient.timezone or "UTC")
+
+
+def _within(moment: time, start: time, end: time) -> bool:
+    if start < end:
+        return start <= moment < end
+    return moment >= start or moment < end  # e.g. 22:00-07:00
