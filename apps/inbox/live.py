@@ -48,7 +48,7 @@ def inbox_message_announce(*, recipient_id: int, message_id: int) -> None:
 def inbox_erasure_announce(*, recipient_id: int) -> None:
     """Wake the erased user's streams, which then find their user gone and end. Never raises: a
     stream that misses it ends when its token expires, having nothing left to show."""
-    _wake_send(recipient_id, {"r": recipient_id, "erased": True}, what=f"the erasure of user {recipient_id}")
+    _wake_send(recipient_id, {"r": recipient_id}, what=f"the erasure of user {recipient_id}")
 
 
 def _wake_send(recipient_id: int, wake_up: dict, *, what: str) -> None:

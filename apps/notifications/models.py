@@ -90,7 +90,8 @@ class Delivery(models.Model):
     last_error_code = models.CharField(max_length=100, blank=True)
     last_error = models.TextField(blank=True)
     skip_reason = models.CharField(max_length=200, blank=True)
-    # Why a `pending` delivery waits beyond its send_at (the user's quiet hours), for the API.
+    # Why the delivery was held past its due time (the user's quiet hours). Kept once released: it
+    # explains a send at 07:00 for a notification created at 23:00.
     hold_reason = models.CharField(max_length=200, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -112,7 +112,7 @@ def _sweep_batch(*, overdue_at: datetime, batch_size: int, result: SweepResult) 
 
     requeue = [d for d in overdue if d.id not in ended]
     Delivery.objects.filter(id__in=[d.id for d in requeue if d.status != DeliveryStatus.QUEUED]).update(
-        status=DeliveryStatus.QUEUED, status_changed_at=now, recheck_at=queued_recheck_at(now), hold_reason=""
+        status=DeliveryStatus.QUEUED, status_changed_at=now, recheck_at=queued_recheck_at(now)
     )
     Delivery.objects.filter(id__in=[d.id for d in requeue if d.status == DeliveryStatus.QUEUED]).update(
         recheck_at=_queued_again_recheck_at(now)
