@@ -134,6 +134,9 @@ vars().update(env.email_url("EMAIL_URL", default="filemail://"))
 EMAIL_FILE_PATH = EMAIL_FILE_PATH or str(VAR_DIR / "mail")  # noqa: F821  (set by the line above)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Notifier <notifications@localhost>")
+# Each email's Message-ID is <delivery id@this domain>, the same on every attempt (receivers drop
+# the repeat); empty means the domain of DEFAULT_FROM_EMAIL.
+NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN = env("NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN", default="")
 
 # --- Providers ----------------------------------------------------------------------------------
 TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
