@@ -166,6 +166,9 @@ NOTIFIER_CHANNELS = {
         "OPTIONS": {
             "connect_timeout": env.float("NOTIFIER_WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5.0),
             "read_timeout": env.float("NOTIFIER_WEBHOOK_READ_TIMEOUT_SECONDS", default=10.0),
+            # The whole request, answer included: the read timeout bounds each read only, and a
+            # receiver dripping a byte at a time would hold a worker for as long as it likes.
+            "total_timeout": env.float("NOTIFIER_WEBHOOK_TOTAL_TIMEOUT_SECONDS", default=15.0),
         },
         "MAX_ATTEMPTS": env.int("NOTIFIER_WEBHOOK_MAX_ATTEMPTS", default=8),
     },
