@@ -99,6 +99,9 @@ class Delivery(models.Model):
     # A dead delivery an operator chose not to replay: it stays `dead` (its history is true: the
     # retries ran out) but leaves the dead-letter queue. See dead_letters.py.
     discarded_at = models.DateTimeField(null=True, blank=True)
+    # A cancel that came while the delivery was `sending`: its worker ends it `cancelled` instead
+    # of retrying, unless that attempt reached the provider (then it is `sent`). See sending.py.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"

@@ -3,7 +3,8 @@ import json
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import prefetch_related_objects
+from django.db.models import Case, F, Q, Value, When, prefetch_related_objects
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.channels.contacts import missing_contact_reason
@@ -147,16 +148,26 @@ def _delivery_new(notification: Notification, channel: str, skip_reason: str, *,
 
 
 def notification_cancel(*, project: Project, notification_id) -> Notification:
-    """Cancel the deliveries not yet being sent and return the notification as it now stands.
+    """Cancel the notification's active deliveries and return the notification as it now stands.
 
-    A delivery already `sending` goes on: its worker has it, and a cancel cannot reach a provider.
-    Another project's notification is a 404, as everywhere.
+    `pending`, `queued` and `retrying` deliveries are `cancelled` at once. A `sending` one has a
+    worker talking to its provider, which a cancel cannot reach: the cancel is recorded on it
+    (`cancel_requested_at`) and its worker ends it `cancelled`, or `sent` if that attempt got
+    through; nothing is retried after it. One UPDATE does both, so a delivery moving between
+    `sending` and `retrying` meanwhile is caught either way. Another project's notification is a
+    404, as everywhere.
     """
     if not Notification.objects.filter(project=project, id=notification_id).exists():
         raise NotFound("No such notification.")
-    Delivery.objects.filter(
-        notification_id=notification_id, status__in=[s for s in ACTIVE_STATUSES if s != DeliveryStatus.SENDING]
-    ).update(status=DeliveryStatus.CANCELLED, status_changed_at=timezone.now(), recheck_at=None)
+    now = timezone.now()
+    sending = Q(status=DeliveryStatus.SENDING)
+    Delivery.objects.filter(notification_id=notification_id, status__in=ACTIVE_STATUSES).update(
+        status=Case(When(sending, then=F("status")), default=Value(DeliveryStatus.CANCELLED)),
+        status_changed_at=Case(When(sending, then=F("status_changed_at")), default=Value(now)),
+        recheck_at=Case(When(sending, then=F("recheck_at")), default=None),
+        next_attempt_at=Case(When(sending, then=F("next_attempt_at")), default=None),
+        cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now)),
+    )
     return notification_get(project=project, notification_id=notification_id)
 
 

@@ -43,7 +43,7 @@ class DeliveryDetailSerializer(serializers.ModelSerializer):
     class Meta:
         model = Delivery
         fields = ("id", "channel", "status", "skip_reason", "hold_reason", "attempt_count", "next_attempt_at", "sent_at",
-                  "provider_message_id", "attempts", "last_error")
+                  "provider_message_id", "attempts", "last_error", "cancel_requested_at")
 
     def get_last_error(self, delivery) -> dict | None:
         if not (delivery.last_error or delivery.last_error_code):
