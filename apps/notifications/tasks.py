@@ -6,6 +6,8 @@ from celery import shared_task
 from celery.exceptions import Reject
 from django.conf import settings
 
+from apps.notifications.deferral import delivery_send_lease
+from apps.notifications.dispatch import deliveries_mark_unpublished
 from apps.notifications.sending import NoSuchDelivery, delivery_send
 from apps.notifications.sweep import deliveries_sweep
 
@@ -24,20 +26,30 @@ def delivery_send_task(self, delivery_id: str) -> None:
     A retry goes back to the same queue as a countdown message; the sweep covers its loss.
     """
     try:
-        outcome = delivery_send(delivery_id=delivery_id)
+        with delivery_send_lease(delivery_id=delivery_id, deferrals=self.request.retries) as defer_by:
+            if defer_by is not None:
+                # Its project has its share of the channel's workers busy: not claimed, so no
+                # attempt is spent, and no worker waits for it (see deferral.py).
+                _retry(self, delivery_id, countdown=defer_by)
+                return
+            outcome = delivery_send(delivery_id=delivery_id)
     except NoSuchDelivery as exc:
         # Not requeued: with acks_late the broker dead-letters it to notifications.<channel>.dead.
         raise Reject(str(exc), requeue=False) from exc
     if outcome is not None and outcome.retry_in is not None:
-        try:
-            raise self.retry(countdown=outcome.retry_in,
-                             confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
-        except Reject:
-            # Celery rejects the message into the dead-letter queue when it cannot publish the
-            # retry. The row already says when to try again and the sweep publishes it then
-            # (recheck_at), so the message is acknowledged instead: the broker's dead-letter
-            # queue keeps only messages nothing else can recover.
-            logger.warning("could not publish the retry of delivery %s; the sweep will", delivery_id)
+        _retry(self, delivery_id, countdown=outcome.retry_in)
+
+
+def _retry(task, delivery_id: str, *, countdown: float) -> None:
+    try:
+        raise task.retry(countdown=countdown, confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
+    except Reject:
+        # Celery rejects the message into the dead-letter queue when it cannot publish the
+        # retry. The row already says when to try again and the sweep publishes it then
+        # (recheck_at, brought forward for a queued one), so the message is acknowledged
+        # instead: the broker's dead-letter queue keeps only messages nothing else can recover.
+        logger.warning("could not publish the retry of delivery %s; the sweep will", delivery_id)
+        deliveries_mark_unpublished(delivery_ids=[delivery_id])
 
 
 @shared_task(name="notifier.deliveries.sweep", ignore_result=False)

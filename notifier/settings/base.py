@@ -198,6 +198,21 @@ NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = [
     for value in env.list("NOTIFIER_WEBHOOK_ALLOWED_NETWORKS", default=[]) if value.strip()
 ]
 
+# --- Webhook shares (apps/channels/shares.py) ---
+# Webhook sends of one project in flight at once, across every worker (leases in Redis; no bound
+# without REDIS_URL). Keep it well under the webhook workers' concurrency (8 in the README's
+# layout): a project whose receiver hangs then holds at most this many, and the others' webhooks
+# go on. A send over its share waits in the broker, not on a worker, retried after
+# NOTIFIER_SHARE_DEFER_SECONDS, doubling with each deferral up to NOTIFIER_SHARE_DEFER_MAX_SECONDS.
+NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
+NOTIFIER_SHARE_DEFER_SECONDS = env.float("NOTIFIER_SHARE_DEFER_SECONDS", default=1.0)
+NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS", default=30.0)
+# --- Redis for workers (apps/core/redis.py): webhook leases, inbox wake-ups ---
+# A worker waits at most this long for Redis, then leaves it alone for the pause: a Redis that
+# accepts connections and never answers must not hold up sends.
+NOTIFIER_REDIS_TIMEOUT_SECONDS = env.float("NOTIFIER_REDIS_TIMEOUT_SECONDS", default=0.5)
+NOTIFIER_REDIS_PAUSE_SECONDS = env.float("NOTIFIER_REDIS_PAUSE_SECONDS", default=5.0)
+
 # --- In-app inbox (apps/inbox) -------------------------------------------------------------------------
 # Life of a user's inbox token (POST /api/v1/users/{id}/token). Tokens are stateless and cannot be
 # revoked early, so keep it short; the app asks its backend for a new one when a call gets 401.

@@ -6,7 +6,6 @@ within a second can only have been pushed, not found by a heartbeat's catch-up r
 """
 
 import json
-import os
 import queue
 import shutil
 import socket
@@ -15,7 +14,6 @@ import tempfile
 import threading
 import time
 import uuid
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +30,7 @@ from apps.inbox.tokens import inbox_token_issue
 from apps.users.models import Recipient
 from tests.e2e.conftest import E2E_SETTINGS
 from tests.support.processes import BIN, REPO_ROOT, celery_worker, free_port, process_env, wait_until, web_server
-from tests.support.services import rabbitmq_vhost_reset
+from tests.support.services import rabbitmq_vhost_reset, redis_url_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -139,17 +137,6 @@ class Api(requests.Session):
     def request(self, method, url, *args, **kwargs):
         kwargs.setdefault("timeout", 15)
         return super().request(method, self.base_url + url, *args, **kwargs)
-
-
-def redis_url_for_run() -> str:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=3).close()
-    except OSError as exc:
-        pytest.fail(f"Redis at 127.0.0.1:6379 is unreachable ({exc}); start it with: "
-                    "redis-server --daemonize yes --bind 127.0.0.1 --save ''")
-    # Pub/sub ignores database numbers: the channel prefix is what keeps parallel runs apart.
-    run = os.environ.get("NOTIFIER_TEST_RUN", "")
-    return f"redis://127.0.0.1:6379/{1 + zlib.crc32(run.encode()) % 15}"
 
 
 @pytest.fixture(scope="module")
