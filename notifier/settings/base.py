@@ -222,7 +222,13 @@ NOTIFIER_INBOX_TOKEN_TTL_SECONDS = env.int("NOTIFIER_INBOX_TOKEN_TTL_SECONDS", d
 # suggests to browsers (the SSE `retry:` field).
 NOTIFIER_INBOX_HEARTBEAT_SECONDS = env.float("NOTIFIER_INBOX_HEARTBEAT_SECONDS", default=15.0)
 NOTIFIER_INBOX_STREAM_RETRY_MS = env.int("NOTIFIER_INBOX_STREAM_RETRY_MS", default=3000)
-# Prefix of the Redis pub/sub channels that wake streams: installations sharing one Redis differ here.
+# Open live streams allowed per user and per web process; one more is refused with 429
+# (`too_many_streams`, Retry-After). A stream costs memory and a socket, not a database
+# connection: the process cap keeps one process from running out of file descriptors.
+NOTIFIER_INBOX_STREAMS_PER_USER = env.int("NOTIFIER_INBOX_STREAMS_PER_USER", default=5)
+NOTIFIER_INBOX_STREAMS_PER_PROCESS = env.int("NOTIFIER_INBOX_STREAMS_PER_PROCESS", default=1000)
+# Prefix of the Redis pub/sub channels that wake streams, and of the keys holding webhook leases:
+# installations sharing one Redis differ here.
 NOTIFIER_INBOX_CHANNEL_PREFIX = env("NOTIFIER_INBOX_CHANNEL_PREFIX", default="notifier:")
 # The inbox is called from the product's own pages, usually on another origin: those origins
 # (e.g. https://app.example.com) may call /api/v1/inbox* with a bearer token. Nothing else is
