@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from urllib3 import poolmanager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
@@ -69,7 +70,13 @@ def request_deadline(seconds: float) -> Iterator[RequestDeadline]:
 
 
 def deadline_pools(pool_manager: PoolManager) -> None:
-    """Make `pool_manager` open connections that a request_deadline can cut."""
+    """Make `pool_manager` open connections that a request_deadline can cut.
+
+    Only a manager with urllib3's standard pools (direct, or through an HTTP proxy): a SOCKS
+    proxy's own pools are left as they are, bounded by the per-read timeouts alone.
+    """
+    if pool_manager.pool_classes_by_scheme is not poolmanager.pool_classes_by_scheme:
+        return
     pool_manager.pool_classes_by_scheme = {"http": _DeadlineHTTPConnectionPool, "https": _DeadlineHTTPSConnectionPool}
 
 

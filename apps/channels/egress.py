@@ -136,6 +136,11 @@ class PinnedAddressAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         deadline_pools(self.poolmanager)  # so a request_deadline can cut a receiver that drips
 
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        deadline_pools(manager)  # through HTTP(S)_PROXY too
+        return manager
+
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
         parts = urlsplit(request.url)
         host = parts.hostname or ""
