@@ -126,7 +126,9 @@ else:
 # processes (the Procfile's `web` starts WEB_CONCURRENCY, one per core by default) and Celery
 # worker processes the deployment runs, what is kept free for operators, and the limit when it
 # should not be read from the server.
-NOTIFIER_WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=len(os.sched_getaffinity(0)))
+NOTIFIER_WEB_CONCURRENCY = env.int(
+    "WEB_CONCURRENCY", default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
 NOTIFIER_CELERY_WORKERS = env.int("NOTIFIER_CELERY_WORKERS", default=1)
 NOTIFIER_DB_RESERVED_CONNECTIONS = env.int("NOTIFIER_DB_RESERVED_CONNECTIONS", default=5)
 NOTIFIER_DB_MAX_CONNECTIONS = env.int("NOTIFIER_DB_MAX_CONNECTIONS", default=None)

@@ -33,10 +33,13 @@ OPTIONS = {
                                             ["notifier.asgi:application"], 1),
     "1 process, pool": ({}, ["notifier.asgi:application"], 1),
     "2 processes, pool (chosen)": ({}, ["notifier.asgi:application"], 2),
-    "4 processes, pool": ({}, ["notifier.asgi:application"], 4),
+    "4 processes, pool of 4": ({"NOTIFIER_DB_POOL_MAX_SIZE": "4"}, ["notifier.asgi:application"], 4),
     "2 processes, pool, WSGI": ({}, ["--interface", "wsgi", "notifier.wsgi:application"], 2),
 }
 SCENARIOS = ("notify", "get-user")
+# Every pooled option fits (2 x 8 or 4 x 4, plus what the budget check counts besides: 2 + 2 + 2);
+# "before" runs into it, as it ran into max_connections in production.
+CONNECTION_LIMIT = 22
 
 
 def main() -> None:
@@ -46,13 +49,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--only", action="append", help="option names to run (substring match)")
+    parser.add_argument("--profile", action="store_true", help="then profile one POST (tests/support/profile_post.py)")
     args = parser.parse_args()
     run = os.environ.get("NOTIFIER_TEST_RUN", "bench")
     name = f"notifier_webbench_{run}"
     vhost = f"{TEST_VHOST_PREFIX}_{run}_webbench"
     with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
+        # An ordinary role, so that the database's CONNECTION LIMIT holds (superusers ignore it):
+        # the option that leaks connections must not take the shared server's.
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+        admin.execute(f'CREATE ROLE "{name}" LOGIN')
+        admin.execute(f'CREATE DATABASE "{name}" OWNER "{name}" CONNECTION LIMIT {CONNECTION_LIMIT}')
         rabbitmq_vhost_reset(vhost)
         env = {
             **os.environ,
@@ -60,15 +68,18 @@ def main() -> None:
             "DJANGO_SECRET_KEY": "webbench-only",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_SECURE_SSL_REDIRECT": "false",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
+            "DATABASE_URL": f"postgres://{name}@127.0.0.1:5432/{name}",
+            # The budget check (no worker runs here, but it counts one of concurrency 2).
+            "WEB_CONCURRENCY": "2", "CELERY_WORKER_CONCURRENCY": "2", "NOTIFIER_DB_RESERVED_CONNECTIONS": "2",
             "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
             "EMAIL_URL": "smtp://127.0.0.1:1",  # enables the channel; nothing is sent (no worker)
             "LOG_LEVEL": "WARNING",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         try:
-            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO_ROOT, env=env, check=True,
-                           capture_output=True)
+            migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO_ROOT, env=env,
+                                     capture_output=True, text=True)
+            assert migrate.returncode == 0, migrate.stdout + migrate.stderr
             api_key = subprocess.run([sys.executable, "manage.py", "create_api_key", "bench"], cwd=REPO_ROOT, env=env,
                                      check=True, capture_output=True, text=True).stdout.strip()
             options = {k: v for k, v in OPTIONS.items() if not args.only or any(o in k for o in args.only)}
@@ -88,8 +99,12 @@ def main() -> None:
                             print(json.dumps(result), flush=True)
                             results.append(result)
             _table(results)
+            if args.profile:
+                subprocess.run([sys.executable, "-m", "tests.support.profile_post", "--api-key", api_key,
+                                "--requests", "200"], cwd=REPO_ROOT, env=env, check=True)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE IF EXISTS "{name}"')
             rabbitmqctl("delete_vhost", vhost, check=False)
 
 
