@@ -114,10 +114,14 @@ def celery_beat(env: dict[str, str], log_dir: Path) -> ServiceProcess:
     return ServiceProcess("beat", args, env, log_dir, ready_text="beat: Starting")
 
 
-def web_server(env: dict[str, str], log_dir: Path, *, port: int | None = None) -> tuple[ServiceProcess, str]:
+def web_server(env: dict[str, str], log_dir: Path, *, port: int | None = None,
+               processes: int = 1) -> tuple[ServiceProcess, str]:
+    """uvicorn on loopback; `processes` > 1 runs that many behind the one port, as the Procfile does."""
     port = port or free_port()
-    args = [str(BIN / "uvicorn"), "notifier.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    server = ServiceProcess(f"web-{port}", args, env, log_dir, ready_text="Application startup complete")
+    args = [str(BIN / "uvicorn"), "notifier.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(processes)]
+    server = ServiceProcess(f"web-{port}", args, env, log_dir, ready_text="Application startup complete",
+                            ready_count=processes)
     return server, f"http://127.0.0.1:{port}"
 
 
