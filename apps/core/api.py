@@ -1,8 +1,11 @@
 """What every API view shares: the error envelope and cursor pagination."""
 
 import logging
+import sys
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.pagination import CursorPagination
@@ -28,14 +31,34 @@ _DRF_ERROR_CODES = {
 }
 
 
+# What Django raises when PostgreSQL refuses or drops us (too many clients, connection refused,
+# "not accepting connections", a session terminated, the pool's wait for a connection timing out)
+# and for the other conditions a retry can outlive (statement timeout, deadlock). No request
+# input can cause these, so they are the server's temporary trouble: a 503, never a 500.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
+
+
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def database_unavailable_response(exc: BaseException, *, response_class=JsonResponse):
+    """The 503 a request gets when the database is out of reach; what was not accepted can be retried."""
+    logger.warning("Database unavailable: %s: %s", type(exc).__name__, exc)
+    retry_after = settings.NOTIFIER_DB_UNAVAILABLE_RETRY_AFTER_SECONDS
+    body = error_body("database_unavailable", "The database is unavailable; retry the request later.",
+                      {"retry_after": retry_after})
+    response = response_class(body, status=503)
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 def exception_handler(exc, context):
     """Render every API error as `{"error": {"code", "message", "details"}}`."""
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
+        return database_unavailable_response(exc, response_class=Response)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -61,6 +84,11 @@ def not_found_view(request, exception=None):
 
 
 def server_error_view(request):
+    # Django calls this from inside its except block: a database that failed in a middleware,
+    # before any view ran, still gets the 503.
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
+        return database_unavailable_response(exc)
     return JsonResponse(error_body("server_error", "Internal server error."), status=500)
 
 

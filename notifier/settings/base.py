@@ -4,6 +4,7 @@ The names are the public contract (CONTRACT.md): add new ones freely, never rena
 """
 
 import ipaddress
+import os
 from pathlib import Path
 
 import environ
@@ -39,6 +40,7 @@ THIRD_PARTY_APPS = [
     "corsheaders",
 ]
 LOCAL_APPS = [
+    "apps.core",
     "apps.projects",
     "apps.users",
     "apps.templates",
@@ -59,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Before Prometheus' own: exceptions go up the list, so Prometheus counts one before it becomes a 503.
+    "apps.core.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -84,6 +88,8 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'notifier.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Connections one web process may hold (README, "Capacity").
+NOTIFIER_DB_POOL_MAX_SIZE = env.int("NOTIFIER_DB_POOL_MAX_SIZE", default=8)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat write to the one file at once in embedded mode: WAL lets readers run
     # beside the writer, IMMEDIATE takes the write lock up front (no upgrade deadlocks), and the
@@ -93,9 +99,41 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+elif env.bool("NOTIFIER_DB_POOL", default=True):
+    # A bounded pool per process, shared by its threads. Under ASGI Django runs each request's
+    # sync code in a thread of its own, so persistent connections (CONN_MAX_AGE > 0) would leave
+    # one open connection behind per request thread until PostgreSQL refuses new clients; the
+    # pool caps a web process at NOTIFIER_DB_POOL_MAX_SIZE and makes requests wait their turn
+    # (up to the timeout, then 503). Django requires CONN_MAX_AGE = 0 with it: "closing" a
+    # connection hands it back to the pool. min_size 0: a Celery prefork child gets a fresh
+    # pool per task (Celery closes it after each), which must not open spare connections.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks a connection before lending it
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("NOTIFIER_DB_POOL_MIN_SIZE", default=0),
+        "max_size": NOTIFIER_DB_POOL_MAX_SIZE,
+        # How long a request waits for a free connection (or for PostgreSQL to accept a new
+        # one) before it gets a 503 database_unavailable.
+        "timeout": env.float("NOTIFIER_DB_POOL_TIMEOUT_SECONDS", default=10.0),
+        # Idle connections beyond min_size are closed after this long.
+        "max_idle": env.float("NOTIFIER_DB_POOL_MAX_IDLE_SECONDS", default=300.0),
+    }
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    # Behind an external pooler (PgBouncer) that already bounds connections.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The connection budget (README, "Capacity"; checked by apps/core/checks.py): how many web
+# processes (the Procfile's `web` starts WEB_CONCURRENCY, one per core by default) and Celery
+# worker processes the deployment runs, what is kept free for operators, and the limit when it
+# should not be read from the server.
+NOTIFIER_WEB_CONCURRENCY = env.int(
+    "WEB_CONCURRENCY", default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
+NOTIFIER_CELERY_WORKERS = env.int("NOTIFIER_CELERY_WORKERS", default=1)
+NOTIFIER_DB_RESERVED_CONNECTIONS = env.int("NOTIFIER_DB_RESERVED_CONNECTIONS", default=5)
+NOTIFIER_DB_MAX_CONNECTIONS = env.int("NOTIFIER_DB_MAX_CONNECTIONS", default=None)
+# The Retry-After of the 503 a request gets while the database refuses connections.
+NOTIFIER_DB_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("NOTIFIER_DB_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

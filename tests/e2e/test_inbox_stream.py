@@ -149,9 +149,10 @@ def redis_cluster(e2e_env, process_logs):
     env = {**e2e_env, "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
            "REDIS_URL": redis_url_for_run(), "NOTIFIER_INBOX_CHANNEL_PREFIX": prefix,
            "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "30"}
-    web_a, url_a = web_server(env, process_logs)
+    # A and B run several processes behind their port, as the Procfile's web does.
+    web_a, url_a = web_server(env, process_logs, processes=2)
     # Web B beats fast, for the heartbeat test; it serves the API calls, whose latency is not measured.
-    web_b, url_b = web_server({**env, "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "0.5"}, process_logs)
+    web_b, url_b = web_server({**env, "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "0.5"}, process_logs, processes=2)
     # Web C has lost Redis (nothing listens on its port): it must get by on heartbeat reads.
     web_c, url_c = web_server({**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
                                "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "0.5"}, process_logs)
@@ -325,8 +326,9 @@ def test_an_idle_stream_sends_heartbeats_and_one_redis_connection_serves_a_proce
         client = redis.Redis.from_url(cluster["redis_url"])
         listeners = [c for c in client.client_list() if c["name"].startswith(cluster["prefix"])]
         client.close()
-        # Web A (earlier tests) and web B: one subscriber connection each, not one per stream.
-        assert 1 <= len(listeners) <= 2, listeners
+        # One subscriber connection per process, not one per stream: web A (earlier tests) and web B
+        # run two processes each.
+        assert 1 <= len(listeners) <= 4, listeners
     finally:
         for stream in streams:
             stream.close()
@@ -361,8 +363,8 @@ def embedded(process_logs):
                    timeout=300)
     api_key = subprocess.run([*manage, "create_api_key", "embedded"], cwd=REPO_ROOT, env=env, check=True,
                              capture_output=True, text=True, timeout=60).stdout.strip()
-    web_a, url_a = web_server(env, process_logs)
-    web_b, url_b = web_server(env, process_logs)
+    web_a, url_a = web_server(env, process_logs, processes=2)
+    web_b, url_b = web_server(env, process_logs, processes=2)
     try:
         with celery_worker(env, process_logs, concurrency=1), web_a, web_b:
             yield {"a": url_a, "api_b": Api(url_b, api_key)}

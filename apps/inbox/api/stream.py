@@ -130,12 +130,15 @@ async def _read(function, **kwargs):
     """Run a database read for a stream on the shared thread pool.
 
     Not Django's default (one thread per request): a stream is a request that lasts for hours,
-    and its own thread would hold a database connection all that time. The pool's threads keep
-    one connection each, dropped here when broken or older than CONN_MAX_AGE.
+    and its own thread would hold a database connection all that time. The connection goes back
+    (to the process's connection pool) after each read, so idle executor threads hold none.
     """
 
     def read():
         close_old_connections()
-        return function(**kwargs)
+        try:
+            return function(**kwargs)
+        finally:
+            close_old_connections()
 
     return await sync_to_async(read, thread_sensitive=False)()
