@@ -340,7 +340,7 @@ NOTIFIER_MAX_REQUEST_BYTES = env.int("NOTIFIER_MAX_REQUEST_BYTES", default=1024 
 # The bulk endpoints (POST /api/v1/notifications/bulk, PUT /api/v1/users) take up to 1,000 items:
 # about 10 KiB each, far more than a real notification or user needs.
 NOTIFIER_MAX_BULK_REQUEST_BYTES = env.int("NOTIFIER_MAX_BULK_REQUEST_BYTES", default=10 * 1024 * 1024)
-# Form bodies (the admin, provider callbacks) read by Django itself: the same limit, and a 413 too.
+# Form bodies Django reads itself (the admin): the same limit, and a 413 envelope too.
 DATA_UPLOAD_MAX_MEMORY_SIZE = NOTIFIER_MAX_REQUEST_BYTES
 CSRF_FAILURE_VIEW = "apps.core.api.csrf_failure_view"
 # GET /metrics (apps/core/metrics.py): with a token, scrapes need `Authorization: Bearer <token>`;
