@@ -86,3 +86,12 @@ def test_compose_publishes_the_management_ports_on_loopback_only():
         for port in ports.strip("[]").split(","):
             if "8000" not in port:  # the API is the one port meant to be reached (through a proxy)
                 assert port.strip().strip('"').startswith("127.0.0.1:"), port
+
+
+def test_the_dockerfile_build_step_passes_prod_s_secret_check(tmp_path):
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    command = next(line.removeprefix("RUN ") for line in dockerfile.splitlines() if "collectstatic" in line)
+    env = process_env(DJANGO_STATIC_ROOT=tmp_path)
+    env.pop("NOTIFIER_TEST_RUN", None)
+    result = subprocess.run(["sh", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
