@@ -4,9 +4,10 @@ import logging
 import sys
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -79,6 +80,26 @@ def exception_handler(exc, context):
     return response
 
 
+# Django's own error views answer HTML; these keep every answer, API or not, in the envelope
+# (notifier/urls.py names them as handler400/403/404/500, settings as CSRF_FAILURE_VIEW).
+
+def bad_request_view(request, exception=None):
+    """A request Django refused before any view: a bad Host header, too many query or form fields,
+    a form body over DATA_UPLOAD_MAX_MEMORY_SIZE (that one is a 413)."""
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(error_body("request_too_large", "The request body is too large."), status=413)
+    return JsonResponse(error_body("bad_request", "The request could not be accepted as sent."), status=400)
+
+
+def permission_denied_view(request, exception=None):
+    return JsonResponse(error_body("permission_denied", "You do not have permission to do this."), status=403)
+
+
+def csrf_failure_view(request, reason=""):
+    return JsonResponse(error_body("csrf_failed", "The form's CSRF check failed; reload the page and retry."), status=403)
+
+
+@csrf_exempt  # a POST to no page is a 404, not a CSRF failure (it serves every unmatched /api/v1/ path)
 def not_found_view(request, exception=None):
     return JsonResponse(error_body("not_found", "Not found."), status=404)
 

@@ -399,7 +399,25 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- API ------------------------------------------------------------------------------------------
 # The largest request body the API reads (a template with its HTML is the largest legitimate one).
+# Refused with a 413 at the ASGI edge, before the body is read or the caller authenticated
+# (apps/core/asgi.py), so no caller can make the web process buffer more than this.
 NOTIFIER_MAX_REQUEST_BYTES = env.int("NOTIFIER_MAX_REQUEST_BYTES", default=1024 * 1024)
+# The bulk endpoints (POST /api/v1/notifications/bulk, PUT /api/v1/users) take up to 1,000 items:
+# about 10 KiB each, far more than a real notification or user needs.
+NOTIFIER_MAX_BULK_REQUEST_BYTES = env.int("NOTIFIER_MAX_BULK_REQUEST_BYTES", default=10 * 1024 * 1024)
+# Form bodies Django reads itself (the admin): the same limit, and a 413 envelope too.
+DATA_UPLOAD_MAX_MEMORY_SIZE = NOTIFIER_MAX_REQUEST_BYTES
+CSRF_FAILURE_VIEW = "apps.core.api.csrf_failure_view"
+# GET /metrics (apps/core/metrics.py): with a token, scrapes need `Authorization: Bearer <token>`;
+# with networks (CIDRs, comma-separated), only clients there are served. Both empty: open, for
+# deployments where only the cluster network reaches the web port.
+NOTIFIER_METRICS_TOKEN = env("NOTIFIER_METRICS_TOKEN", default="")
+NOTIFIER_METRICS_ALLOWED_NETWORKS = [
+    str(ipaddress.ip_network(value.strip(), strict=False))
+    for value in env.list("NOTIFIER_METRICS_ALLOWED_NETWORKS", default=[]) if value.strip()
+]
+# How far ahead a notification's send_at may be (a 400 beyond): a year covers any reminder.
+NOTIFIER_MAX_SEND_AT_DAYS = env.int("NOTIFIER_MAX_SEND_AT_DAYS", default=365)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.projects.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.projects.authentication.HasProjectApiKey"],

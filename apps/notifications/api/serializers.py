@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.core.fields import JSONObjectField
@@ -15,7 +18,18 @@ class NotificationInputSerializer(serializers.Serializer):
     )
     category = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
     priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.NORMAL)
-    send_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    send_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None,
+        help_text="When to send (ISO-8601); a past time means now. At most NOTIFIER_MAX_SEND_AT_DAYS (365) days ahead.",
+    )
+
+    def validate_send_at(self, value):
+        # A bound on how long a row may wait, and on the date arithmetic done with it (quiet
+        # hours move it to a later day: year 9999 would overflow).
+        horizon = timedelta(days=settings.NOTIFIER_MAX_SEND_AT_DAYS)
+        if value is not None and value > timezone.now() + horizon:
+            raise serializers.ValidationError(f"send_at may be at most {horizon.days} days ahead.")
+        return value
 
 
 class NotificationListQuerySerializer(serializers.Serializer):

@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import CreatedAtCursorPagination
+from apps.core.fields import IdempotencyKeyField, idempotency_key_from_header
 from apps.notifications.api.serializers import (
     NotificationCreatedSerializer,
     NotificationDetailSerializer,
@@ -18,17 +19,21 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class NotificationListApi(APIView):
+    pagination_class = CreatedAtCursorPagination  # read by the schema generator: the page shape, `cursor`, `limit`
     @extend_schema(
         request=NotificationInputSerializer,
         responses={202: NotificationCreatedSerializer},
-        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
+        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, {"type": "string", "maxLength": IdempotencyKeyField.MAX_LENGTH},
+                                     OpenApiParameter.HEADER, required=False,
                                      description="Repeat a request safely: the same key and body return the first "
-                                                 "notification; the same key with another body is a 409.")],
+                                                 "notification; the same key with another body is a 409. At most "
+                                                 f"{IdempotencyKeyField.MAX_LENGTH} characters (a longer one is a 400).")],
     )
     def post(self, request):
         serializer = NotificationInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
+        idempotency_key = idempotency_key_from_header(request, IDEMPOTENCY_HEADER)
         notification, _ = notification_create(
             project=request.auth.project,
             to=fields["to"],
@@ -38,7 +43,7 @@ class NotificationListApi(APIView):
             category=fields["category"],
             priority=fields["priority"],
             send_at=fields["send_at"],
-            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, "")[:255],
+            idempotency_key=idempotency_key,
             fingerprint=request_fingerprint(request.data),
         )
         return Response(NotificationCreatedSerializer(notification).data, status=status.HTTP_202_ACCEPTED)
