@@ -59,12 +59,12 @@ class _NotificationBaseSerializer(serializers.ModelSerializer):
         return notification_status([d.status for d in notification.deliveries.all()])
 
 
-class NotificationCreatedSerializer(_NotificationBaseSerializer):
-    deliveries = DeliverySummarySerializer(many=True, read_only=True)
+class NotificationCreatedSerializer(serializers.Serializer):
+    """The 202 body, from a services.NotificationAccepted: its deliveries are known, none is read back."""
 
-    class Meta:
-        model = Notification
-        fields = ("id", "status", "deliveries")
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    deliveries = DeliverySummarySerializer(many=True)
 
 
 class NotificationDetailSerializer(_NotificationBaseSerializer):

@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import CreatedAtCursorPagination
+from apps.core.exceptions import ApplicationError
 from apps.notifications.api.serializers import (
     NotificationCreatedSerializer,
     NotificationDetailSerializer,
@@ -12,9 +13,23 @@ from apps.notifications.api.serializers import (
     NotificationListQuerySerializer,
 )
 from apps.notifications.selectors import notification_get, notification_list
-from apps.notifications.services import notification_cancel, notification_create, request_fingerprint
+from apps.notifications.services import (
+    NotificationRequest,
+    notification_cancel,
+    notifications_create,
+    request_fingerprint,
+)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def notification_request_from(fields: dict, *, idempotency_key: str, fingerprint: str) -> NotificationRequest:
+    """A validated NotificationInputSerializer's fields as the service takes them."""
+    return NotificationRequest(
+        to=fields["to"], template_key=fields["template"], data=fields["data"], channels=fields.get("channels"),
+        category=fields["category"], priority=fields["priority"], send_at=fields["send_at"],
+        idempotency_key=idempotency_key[:255], fingerprint=fingerprint,
+    )
 
 
 class NotificationListApi(APIView):
@@ -28,20 +43,14 @@ class NotificationListApi(APIView):
     def post(self, request):
         serializer = NotificationInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
-        notification, _ = notification_create(
-            project=request.auth.project,
-            to=fields["to"],
-            template_key=fields["template"],
-            data=fields["data"],
-            channels=fields.get("channels"),
-            category=fields["category"],
-            priority=fields["priority"],
-            send_at=fields["send_at"],
-            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, "")[:255],
+        notification_request = notification_request_from(
+            serializer.validated_data, idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, ""),
             fingerprint=request_fingerprint(request.data),
         )
-        return Response(NotificationCreatedSerializer(notification).data, status=status.HTTP_202_ACCEPTED)
+        [outcome] = notifications_create(project=request.auth.project, requests=[notification_request])
+        if isinstance(outcome, ApplicationError):
+            raise outcome
+        return Response(NotificationCreatedSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(parameters=[NotificationListQuerySerializer], responses=NotificationListItemSerializer(many=True))
     def get(self, request):
