@@ -1,4 +1,5 @@
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.fields import JSONObjectField
@@ -16,6 +17,29 @@ class NotificationInputSerializer(serializers.Serializer):
     category = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
     priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.NORMAL)
     send_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+# One bulk request's items: large enough to amortise the round trips, small enough that its answer
+# (and its publish) stays well under a second and its body under NOTIFIER_MAX_REQUEST_BYTES.
+BULK_MAX_NOTIFICATIONS = 1000
+
+
+class NotificationBulkItemSerializer(NotificationInputSerializer):
+    idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=255, default="",
+                                            help_text="As the Idempotency-Key header of a single POST, for this item.")
+
+
+class NotificationBulkEnvelopeSerializer(serializers.Serializer):
+    """The envelope only: each item is validated on its own, so one bad item is that item's error."""
+
+    notifications = serializers.ListField(child=serializers.JSONField(), allow_empty=False,
+                                          max_length=BULK_MAX_NOTIFICATIONS)
+
+
+class NotificationBulkRequestSerializer(serializers.Serializer):
+    """The documented shape of the bulk request (NotificationBulkEnvelopeSerializer validates it)."""
+
+    notifications = NotificationBulkItemSerializer(many=True, max_length=BULK_MAX_NOTIFICATIONS)
 
 
 class NotificationListQuerySerializer(serializers.Serializer):
@@ -65,6 +89,19 @@ class NotificationCreatedSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     status = serializers.CharField()
     deliveries = DeliverySummarySerializer(many=True)
+
+
+@extend_schema_field({"oneOf": [{"$ref": "#/components/schemas/NotificationCreated"},
+                               {"$ref": "#/components/schemas/ErrorEnvelope"}]})
+class _BulkResultField(serializers.DictField):
+    pass
+
+
+class NotificationBulkResultSerializer(serializers.Serializer):
+    results = serializers.ListField(
+        child=_BulkResultField(),
+        help_text="One per item, in order: the single create's 202 body, or that item's error envelope.",
+    )
 
 
 class NotificationDetailSerializer(_NotificationBaseSerializer):

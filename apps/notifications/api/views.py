@@ -3,9 +3,13 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import CreatedAtCursorPagination
+from apps.core.api import CreatedAtCursorPagination, error_body
 from apps.core.exceptions import ApplicationError
 from apps.notifications.api.serializers import (
+    NotificationBulkEnvelopeSerializer,
+    NotificationBulkItemSerializer,
+    NotificationBulkRequestSerializer,
+    NotificationBulkResultSerializer,
     NotificationCreatedSerializer,
     NotificationDetailSerializer,
     NotificationInputSerializer,
@@ -60,6 +64,34 @@ class NotificationListApi(APIView):
         paginator = CreatedAtCursorPagination()
         page = paginator.paginate_queryset(notifications, request, view=self)
         return paginator.get_paginated_response(NotificationListItemSerializer(page, many=True).data)
+
+
+class NotificationBulkApi(APIView):
+    @extend_schema(request=NotificationBulkRequestSerializer, responses={200: NotificationBulkResultSerializer})
+    def post(self, request):
+        """Up to 1,000 notifications at once; each item is accepted or refused on its own."""
+        envelope = NotificationBulkEnvelopeSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        items = envelope.validated_data["notifications"]
+        answers: list[dict | None] = [None] * len(items)
+        accepted: dict[int, NotificationRequest] = {}
+        for index, item in enumerate(items):
+            serializer = NotificationBulkItemSerializer(data=item)
+            if not serializer.is_valid():
+                answers[index] = error_body("invalid", "The item has invalid fields.", serializer.errors)
+                continue
+            body = {name: value for name, value in item.items() if name != "idempotency_key"}
+            accepted[index] = notification_request_from(
+                serializer.validated_data, idempotency_key=serializer.validated_data["idempotency_key"],
+                fingerprint=request_fingerprint(body),
+            )
+        outcomes = notifications_create(project=request.auth.project, requests=list(accepted.values()))
+        for index, outcome in zip(accepted, outcomes, strict=True):
+            if isinstance(outcome, ApplicationError):
+                answers[index] = error_body(outcome.code, outcome.message, outcome.details)
+            else:
+                answers[index] = NotificationCreatedSerializer(outcome).data
+        return Response({"results": answers})
 
 
 class NotificationDetailApi(APIView):
