@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.channels.contacts import missing_contact_reason
@@ -119,7 +120,7 @@ def notifications_create(
     _notifications_insert(project=project, requests=requests, planned=planned, outcomes=outcomes)
     for index, first in repeats.items():
         if requests[index].fingerprint != requests[first].fingerprint:
-            outcomes[index] = _key_reused_error()
+            outcomes[index] = idempotency_key_reused()
         else:
             outcomes[index] = outcomes[first]
     return outcomes
@@ -141,7 +142,7 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
         raise ApplicationError("unknown_template", f"No template with key {request.template_key!r}.",
                                details={"template": request.template_key})
 
-    wanted = _channels_to_send(requested=request.channels, template_channels=list(version.channels))
+    wanted = channels_to_send(requested=request.channels, template_channels=list(version.channels))
     skip_reasons = {c: missing_contact_reason(channel=c, recipient=recipient, project=project) for c in wanted}
     if all(skip_reasons.values()):
         raise ApplicationError("no_deliverable_channel", "The user cannot be reached on any of these channels.",
@@ -220,7 +221,7 @@ def _settle_taken_keys(*, project, requests, planned: dict[int, _Planned], outco
         index = keys[key]
         del planned[index]
         if notification.request_fingerprint != requests[index].fingerprint:
-            outcomes[index] = _key_reused_error()
+            outcomes[index] = idempotency_key_reused()
         else:
             outcomes[index] = NotificationAccepted(notification, deliveries.get(notification.id, []), created=False)
     return True
@@ -233,11 +234,11 @@ def _deliveries_by_notification(notification_ids: list) -> dict:
     return by_notification
 
 
-def _key_reused_error() -> Conflict:
+def idempotency_key_reused() -> Conflict:
     return Conflict("idempotency_key_reused", "This Idempotency-Key was already used with a different request body.")
 
 
-def _channels_to_send(*, requested: list[str] | None, template_channels: list[str]) -> list[str]:
+def channels_to_send(*, requested: list[str] | None, template_channels: list[str]) -> list[str]:
     available = channel_names()
     if not requested:
         channels = [c for c in template_channels if c in available]
@@ -279,10 +280,18 @@ def notification_cancel(*, project: Project, notification_id) -> Notification:
     """
     if not Notification.objects.filter(project=project, id=notification_id).exists():
         raise NotFound("No such notification.")
-    Delivery.objects.filter(
-        notification_id=notification_id, status__in=[s for s in ACTIVE_STATUSES if s != DeliveryStatus.SENDING]
-    ).update(status=DeliveryStatus.CANCELLED, status_changed_at=timezone.now(), recheck_at=None)
+    deliveries_cancel(deliveries=Delivery.objects.filter(notification_id=notification_id))
     return notification_get(project=project, notification_id=notification_id)
+
+
+def deliveries_cancel(*, deliveries: QuerySet[Delivery]) -> int:
+    """Cancel those of these deliveries not yet being sent; return how many.
+
+    A delivery already `sending` goes on: its worker has it, and a cancel cannot reach a provider.
+    """
+    return deliveries.filter(status__in=[s for s in ACTIVE_STATUSES if s != DeliveryStatus.SENDING]).update(
+        status=DeliveryStatus.CANCELLED, status_changed_at=timezone.now(), recheck_at=None
+    )
 
 
 @transaction.atomic

@@ -29,6 +29,24 @@ def recipients_with_device_flag(recipients: QuerySet[Recipient]) -> QuerySet[Rec
     return recipients.annotate(has_active_device=Exists(Device.objects.filter(recipient=OuterRef("pk"), active=True)))
 
 
+def recipients_audience(*, project: Project, locale: str = "", has_channel: str = "") -> QuerySet[Recipient]:
+    """The project's users a broadcast audience names: all of them, narrowed by each filter given.
+
+    `locale` matches the user's locale exactly; `has_channel` keeps those with a contact point there
+    (`email`: an address, `sms`: a phone number, `push`: an active device).
+    """
+    recipients = Recipient.objects.filter(project=project)
+    if locale:
+        recipients = recipients.filter(locale=locale)
+    if has_channel == "email":
+        recipients = recipients.exclude(email="")
+    elif has_channel == "sms":
+        recipients = recipients.exclude(phone="")
+    elif has_channel == "push":
+        recipients = recipients.filter(Exists(Device.objects.filter(recipient=OuterRef("pk"), active=True)))
+    return recipients
+
+
 def device_get(*, recipient: Recipient, token: str) -> Device:
     try:
         return Device.objects.get(recipient=recipient, token=token)

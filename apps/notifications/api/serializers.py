@@ -3,12 +3,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.fields import JSONObjectField
-from apps.notifications.models import Delivery, DeliveryAttempt, Notification, Priority
+from apps.notifications.broadcasts import BROADCAST_MAX_TO
+from apps.notifications.models import Broadcast, Delivery, DeliveryAttempt, Notification, Priority
 from apps.notifications.selectors import notification_status
 
 
-class NotificationInputSerializer(serializers.Serializer):
-    to = serializers.CharField(max_length=200)
+class _MessageInputSerializer(serializers.Serializer):
+    """What a notification and a broadcast both say: which template, with what, how."""
+
     template = serializers.SlugField(max_length=100)
     data = JSONObjectField(required=False, default=dict)
     channels = serializers.ListField(
@@ -17,6 +19,10 @@ class NotificationInputSerializer(serializers.Serializer):
     category = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
     priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.NORMAL)
     send_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class NotificationInputSerializer(_MessageInputSerializer):
+    to = serializers.CharField(max_length=200)
 
 
 # One bulk request's items: large enough to amortise the round trips, small enough that its answer
@@ -118,3 +124,42 @@ class NotificationListItemSerializer(_NotificationBaseSerializer):
     class Meta:
         model = Notification
         fields = ("id", "status", "to", "template", "category", "priority", "created_at", "deliveries")
+
+
+class BroadcastAudienceSerializer(serializers.Serializer):
+    """Which of the project's users: `{"all": true}`, or filters that all must match."""
+
+    all = serializers.BooleanField(required=False, help_text="Every user of the project.")
+    locale = serializers.CharField(required=False, max_length=16, help_text="Users whose locale is exactly this.")
+    has_channel = serializers.ChoiceField(choices=["email", "sms", "push"], required=False,
+                                          help_text="Users with a contact point on this channel.")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
+            raise serializers.ValidationError({name: "Unknown audience filter." for name in unknown})
+        fields = super().to_internal_value(data)
+        if fields.get("all") is False or not fields:
+            raise serializers.ValidationError('Name a filter, or {"all": true} for every user.')
+        if fields.get("all") and len(fields) > 1:
+            raise serializers.ValidationError('"all" cannot be combined with a filter.')
+        return fields
+
+
+class BroadcastInputSerializer(_MessageInputSerializer):
+    to = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_empty=False,
+                               max_length=BROADCAST_MAX_TO, help_text="External ids of the users (at most 10,000).")
+    audience = BroadcastAudienceSerializer(required=False)
+
+    def validate(self, attrs):
+        if ("to" in attrs) == ("audience" in attrs):
+            raise serializers.ValidationError({"to": 'Give either "to" (a list of users) or "audience" (a filter).'})
+        return attrs
+
+
+class BroadcastSerializer(serializers.ModelSerializer):
+    template = serializers.CharField(source="template.key")
+
+    class Meta:
+        model = Broadcast
+        fields = ("id", "status", "template", "category", "priority", "send_at", "audience", "total", "created",
+                  "skipped", "failed", "last_error", "created_at", "started_at", "finished_at")

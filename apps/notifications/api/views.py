@@ -27,6 +27,12 @@ from apps.notifications.services import (
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
+def idempotency_key_parameter(thing: str) -> OpenApiParameter:
+    return OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
+                            description=f"Repeat a request safely: the same key and body return the first {thing}; "
+                                        "the same key with another body is a 409.")
+
+
 def notification_request_from(fields: dict, *, idempotency_key: str, fingerprint: str) -> NotificationRequest:
     """A validated NotificationInputSerializer's fields as the service takes them."""
     return NotificationRequest(
@@ -40,9 +46,7 @@ class NotificationListApi(APIView):
     @extend_schema(
         request=NotificationInputSerializer,
         responses={202: NotificationCreatedSerializer},
-        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
-                                     description="Repeat a request safely: the same key and body return the first "
-                                                 "notification; the same key with another body is a 409.")],
+        parameters=[idempotency_key_parameter("notification")],
     )
     def post(self, request):
         serializer = NotificationInputSerializer(data=request.data)
