@@ -45,7 +45,7 @@ class NotificationBulkEnvelopeSerializer(serializers.Serializer):
 class NotificationBulkRequestSerializer(serializers.Serializer):
     """The documented shape of the bulk request (NotificationBulkEnvelopeSerializer validates it)."""
 
-    notifications = NotificationBulkItemSerializer(many=True, max_length=BULK_MAX_NOTIFICATIONS)
+    notifications = serializers.ListField(child=NotificationBulkItemSerializer(), max_length=BULK_MAX_NOTIFICATIONS)
 
 
 class NotificationListQuerySerializer(serializers.Serializer):
