@@ -6,6 +6,12 @@ from celery import shared_task
 from celery.exceptions import Reject
 from django.conf import settings
 
+from apps.notifications.broadcasts import (
+    broadcast_fan_out,
+    broadcast_id_valid,
+    broadcast_record_error,
+    broadcasts_resume_stale,
+)
 from apps.notifications.deferral import delivery_send_lease
 from apps.notifications.dispatch import deliveries_mark_unpublished
 from apps.notifications.sending import NoSuchDelivery, delivery_send
@@ -56,3 +62,27 @@ def _retry(task, delivery_id: str, *, countdown: float) -> None:
 def deliveries_sweep_task() -> dict:
     """Republish deliveries that are due or whose message or worker was lost (see sweep.py)."""
     return deliveries_sweep().as_dict()
+
+
+@shared_task(name="notifier.broadcasts.fan_out", acks_late=True, reject_on_worker_lost=True)
+def broadcast_fan_out_task(broadcast_id: str) -> None:
+    """Create a broadcast's notifications batch by batch (see broadcasts.py).
+
+    Safe to receive twice or after a crash: every batch continues from the cursor committed with
+    the one before. acks_late + reject_on_worker_lost: a killed worker hands the message back.
+    """
+    if not broadcast_id_valid(broadcast_id):
+        logger.error("broadcast fan-out for a malformed id %r ignored", broadcast_id)
+        return
+    try:
+        broadcast_fan_out(broadcast_id=broadcast_id)
+    except Exception as exc:
+        # Acknowledged either way; the sweep retries a few times, then the broadcast is `failed`.
+        logger.exception("fan-out of broadcast %s failed", broadcast_id)
+        broadcast_record_error(broadcast_id=broadcast_id, error=exc)
+
+
+@shared_task(name="notifier.broadcasts.resume", ignore_result=False)
+def broadcasts_resume_task() -> int:
+    """Republish broadcast fan-outs whose heartbeat went stale (a lost message or worker)."""
+    return broadcasts_resume_stale()

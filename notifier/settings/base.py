@@ -305,6 +305,14 @@ NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", d
 NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
     "NOTIFIER_SENDING_TIMEOUT_SECONDS", default=NOTIFIER_SEND_TIME_LIMIT_SECONDS + 60
 )
+# --- Broadcasts (apps/notifications/broadcasts.py): the fan-out's batch size, how long one task run
+# goes on before handing over to a fresh one (under the task's soft time limit), when a silent
+# fan-out is presumed lost and republished by the sweep, and how many failed runs end it.
+NOTIFIER_BROADCAST_QUEUE = env("NOTIFIER_BROADCAST_QUEUE", default="notifications.broadcast")
+NOTIFIER_BROADCAST_BATCH_SIZE = env.int("NOTIFIER_BROADCAST_BATCH_SIZE", default=1000)
+NOTIFIER_BROADCAST_RUN_SECONDS = env.float("NOTIFIER_BROADCAST_RUN_SECONDS", default=60.0)
+NOTIFIER_BROADCAST_STALE_SECONDS = env.float("NOTIFIER_BROADCAST_STALE_SECONDS", default=120.0)
+NOTIFIER_BROADCAST_MAX_ERRORS = env.int("NOTIFIER_BROADCAST_MAX_ERRORS", default=5)
 # --- Publishing when the broker is slow or down (apps/notifications/dispatch.py).
 # How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
 # publishers instead of refusing them, and the API must not hang on it.
@@ -378,7 +386,11 @@ CELERY_TASK_QUEUES = [
         },
     )
     for channel in NOTIFICATION_CHANNELS
-] + [Queue("notifications.maintenance", _notifications_exchange, routing_key="notifications.maintenance")]
+] + [
+    Queue("notifications.maintenance", _notifications_exchange, routing_key="notifications.maintenance"),
+    # Broadcast fan-outs run for seconds to minutes: on their own queue, they never hold up the sweep.
+    Queue(NOTIFIER_BROADCAST_QUEUE, _notifications_exchange, routing_key=NOTIFIER_BROADCAST_QUEUE, durable=True),
+]
 # What the broker dead-letters (rejected, undecodable), one queue per channel, kept until an
 # operator looks (`manage.py dlq`). Declared when a worker starts, never consumed by one.
 NOTIFIER_DEAD_LETTER_QUEUES = [
@@ -387,10 +399,19 @@ NOTIFIER_DEAD_LETTER_QUEUES = [
 ]
 CELERY_TASK_DEFAULT_QUEUE = "notifications.maintenance"
 # Sends are published to their channel queue explicitly (dispatch.py); periodic work goes here.
-CELERY_TASK_ROUTES = {"notifier.deliveries.sweep": {"queue": "notifications.maintenance"}}
+CELERY_TASK_ROUTES = {
+    "notifier.deliveries.sweep": {"queue": "notifications.maintenance"},
+    "notifier.broadcasts.resume": {"queue": "notifications.maintenance"},
+    "notifier.broadcasts.fan_out": {"queue": NOTIFIER_BROADCAST_QUEUE},
+}
 CELERY_BEAT_SCHEDULE = {
     "deliveries-sweep": {
         "task": "notifier.deliveries.sweep",
+        "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
+    },
+    "broadcasts-resume": {
+        "task": "notifier.broadcasts.resume",
         "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
     },
@@ -438,6 +459,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.schema.add_error_envelope_and_stream",
     ],
+    # A broadcast's status and a delivery's are both "status": name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "BroadcastStatusEnum": "apps.notifications.models.BroadcastStatus.choices",
+        "DeliveryStatusEnum": "apps.notifications.models.DeliveryStatus.choices",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
