@@ -219,6 +219,13 @@ NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES = env.int("NOTIFIER_TEMPLATE_MAX_RENDERED_B
 NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS = env.float("NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS", default=2.0)
 # Compiled template parts kept per process for reuse, by estimated size (least recently used out).
 NOTIFIER_TEMPLATE_CACHE_MAX_BYTES = env.int("NOTIFIER_TEMPLATE_CACHE_MAX_BYTES", default=64 * 1024 * 1024)
+# A preview renders a template no one has sent yet: it runs in a separate render process, so
+# whatever it does, the web process stays up. Each web process starts at most this many (on first
+# use, kept for the next ones); a preview waits up to QUEUE_SECONDS for a free one (then 503).
+NOTIFIER_TEMPLATE_PREVIEW_PROCESSES = env.int("NOTIFIER_TEMPLATE_PREVIEW_PROCESSES", default=2)
+NOTIFIER_TEMPLATE_PREVIEW_QUEUE_SECONDS = env.float("NOTIFIER_TEMPLATE_PREVIEW_QUEUE_SECONDS", default=10.0)
+# The memory a render process may take beyond what it has once started (its RLIMIT_AS).
+NOTIFIER_TEMPLATE_PREVIEW_MEMORY_BYTES = env.int("NOTIFIER_TEMPLATE_PREVIEW_MEMORY_BYTES", default=256 * 1024 * 1024)
 
 # --- Delivery pipeline ----------------------------------------------------------------------------
 # Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.

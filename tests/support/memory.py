@@ -38,3 +38,15 @@ def process_tree(pid: int) -> set[int]:
             except FileNotFoundError:
                 pass
     return found
+
+
+def render_processes(pid: int | None = None) -> set[int]:
+    """The template render processes (apps.templates.sandbox) below pid."""
+    found = set()
+    for child in process_tree(pid or os.getpid()):
+        try:
+            if b"apps.templates.sandbox" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(child)
+        except FileNotFoundError:
+            pass
+    return found
