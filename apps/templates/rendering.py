@@ -21,6 +21,7 @@ from django.template.base import TextNode
 from django.template.defaulttags import ForNode
 
 from apps.templates.budget import Budget, TemplateRenderError, budget_active, budget_current
+from apps.templates.lookups import variables_restrict
 
 
 class _SandboxEngine(Engine):
@@ -62,6 +63,7 @@ def _compile(source: str, html: bool):
     nodes = template.nodelist.get_nodes_by_type(Node)
     for node in nodes:
         _meter(node)
+        variables_restrict(node)
         if isinstance(node, ForNode):
             # An empty loop body renders nothing, so nested loops could spin without a check:
             # one more (empty) node per iteration brings the deadline check into every one.

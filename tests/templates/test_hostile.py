@@ -77,6 +77,9 @@ HOSTILE = {
                             "{% endfor %}", {"l": list(range(1000)), "s": "<b> </b>" * 1000}),
     "regroup": ("{% regroup l by k as g %}{% for x in g %}{{ x.grouper }}{% endfor %}",
                 {"l": [{"k": i} for i in range(100_000)]}),
+    # Methods of the data, called by a variable lookup, not a filter: 8 x 100 KB per name.
+    "method-calls-on-data": ("{% with " + " ".join(f"v{i}=s.expandtabs" for i in range(3000)) + " %}{{ v1 }}{% endwith %}",
+                             {"s": "\t" * 100_000}),
     "if-in": ("{% for x in l %}{% if s in t %}y{% endif %}{% endfor %}",
               {"l": list(range(10_000)), "s": "b", "t": "a" * 900_000}),
 }
@@ -142,6 +145,14 @@ def test_truncatechars_html_over_900_kb_is_bounded_by_the_render_cap_not_ten_sec
         ("{{ s|truncatechars_html:0 }}", {"s": "<i>gone</i>"}, ""),
         ("{{ a|add:b }}|{{ l|add:l|length }}|{{ n|add:2 }}", {"a": "x", "b": "y", "l": [1], "n": 40}, "xy|2|42"),
         ("{{ l|join:', ' }}|{{ s|linenumbers }}", {"l": ["a", "b"], "s": "x\ny"}, "a, b|1. x\n2. y"),
+        ("{% for k, v in d.items %}{{ k }}={{ v }};{% endfor %}{{ d.keys|length }}{{ d.values|length }}",
+         {"d": {"a": 1, "b": 2}}, "a=1;b=2;22"),
+        ("{{ d.items }}|{{ l.1 }}|{{ s.0 }}|{{ d.x.0.y }}|{{ forloop.counter }}", {"d": {"items": "key first", "x": [{"y": "z"}]},
+                                                                                   "l": [5, 6], "s": "str"}, "key first|6|s|z|"),
+        ("{% regroup l by k as groups %}{% for g in groups %}{{ g.grouper }}:{{ g.list|length }} {% endfor %}",
+         {"l": [{"k": "a"}, {"k": "a"}, {"k": "b"}]}, "a:2 b:1 "),
+        ("{{ s.upper }}{{ s.split }}{{ l.copy }}{{ d.clear }}{{ n.real }}{{ d|length }}",
+         {"s": "x y", "l": [1], "d": {"a": 1}, "n": 1}, "1"),  # not called: d.clear would have emptied d
         ("{{ l|unordered_list }}", {"l": ["a", ["b"]]}, "\t<li>a\n\t<ul>\n\t\t<li>b</li>\n\t</ul>\n\t</li>"),
     ],
 )
