@@ -94,10 +94,12 @@ class _RenderProcess:
 
     def _read_line(self, deadline: float) -> bytes | None:
         fd = self.popen.stdout.fileno()
+        readable = select.poll()  # not select(): a busy web process has descriptors past its 1024
+        readable.register(fd, select.POLLIN)
         received = bytearray()
         while not received.endswith(b"\n"):
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            if remaining <= 0 or not readable.poll(remaining * 1000):
                 return None
             chunk = os.read(fd, 1 << 16)
             if not chunk:

@@ -1,7 +1,10 @@
 """Previews render in render processes: what a template does there cannot take this process down."""
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +12,7 @@ from apps.core.exceptions import ApplicationError
 from apps.templates.rendering import TemplateRenderError
 from apps.templates.sandbox import preview_processes_stop, preview_render
 from tests.support.memory import peak_rss_bytes, peak_rss_reset, render_processes, rss_bytes
+from tests.support.processes import REPO_ROOT, process_env, wait_until
 
 MB = 1024 * 1024
 DOUBLINGS = 7
@@ -120,3 +124,33 @@ def test_a_preview_waits_for_a_free_render_process_then_is_a_503(settings):
 
     assert (raised.value.status_code, raised.value.code) == (503, "preview_busy")
     assert outcomes == ["Rendering took longer than 3 seconds."]
+
+
+def test_render_processes_end_with_the_process_that_started_them(tmp_path):
+    script = tmp_path / "previewer.py"
+    script.write_text(
+        "import django, sys, time\n"
+        "django.setup()\n"
+        "from apps.templates.sandbox import preview_render\n"
+        "preview_render(channels={'sms': {'text': 'x'}}, data={})\n"
+        "print('previewed', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    previewer = subprocess.Popen([sys.executable, str(script)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                                 env=process_env(PYTHONPATH=str(REPO_ROOT)))
+    try:
+        assert previewer.stdout.readline() == b"previewed\n"
+        [child] = render_processes(previewer.pid)
+
+        previewer.kill()  # as the OOM killer or a deploy would: no chance to clean up
+        previewer.wait()
+
+        wait_until(lambda: not Path(f"/proc/{child}").exists() or b"Z" in _state(child), timeout=30,
+                   message="the render process to exit")
+    finally:
+        previewer.kill()
+        previewer.stdout.close()
+
+
+def _state(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
