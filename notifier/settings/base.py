@@ -214,7 +214,8 @@ CORS_PREFLIGHT_MAX_AGE = 3600
 # --- Templates (apps/templates/rendering.py) -------------------------------------------------------
 # Templates are written by API key holders and rendered on our servers: one channel's rendering
 # stops with an error (preview: 422 template_render_error; sending: failed, template_error) past
-# this much output or time. A legitimate notification is far below both.
+# this much output (or any one value a filter builds; 8x it for all of them) or time. A
+# legitimate notification is far below both.
 NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES = env.int("NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES", default=1024 * 1024)
 NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS = env.float("NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS", default=2.0)
 # Compiled template parts kept per process for reuse, by estimated size (least recently used out).
