@@ -6,12 +6,13 @@ attempt. Each test measures the processes' peak resident memory (VmHWM) and that
 """
 
 import threading
+import time
 
 import pytest
 import requests
 
 from tests.e2e.conftest import notification_when_final
-from tests.support.memory import peak_rss_bytes, peak_rss_reset, process_tree, render_processes, rss_bytes
+from tests.support.memory import cpu_seconds, peak_rss_bytes, peak_rss_reset, process_tree, render_processes, rss_bytes
 from tests.support.processes import web_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -56,6 +57,25 @@ def test_previewing_the_nested_with_template_is_a_422_and_the_web_process_lives_
     call("PUT", "/api/v1/templates/hello", json=FRIENDLY)
     assert call("POST", "/api/v1/templates/hello/preview", json={"data": {"name": "Ada"}}).json()["channels"] == {
         "email": {"subject": "Hi Ada", "text": "Hello Ada"}}
+
+
+def test_previewing_truncatechars_html_over_900_kb_takes_seconds_of_cpu_not_ten(client):
+    pid, call = client
+    call("PUT", "/api/v1/templates/teaser", json={"channels": {"email": {"subject": "Hi",
+                                                                         "text": "{{ s|truncatechars_html:100 }}"}}})
+    call("POST", "/api/v1/templates/teaser/preview", json={"data": {"s": "<p>"}})  # a render process is up
+    [renderer] = render_processes(pid)
+    cpu_before, started = cpu_seconds(renderer), time.monotonic()
+
+    response = call("POST", "/api/v1/templates/teaser/preview", json={"data": {"s": "<p>" * 300_000}})
+
+    # Bounded: either rendered (within the cap) or refused at the render's deadline.
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 422:
+        assert "longer than 2 seconds" in response.json()["error"]["details"]["channels.email.text"]
+    assert cpu_seconds(renderer) - cpu_before < 5  # Django's own filter took 10 to 24 s
+    assert time.monotonic() - started < 2 + 2 + 10  # the cap, the kill's grace, a loaded machine
+    assert call("GET", "/health/live").status_code == 200
 
 
 def test_many_hostile_previews_at_once_leave_the_web_process_small_with_few_render_processes(client):

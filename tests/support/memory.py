@@ -50,3 +50,9 @@ def render_processes(pid: int | None = None) -> set[int]:
         except FileNotFoundError:
             pass
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
