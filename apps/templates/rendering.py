@@ -5,9 +5,12 @@ tags less those that amplify output or leak), so a template cannot include files
 reach model objects: all it sees is the notification's `data`.
 
 What a template can still do with that data (loops inside loops, one large value written many
-times) is bounded while it renders, not after: each node's output is counted as it is produced,
-and a channel's rendering stops with TemplateRenderError past NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES
-of output or NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS.
+times, a value doubled by nested filters) is bounded while it renders, not after: each node's
+output is counted as it is produced, each filter's result before or as it is built
+(apps.templates.library), against one budget per channel (apps.templates.budget), and a
+channel's rendering stops with TemplateRenderError past NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES or
+NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS. Variables read the data's keys and indexes only
+(apps.templates.lookups). Previews run this in a render process (apps.templates.sandbox).
 """
 
 import threading
