@@ -1,4 +1,4 @@
-"""Each process must start from the environment names of CONTRACT.md alone, and prod must refuse
+"""Each process must start from the documented environment names alone, and prod must refuse
 to start without its secrets rather than run on a default."""
 
 import subprocess

@@ -1,6 +1,6 @@
 """Settings shared by every environment; read from the environment (and `.env` when present).
 
-The names are the public contract (CONTRACT.md): add new ones freely, never rename.
+The environment names are public (README, "Configuration"): add new ones freely, never rename.
 """
 
 import ipaddress
