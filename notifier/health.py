@@ -26,15 +26,15 @@ def ready(request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         checks["database"] = "ok"
-    except Exception:  # any failure means "not ready"; the reason stays in the logs, not the answer
-        logger.warning("readiness: database unavailable", exc_info=True)
+    except Exception as exc:  # any failure means "not ready"; the reason stays in the logs, not the answer
+        logger.warning("readiness: the database is unavailable: %s: %s", type(exc).__name__, exc)
         checks["database"] = "unavailable"
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         checks["broker"] = "ok"
-    except Exception:
-        logger.warning("readiness: broker unavailable", exc_info=True)
+    except Exception as exc:
+        logger.warning("readiness: the broker is unavailable: %s: %s", type(exc).__name__, exc)
         checks["broker"] = "unavailable"
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503)
