@@ -6,38 +6,57 @@ from celery import shared_task
 from celery.exceptions import Reject
 from django.conf import settings
 
-from apps.notifications.sending import NoSuchDelivery, delivery_send
+from apps.notifications.dispatch import delivery_retry_publish
+from apps.notifications.sending import DatabaseUnavailable, deliveries_send
 from apps.notifications.sweep import deliveries_sweep
 
 logger = logging.getLogger(__name__)
 
+_SEND_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": None}
 
-@shared_task(bind=True, name="notifier.deliveries.send", acks_late=True, reject_on_worker_lost=True, max_retries=None)
+
+@shared_task(name="notifier.deliveries.send", **_SEND_OPTIONS)
 def delivery_send_task(self, delivery_id: str) -> None:
-    """Send one delivery. Safe to receive twice: only one worker can claim a delivery.
+    """Send one delivery (the channels that do not batch, and messages from before batching)."""
+    _send(self, [delivery_id])
+
+
+@shared_task(name="notifier.deliveries.send_batch", **_SEND_OPTIONS)
+def deliveries_send_task(self, delivery_ids: list[str]) -> None:
+    """Send several deliveries of one channel: one claim, one connection, one write for all."""
+    _send(self, delivery_ids if isinstance(delivery_ids, list) else [delivery_ids])
+
+
+def _send(task, delivery_ids: list[str]) -> None:
+    """Safe to receive twice: only one worker can claim a delivery.
 
     acks_late + reject_on_worker_lost: a worker killed mid-task hands the message back to the
-    broker. That cannot loop: the delivery is `sending` by then, so the redelivered message is
-    not claimable and is acknowledged; the sweep takes the delivery back after its deadline.
+    broker. That cannot loop: the deliveries are `sending` by then, so the redelivered message
+    claims nothing and is acknowledged; the sweep takes them back after their deadline.
 
-    The retry count is bounded by the delivery's attempt budget in the database, not by Celery.
-    A retry goes back to the same queue as a countdown message; the sweep covers its loss.
+    The retry count is bounded by each delivery's attempt budget in the database, not by
+    Celery. A retry is a countdown message of its own; the sweep covers its loss.
     """
     try:
-        outcome = delivery_send(delivery_id=delivery_id)
-    except NoSuchDelivery as exc:
-        # Not requeued: with acks_late the broker dead-letters it to notifications.<channel>.dead.
-        raise Reject(str(exc), requeue=False) from exc
-    if outcome is not None and outcome.retry_in is not None:
+        result = deliveries_send(delivery_ids=delivery_ids)
+    except DatabaseUnavailable as exc:
+        # Nothing was claimed, so nothing was sent: try the same message again in a few seconds
+        # rather than leave it to the sweep's queued deadline (an exception would only be acked).
+        countdown = min(settings.NOTIFIER_DATABASE_RETRY_SECONDS * 2 ** task.request.retries,
+                        settings.NOTIFIER_DATABASE_RETRY_MAX_SECONDS)
+        logger.warning("database unavailable (%s); %d deliveries tried again in %.0fs", exc, len(delivery_ids),
+                       countdown)
         try:
-            raise self.retry(countdown=outcome.retry_in,
-                             confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
+            raise task.retry(countdown=countdown, confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
         except Reject:
-            # Celery rejects the message into the dead-letter queue when it cannot publish the
-            # retry. The row already says when to try again and the sweep publishes it then
-            # (recheck_at), so the message is acknowledged instead: the broker's dead-letter
-            # queue keeps only messages nothing else can recover.
-            logger.warning("could not publish the retry of delivery %s; the sweep will", delivery_id)
+            # The broker would not take the retry either: hand this message back instead.
+            raise Reject("database and broker unavailable", requeue=True) from exc
+    for delivery, countdown in result.retries:
+        delivery_retry_publish(delivery=delivery, countdown=countdown)
+    if result.unknown:
+        # Not requeued: with acks_late the broker dead-letters it to notifications.<channel>.dead.
+        # The deliveries it also named were sent above; replaying it finds them claimed.
+        raise Reject(f"no delivery {', '.join(result.unknown)}", requeue=False)
 
 
 @shared_task(name="notifier.deliveries.sweep", ignore_result=False)

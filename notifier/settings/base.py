@@ -152,6 +152,8 @@ NOTIFIER_CHANNELS = {
         "BACKEND": "apps.channels.backends.email.DjangoEmailBackend",
         "OPTIONS": {},
         "MAX_ATTEMPTS": env.int("NOTIFIER_EMAIL_MAX_ATTEMPTS", default=8),
+        # Deliveries one task sends on one SMTP connection, claimed and recorded together.
+        "BATCH_SIZE": env.int("NOTIFIER_EMAIL_BATCH_SIZE", default=50),
     },
     "in_app": {
         "BACKEND": "apps.channels.backends.inbox.InboxBackend",
@@ -240,6 +242,14 @@ NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", d
 NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
     "NOTIFIER_SENDING_TIMEOUT_SECONDS", default=NOTIFIER_SEND_TIME_LIMIT_SECONDS + 60
 )
+# A worker that cannot reach the database to claim tries the same message again after this long,
+# doubling per try up to the maximum (the sweep's queued deadline is the backstop).
+NOTIFIER_DATABASE_RETRY_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_SECONDS", default=2.0)
+NOTIFIER_DATABASE_RETRY_MAX_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_MAX_SECONDS", default=30.0)
+# A delivery still `queued` this long after it was last queued (no worker consumes its channel's
+# queue, or a backlog that old) ends `dead` with code `not_consumed` instead of being published
+# again forever; replay it once a worker serves the channel.
+NOTIFIER_QUEUED_MAX_AGE_SECONDS = env.float("NOTIFIER_QUEUED_MAX_AGE_SECONDS", default=24 * 3600.0)
 # --- Publishing when the broker is slow or down (apps/notifications/dispatch.py).
 # How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
 # publishers instead of refusing them, and the API must not hang on it.
