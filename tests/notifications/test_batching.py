@@ -4,7 +4,7 @@ fixed number of queries and commits however many deliveries a batch holds."""
 from contextlib import contextmanager
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.notifications.dispatch import PRIORITY_LEVELS, deliveries_publish, delivery_message
@@ -122,3 +122,46 @@ def test_publishing_groups_a_channels_deliveries_by_priority_into_batches(privat
         (str(normal[6].id), PRIORITY_LEVELS["normal"]),
         (sorted(str(d.id) for d in high), PRIORITY_LEVELS["high"]),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_while_recording_is_retried_and_the_mail_sent_once(smtp):
+    batch = emails(2)
+    failures = {"left": 2}
+
+    def database_blinks(execute, sql, params, many, context):
+        if "FOR UPDATE" in sql and failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(database_blinks):
+        result = deliveries_send(delivery_ids=[str(d.id) for d in batch])
+
+    assert failures["left"] == 0
+    assert {o.status for o in result.outcomes.values()} == {DeliveryStatus.SENT} and len(result.outcomes) == 2
+    for delivery in batch:
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.SENT
+        assert [a.outcome for a in delivery.attempts.all()] == [AttemptOutcome.SENT]
+    assert len(smtp.messages) == 2  # sent once: only the write was tried again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_stays_away_leaves_the_sends_to_the_sweep_and_never_sends_again(smtp, settings):
+    [delivery] = emails(1)
+    # The claim's deadline minus the margin leaves no time for a retry of the write.
+    settings.NOTIFIER_SENDING_TIMEOUT_SECONDS = 15
+
+    def database_gone(execute, sql, params, many, context):
+        if "FOR UPDATE" in sql:
+            raise OperationalError("the database system is shutting down")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(database_gone):
+        result = deliveries_send(delivery_ids=[str(delivery.id)])
+
+    delivery.refresh_from_db()
+    assert result.outcomes == {}
+    assert delivery.status == DeliveryStatus.SENDING  # the sweep's sending deadline takes it from here
+    assert len(smtp.messages) == 1
