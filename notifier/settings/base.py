@@ -291,6 +291,11 @@ CELERY_TASK_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS
 CELERY_TASK_SOFT_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS - 10
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks as they run
+# Sends wait on providers (SMTP, HTTP), not on the CPU: one process runs many at once in threads,
+# sharing its connection pools, where prefork would need a process (and its own database and
+# broker connections) per send in flight. docs/performance.md, "Workers", has the figures.
+CELERY_WORKER_POOL = env("CELERY_WORKER_POOL", default="threads")
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=16)
 # 1 for the Procfile's `worker`, which consumes every queue: a larger multiplier lets one slow
 # channel's reserved messages wait behind each other while other workers idle, and undermines
 # priorities. Per-channel workers pass --prefetch-multiplier (README, "Reliability").
@@ -298,8 +303,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 # On a lost broker connection, let running sends finish: their messages come back and find the
 # delivery no longer claimable. Cancelling them would cut sends mid-conversation instead.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
-# Countdown retries are held in worker memory until due; bound how many one worker keeps.
-CELERY_WORKER_ETA_TASK_LIMIT = env.int("CELERY_WORKER_ETA_TASK_LIMIT", default=2000)
+# RabbitMQ's consumer_timeout (30 min by default): a message a worker holds unacknowledged longer
+# closes its channel. Countdown retries are held from their arrival until they have run, so each
+# worker caps how many messages it holds (worker_eta_task_limit) from this, its concurrency, the
+# longest countdown and the task time limit (celery_app.eta_task_limit, set when a worker starts).
+NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS = env.float("NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS", default=1800.0)
 # A publish that cannot reach the broker gives up fast: the delivery row is the truth and the
 # sweep publishes it again, so the API never waits on a dead broker.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
