@@ -156,6 +156,24 @@ def delivery_retry_publish(*, delivery: Delivery, countdown: float) -> bool:
     return True
 
 
+def deliveries_publish_alone(*, delivery_ids: Sequence[str], queue: str, priority: int | None) -> bool:
+    """Publish each id as a message of its own to `queue`; False if the broker did not take them all."""
+    from apps.notifications.tasks import delivery_send_task
+    from celery_app import app
+
+    try:
+        with app.producer_or_acquire() as producer:
+            for delivery_id in delivery_ids:
+                delivery_send_task.apply_async(
+                    args=[delivery_id], queue=queue, priority=priority, producer=producer,
+                    confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS,
+                )
+    except Exception:
+        logger.warning("could not publish %d ids alone", len(delivery_ids), exc_info=True)
+        return False
+    return True
+
+
 def deliveries_mark_unpublished(*, delivery_ids: Sequence[str]) -> None:
     try:
         Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED).update(recheck_at=Now())

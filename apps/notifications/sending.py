@@ -111,8 +111,8 @@ def deliveries_send(*, delivery_ids: Sequence[str]) -> BatchResult:
     if not_claimed:
         existing = {str(i) for i in Delivery.objects.filter(id__in=not_claimed).values_list("id", flat=True)}
         result.unknown.extend(sorted(not_claimed - existing))
-        if existing:
-            logger.info("%d deliveries not claimable; their messages dropped", len(existing))
+        for delivery_id in sorted(existing):
+            logger.info("delivery %s is not claimable; message dropped", delivery_id)
     return result
 
 

@@ -6,7 +6,7 @@ from celery import shared_task
 from celery.exceptions import Reject
 from django.conf import settings
 
-from apps.notifications.dispatch import delivery_retry_publish
+from apps.notifications.dispatch import deliveries_publish_alone, delivery_retry_publish
 from apps.notifications.sending import DatabaseUnavailable, deliveries_send
 from apps.notifications.sweep import deliveries_sweep
 
@@ -54,9 +54,24 @@ def _send(task, delivery_ids: list[str]) -> None:
     for delivery, countdown in result.retries:
         delivery_retry_publish(delivery=delivery, countdown=countdown)
     if result.unknown:
-        # Not requeued: with acks_late the broker dead-letters it to notifications.<channel>.dead.
-        # The deliveries it also named were sent above; replaying it finds them claimed.
-        raise Reject(f"no delivery {', '.join(result.unknown)}", requeue=False)
+        _reject_unknown(task, delivery_ids, result.unknown)
+
+
+def _reject_unknown(task, delivery_ids: list[str], unknown: list[str]) -> None:
+    """Send ids that name no delivery to the broker's dead-letter queue, one message each.
+
+    Not requeued: with acks_late the broker dead-letters a rejected message to
+    notifications.<channel>.dead. A batch's other deliveries were sent, so its unknown ids go
+    back to the queue alone first, where they are rejected in turn: an operator then replays or
+    discards each by its id (`manage.py dlq`). If that publish fails, the whole batch is
+    rejected instead; replaying it finds the others claimed.
+    """
+    if len(delivery_ids) > 1:
+        info = task.request.delivery_info or {}
+        if deliveries_publish_alone(delivery_ids=unknown, queue=info.get("routing_key", ""),
+                                    priority=info.get("priority")):
+            return
+    raise Reject(f"no delivery {', '.join(unknown)}", requeue=False)
 
 
 @shared_task(name="notifier.deliveries.sweep", ignore_result=False)
