@@ -3,28 +3,13 @@
 Workers, beat and web processes run on several hosts whose clocks drift; the deadlines on a
 delivery (`recheck_at`, `next_attempt_at`, a claim's sending deadline) are compared by whichever
 process reads them next. Taking "now" from the one database keeps them comparable: a sweep on a
-host running a minute fast must not take back a live send, and a worker a minute slow must not
-claim a retry before it is due.
+host running a minute fast must not take back a live send, and a worker a minute fast must not
+claim a retry before it is due. Queries compare with Now(); what a worker writes after a send
+follows from the database's time read with its claim (DbClock).
 """
 
 import time
 from datetime import datetime, timedelta
-
-from django.db import connection
-from django.utils import timezone
-
-
-def db_now() -> datetime:
-    """The database server's current time (one query on PostgreSQL).
-
-    SQLite is the embedded mode: the database is a file on this host, so this host's clock is
-    the database's.
-    """
-    if connection.vendor != "postgresql":
-        return timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT STATEMENT_TIMESTAMP()")
-        return cursor.fetchone()[0]
 
 
 class DbClock:
