@@ -6,7 +6,7 @@ Configuration comes from Django settings (the CELERY_* names), so web and worker
 import os
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import celeryd_after_setup, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifier.settings.dev")
 
@@ -24,3 +24,49 @@ def declare_dead_letter_queues(sender, **kwargs) -> None:
     with sender.app.connection_for_write() as connection:
         for queue in settings.NOTIFIER_DEAD_LETTER_QUEUES:
             queue(connection.default_channel).declare()
+
+
+def eta_task_limit(*, concurrency: int, task_time_limit: float, max_countdown: float, consumer_timeout: float) -> int:
+    """How many messages one worker may hold unacknowledged so none outlasts RabbitMQ's consumer_timeout.
+
+    A held message waits at most for its countdown, then for every message held before it to
+    run: at worst each for the task's hard time limit, `concurrency` at a time. A quarter of the
+    timeout is kept as a margin. Celery's worker_eta_task_limit caps the worker's whole prefetch
+    (ready and countdown messages); past it, further messages stay in RabbitMQ, where no
+    timeout applies.
+    """
+    room = consumer_timeout * 0.75 - max_countdown
+    return max(1, int(concurrency * room // task_time_limit))
+
+
+@celeryd_after_setup.connect
+def size_held_messages(sender, instance, conf, **kwargs) -> None:
+    # Sized from the concurrency this worker really runs with (--concurrency may override the
+    # setting), before its consumer starts and reads the limit.
+    from django.conf import settings
+
+    if not isinstance(instance.concurrency, int):
+        return  # "auto": Celery sizes the pool later; the setting's default concurrency is unknown here
+    conf.worker_eta_task_limit = eta_task_limit(
+        concurrency=instance.concurrency,
+        task_time_limit=settings.NOTIFIER_SEND_TIME_LIMIT_SECONDS,
+        max_countdown=settings.NOTIFIER_MAX_COUNTDOWN_SECONDS,
+        consumer_timeout=settings.NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS,
+    )
+
+
+@celeryd_after_setup.connect
+def size_database_pool(sender, instance, conf, **kwargs) -> None:
+    # A threads worker's tasks share its process's connection pool, sized for a web process
+    # (NOTIFIER_DB_POOL_MAX_SIZE): give it one connection per task running at once, or sends
+    # would queue for a connection. The capacity check counts a worker at its concurrency.
+    from django.db import connections
+
+    if not isinstance(instance.concurrency, int) or instance.pool_cls.__module__ != "celery.concurrency.thread":
+        return
+    connection = connections["default"]
+    pool_options = connection.settings_dict.get("OPTIONS", {}).get("pool")
+    if isinstance(pool_options, dict) and pool_options.get("max_size", 0) < instance.concurrency:
+        pool_options["max_size"] = instance.concurrency
+        connection.close()
+        connection.close_pool()  # a pool made before now has the old size; the next query makes a new one

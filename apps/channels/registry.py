@@ -57,6 +57,14 @@ def max_attempts(channel: str) -> int:
     return _channel_config(channel).get("MAX_ATTEMPTS", 8)
 
 
+def batch_size(channel: str) -> int:
+    """Deliveries of the channel one task may send together (1: one per task).
+
+    A channel not enabled here sends one per task: its messages are dead-lettered one by one.
+    """
+    return settings.NOTIFIER_CHANNELS.get(channel, {}).get("BATCH_SIZE", 1)
+
+
 def backends_reset() -> None:
     """Forget the backend instances (settings changed, or a test wants fresh connections)."""
     backend_get.cache_clear()

@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from apps.channels.shares import project_send_lease, shares_bound
 from apps.notifications.models import Delivery
+from apps.notifications.sending import DatabaseUnavailable
 
 
 @contextlib.contextmanager
@@ -41,4 +43,7 @@ def _route(delivery_id: str) -> tuple[str, int] | None:
         uuid.UUID(str(delivery_id))
     except ValueError:
         return None  # delivery_send refuses it
-    return Delivery.objects.filter(id=delivery_id).values_list("channel", "notification__project_id").first()
+    try:
+        return Delivery.objects.filter(id=delivery_id).values_list("channel", "notification__project_id").first()
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailable(str(exc)) from exc  # the task tries again in a few seconds

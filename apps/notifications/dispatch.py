@@ -9,14 +9,15 @@ not a broker timeout each.
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.db.models.functions import Now
 
+from apps.channels.registry import batch_size
 from apps.notifications.models import Delivery, DeliveryStatus
 
 logger = logging.getLogger(__name__)
@@ -57,12 +58,14 @@ def deliveries_publish_on_commit(messages: Sequence[DeliveryMessage]) -> None:
 
 
 def deliveries_publish(messages: Sequence[DeliveryMessage]) -> int:
-    """Publish each message on one broker connection; return how many the broker confirmed.
+    """Publish the messages on one pooled broker connection; return how many deliveries the
+    broker confirmed.
 
-    Never raises: this runs after the rows are committed, when the caller has already been told
-    "accepted". What could not be published is handed to the sweep.
+    Deliveries of a channel that sends in batches (NOTIFIER_CHANNELS[channel]["BATCH_SIZE"])
+    go several to a message, grouped by priority; the others one to a message. Never raises:
+    this runs after the rows are committed, when the caller has already been told "accepted".
+    What could not be published is handed to the sweep.
     """
-    from apps.notifications.tasks import delivery_send_task
     from celery_app import app
 
     global _publish_paused_until
@@ -70,33 +73,110 @@ def deliveries_publish(messages: Sequence[DeliveryMessage]) -> int:
         logger.info("publishing paused after a broker failure; %d deliveries left to the sweep", len(messages))
         deliveries_mark_unpublished(delivery_ids=[m.delivery_id for m in messages])
         return 0
+    batches = list(_batches(messages))
     published = 0
     try:
         with app.producer_or_acquire() as producer:
-            for message in messages:
-                delivery_send_task.apply_async(
-                    args=[message.delivery_id],
-                    queue=queue_name(message.channel),
-                    priority=PRIORITY_LEVELS.get(message.priority, PRIORITY_LEVELS["normal"]),
-                    producer=producer,
-                    # A broker under a memory or disk alarm blocks publishers without refusing
-                    # them: give up waiting for its confirm instead of holding the request.
-                    confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS,
-                )
+            for batch in batches:
+                _publish(batch, producer=producer)
                 published += 1
     except Exception:
         # Whatever broke (connection refused, channel closed, publish nacked), the rows are the
         # truth: stop hammering a broker that is down and let the sweep publish the rest.
         _publish_paused_until = time.monotonic() + settings.NOTIFIER_PUBLISH_PAUSE_SECONDS
-        unpublished = [m.delivery_id for m in messages[published:]]
+        unpublished = [m.delivery_id for batch in batches[published:] for m in batch]
         logger.exception("publishing failed; %d deliveries left to the sweep", len(unpublished))
         deliveries_mark_unpublished(delivery_ids=unpublished)
-    return published
+    return sum(len(batch) for batch in batches[:published])
+
+
+def _batches(messages: Sequence[DeliveryMessage]) -> Iterator[list[DeliveryMessage]]:
+    groups: dict[tuple[str, str], list[DeliveryMessage]] = {}
+    for message in messages:
+        groups.setdefault((message.channel, message.priority), []).append(message)
+    for (channel, _), group in groups.items():
+        size = max(1, batch_size(channel))
+        for start in range(0, len(group), size):
+            yield group[start:start + size]
+
+
+def _publish(batch: list[DeliveryMessage], *, producer, countdown: float | None = None) -> None:
+    from apps.notifications.tasks import deliveries_send_task, delivery_send_task
+
+    first = batch[0]
+    if len(batch) == 1:
+        task, args = delivery_send_task, [first.delivery_id]
+    else:
+        task, args = deliveries_send_task, [[m.delivery_id for m in batch]]
+    try:
+        task.apply_async(
+            args=args,
+            countdown=countdown,
+            queue=queue_name(first.channel),
+            priority=PRIORITY_LEVELS.get(first.priority, PRIORITY_LEVELS["normal"]),
+            producer=producer,
+            # A broker under a memory or disk alarm blocks publishers without refusing them:
+            # give up waiting for its confirm instead of holding the request.
+            confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS,
+        )
+    except Exception:
+        _connection_discard(producer)
+        raise
+
+
+def _connection_discard(producer) -> None:
+    """Take a failed publish's connection out of use before the producer goes back to the pool.
+
+    A confirm that timed out may still arrive later; on the same channel it would be read as
+    the confirm of the next message published there, which would then count as published
+    without RabbitMQ ever having confirmed it. Dropping the connection (no network I/O: the
+    broker may be what hangs) makes the pool open a fresh one on next use.
+    """
+    try:
+        producer.connection.collect()
+    except Exception:
+        logger.debug("dropping a failed publisher connection failed", exc_info=True)
+
+
+def delivery_retry_publish(*, delivery: Delivery, countdown: float) -> bool:
+    """Publish a countdown retry for a delivery just recorded `retrying`; False if it failed.
+
+    A failure is only logged: the row says when to try again, and the sweep publishes it if no
+    message comes back by then (recheck_at).
+    """
+    from celery_app import app
+
+    message = delivery_message(delivery, priority=delivery.notification.priority)
+    try:
+        with app.producer_or_acquire() as producer:
+            _publish([message], producer=producer, countdown=countdown)
+    except Exception:
+        logger.warning("could not publish the retry of delivery %s; the sweep will", delivery.id, exc_info=True)
+        return False
+    return True
+
+
+def deliveries_publish_alone(*, delivery_ids: Sequence[str], queue: str, priority: int | None) -> bool:
+    """Publish each id as a message of its own to `queue`; False if the broker did not take them all."""
+    from apps.notifications.tasks import delivery_send_task
+    from celery_app import app
+
+    try:
+        with app.producer_or_acquire() as producer:
+            for delivery_id in delivery_ids:
+                delivery_send_task.apply_async(
+                    args=[delivery_id], queue=queue, priority=priority, producer=producer,
+                    confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS,
+                )
+    except Exception:
+        logger.warning("could not publish %d ids alone", len(delivery_ids), exc_info=True)
+        return False
+    return True
 
 
 def deliveries_mark_unpublished(*, delivery_ids: Sequence[str]) -> None:
     try:
-        Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED).update(recheck_at=timezone.now())
+        Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED).update(recheck_at=Now())
     except Exception:
         # The database is gone too: recheck_at already expires after the queued timeout.
         logger.exception("could not bring %d unpublished deliveries forward", len(delivery_ids))

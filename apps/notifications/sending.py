@@ -1,41 +1,57 @@
-"""Sending one delivery: claim it, render, hand it to the channel backend, record what happened.
+"""Sending deliveries: claim a batch, render and send each, record what happened in one go.
 
-Every path ends in one transaction that writes the attempt row and the delivery's new state.
-A worker killed anywhere in between leaves the delivery `sending` with a `recheck_at` deadline
-past the task's hard time limit; the sweep then takes it back (see sweep.py).
+A task carries the ids of one or more deliveries of one channel. They are claimed with one
+conditional UPDATE … RETURNING (only deliveries still queued/retrying and due come back, so a
+redelivered or duplicate message does nothing), sent one by one on the backend's connection
+(each with its own outcome: one refused address does not fail the others), and the attempts and
+new states of the whole batch are written by one transaction (recording.py).
+
+A worker killed anywhere in between leaves its deliveries `sending` with a `recheck_at`
+deadline past the task's hard time limit; the sweep then takes them back (see sweep.py).
 """
 
 import logging
-import math
-import random
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, transaction
-from django.db.models import F, Q
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from apps.channels.base import PermanentProviderError, ProviderError, ProviderResult, TransientProviderError
-from apps.channels.registry import ChannelDisabled, backend_get, backends_reset, max_attempts
-from apps.notifications.models import (
-    CLAIMABLE_STATUSES,
-    AttemptOutcome,
-    Delivery,
-    DeliveryAttempt,
-    DeliveryStatus,
-)
+from apps.channels.registry import ChannelDisabled, backend_get, backends_reset
+from apps.notifications.clock import DbClock
+from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus
 from apps.notifications.receipts import early_receipt_apply
+from apps.notifications.recording import (
+    Attempted,
+    SendOutcome,
+    attempted_final,
+    attempted_sent,
+    attempted_transient,
+    attempts_record,
+    retry_delay,
+)
 from apps.templates.rendering import TemplateRenderError
 from apps.templates.services import template_version_render
 
+__all__ = ["DatabaseUnavailable", "NoSuchDelivery", "SendOutcome", "deliveries_send", "delivery_send", "retry_delay"]
+
 logger = logging.getLogger(__name__)
 
-# A message may arrive a little before its countdown on another worker's clock.
+# A countdown message is timed by the worker's clock, the claim by the database's: a message
+# may arrive a little before its time by the database's.
 _CLOCK_SKEW = timedelta(seconds=1)
+# The outcome of a finished send is recorded until this long before the sweep may take the
+# delivery back; the task's soft time limit usually ends the wait first.
+_RECORD_MARGIN_SECONDS = 15.0
 
 
 class NoSuchDelivery(Exception):
@@ -46,91 +62,200 @@ class NoSuchDelivery(Exception):
     """
 
 
-@dataclass(frozen=True)
-class SendOutcome:
-    status: str
-    # Seconds until the next attempt, when the worker should schedule it itself (a countdown
-    # retry); None when there is nothing to schedule or the sweep will publish it when due.
-    retry_in: float | None = None
+class DatabaseUnavailable(Exception):
+    """The database could not be reached to claim: nothing was claimed or sent; try again soon."""
 
 
-def delivery_claim(*, delivery_id: str) -> bool:
-    """Take the delivery for this worker, atomically; False if it is not ours to send.
-
-    The conditional UPDATE is what makes a redelivered or duplicate message harmless: only one
-    worker can move a delivery out of queued/retrying, and a retry that is not yet due is left
-    to its own countdown message.
-    """
-    now = timezone.now()
-    claimed = Delivery.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + _CLOCK_SKEW),
-        id=delivery_id,
-        status__in=CLAIMABLE_STATUSES,
-    ).update(
-        status=DeliveryStatus.SENDING,
-        status_changed_at=now,
-        attempt_count=F("attempt_count") + 1,
-        budget_attempts=F("budget_attempts") + 1,
-        recheck_at=now + timedelta(seconds=settings.NOTIFIER_SENDING_TIMEOUT_SECONDS),
-    )
-    return claimed == 1
+@dataclass
+class BatchResult:
+    outcomes: dict[str, SendOutcome] = field(default_factory=dict)  # delivery id → what happened
+    unknown: list[str] = field(default_factory=list)  # ids naming no delivery
+    # Recorded deliveries that wait for a countdown retry: (delivery, seconds to wait).
+    retries: list[tuple[Delivery, float]] = field(default_factory=list)
 
 
 def delivery_send(*, delivery_id: str) -> SendOutcome | None:
-    """Send the delivery once; None if it was not claimable (already sent, cancelled, taken...).
+    """Send one delivery; None if it was not claimable (already sent, cancelled, taken...).
 
     Raises NoSuchDelivery for a message that does not name a delivery.
     """
-    try:
-        delivery_id = str(uuid.UUID(str(delivery_id)))
-    except ValueError:
-        raise NoSuchDelivery(f"{delivery_id!r} is not a delivery id") from None
-    if not delivery_claim(delivery_id=delivery_id):
-        if not Delivery.objects.filter(id=delivery_id).exists():
-            raise NoSuchDelivery(f"no delivery {delivery_id}")
-        logger.info("delivery %s is not claimable; message dropped", delivery_id)
-        return None
+    result = deliveries_send(delivery_ids=[delivery_id])
+    if result.unknown:
+        raise NoSuchDelivery(f"no delivery {delivery_id!r}")
+    return next(iter(result.outcomes.values()), None)
 
-    delivery = Delivery.objects.select_related(
-        "notification__recipient", "notification__project", "notification__template_version"
-    ).get(id=delivery_id)
-    started_at = timezone.now()
+
+def deliveries_send(*, delivery_ids: Sequence[str]) -> BatchResult:
+    """Send each claimable delivery among `delivery_ids` once, and record every outcome.
+
+    Raises DatabaseUnavailable when the claim cannot reach the database (nothing was sent).
+    """
+    result = BatchResult()
+    ids = []
+    for raw in delivery_ids:
+        try:
+            ids.append(str(uuid.UUID(str(raw))))
+        except ValueError:
+            result.unknown.append(str(raw))
+    claimed, clock = deliveries_claim(delivery_ids=ids)
+    give_up_at = time.monotonic() + settings.NOTIFIER_SENDING_TIMEOUT_SECONDS - _RECORD_MARGIN_SECONDS
+    attempted = _send_each(claimed, clock=clock)
+    recorded = attempts_record(attempted=attempted, give_up_at=give_up_at)
+    for item in recorded:
+        result.outcomes[str(item.delivery.id)] = item.outcome
+        if item.receipt_expected:
+            early_receipt_apply(item.delivery)  # after the commit above: see delivery_report_receipt
+        if item.outcome.retry_in is not None:
+            result.retries.append((item.delivery, item.outcome.retry_in))
+    not_claimed = set(ids) - {str(d.id) for d in claimed}
+    if not_claimed:
+        existing = {str(i) for i in Delivery.objects.filter(id__in=not_claimed).values_list("id", flat=True)}
+        result.unknown.extend(sorted(not_claimed - existing))
+        for delivery_id in sorted(existing):
+            logger.info("delivery %s is not claimable; message dropped", delivery_id)
+    return result
+
+
+def deliveries_claim(*, delivery_ids: Sequence[str]) -> tuple[list[Delivery], DbClock | None]:
+    """Take the claimable deliveries among `delivery_ids` for this worker, atomically, and load them.
+
+    One conditional UPDATE … RETURNING moves every delivery still queued/retrying and due to
+    `sending`: only one worker can do that for a given delivery, so a redelivered or duplicate
+    message finds nothing to claim, and a retry not yet due is left to its own countdown message.
+    The claim and the load are one transaction: if the load fails, nothing stays claimed.
+    """
+    try:
+        with transaction.atomic():
+            rows = _claim_returning(delivery_ids) if delivery_ids else []
+            if not rows:
+                return [], None
+            claimed = list(
+                Delivery.objects.select_related(
+                    "notification__recipient", "notification__project", "notification__template_version"
+                ).filter(id__in=[row[0] for row in rows])
+            )
+    except (OperationalError, InterfaceError) as exc:
+        connection.close_if_unusable_or_obsolete()
+        raise DatabaseUnavailable(str(exc)) from exc
+    # Every time the batch writes follows from the database's time at the claim.
+    return claimed, DbClock(rows[0][1])
+
+
+def _claim_returning(delivery_ids: Sequence[str]) -> list[tuple]:
+    """The claim UPDATE, built by the ORM for the database in use, with RETURNING added.
+
+    Every time in it is the database's (Now()): the claim's deadline is compared by the sweep,
+    maybe on another host. Returns (id, claim time) for each delivery claimed.
+    """
+    now = Now()
+    sending_deadline = ExpressionWrapper(
+        now + Value(timedelta(seconds=settings.NOTIFIER_SENDING_TIMEOUT_SECONDS)), output_field=DateTimeField()
+    )
+    due = ExpressionWrapper(now + Value(_CLOCK_SKEW), output_field=DateTimeField())
+    claimable = Delivery.objects.filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=due),
+        id__in=delivery_ids,
+        status__in=CLAIMABLE_STATUSES,
+    )
+    query = claimable.query.chain(UpdateQuery)
+    query.add_update_values({
+        "status": DeliveryStatus.SENDING,
+        "status_changed_at": now,
+        "attempt_count": F("attempt_count") + 1,
+        "budget_attempts": F("budget_attempts") + 1,
+        "recheck_at": sending_deadline,
+    })
+    compiler = query.get_compiler(claimable.db)
+    compiler.pre_sql_setup()
+    sql, params = compiler.as_sql()
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {quote('id')}, {quote('status_changed_at')}", params)
+        rows = cursor.fetchall()
+    field = Delivery._meta.get_field("status_changed_at")
+    return [(uuid.UUID(str(row[0])), _as_datetime(row[1], field)) for row in rows]
+
+
+def _as_datetime(value, field):
+    # PostgreSQL returns a datetime; SQLite the text Django stores.
+    if isinstance(value, str):
+        value = field.to_python(value)
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+
+
+def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
+    # A batch starts no send past half the task's time limit: a slow provider then costs the
+    # batch's tail a trip through the sweep, never a send outliving its claim (on the threads
+    # pool, which has no time limits, this bound is the one that holds).
+    stop_at = time.monotonic() + settings.NOTIFIER_SEND_TIME_LIMIT_SECONDS / 2
+    attempted = []
+    for index, delivery in enumerate(claimed):
+        if index and time.monotonic() > stop_at:
+            logger.warning("batch out of time after %d sends; %d left to the sweep", index, len(claimed) - index)
+            _release(claimed[index:])
+            break
+        try:
+            item = _send_one(delivery, clock=clock)
+        except SoftTimeLimitExceeded:
+            # The task's time is up: the sends not begun go back to `queued` uncounted, and the
+            # sweep publishes them (recheck_at now) rather than this task overrunning its limit.
+            _release(claimed[index + 1:])
+            attempted.append(_timed_out(delivery, clock=clock))
+            break
+        if item is not None:
+            attempted.append(item)
+    return attempted
+
+
+def _send_one(delivery: Delivery, *, clock: DbClock) -> Attempted | None:
+    started_at = clock.now()
     started = time.monotonic()
+    timing = {"clock": clock, "started_at": started_at, "started": started}
     try:
         result = _send(delivery)
     except TransientProviderError as exc:
-        return _record_transient_error(delivery, exc, started_at=started_at, started=started)
-    except SoftTimeLimitExceeded:
-        # The provider hung past the task's soft limit: whether it took the message is unknown,
-        # like any timeout, so it is retried. The backend's connection is mid-conversation;
-        # drop it so the next send in this process starts on a fresh one.
-        backends_reset()
-        error = TransientProviderError("The provider did not answer within the time limit.", code="timeout")
-        return _record_transient_error(delivery, error, started_at=started_at, started=started)
+        return attempted_transient(delivery, exc, **timing)
     except PermanentProviderError as exc:
-        return _record_final_error(
-            delivery, exc, outcome=AttemptOutcome.PERMANENT_ERROR, status=DeliveryStatus.FAILED,
-            started_at=started_at, started=started,
-        )
+        return attempted_final(delivery, exc, outcome=AttemptOutcome.PERMANENT_ERROR, status=DeliveryStatus.FAILED,
+                               **timing)
     except ChannelDisabled as exc:
         # Not this delivery's fault, and not fixable by waiting: dead, to be replayed once the
         # channel is configured again (a channel may be turned off with deliveries still queued).
-        return _record_final_error(
-            delivery, ProviderError(exc.message, code=exc.code),
-            outcome=AttemptOutcome.INTERNAL_ERROR, status=DeliveryStatus.DEAD, started_at=started_at, started=started,
-        )
+        return attempted_final(delivery, ProviderError(exc.message, code=exc.code),
+                               outcome=AttemptOutcome.INTERNAL_ERROR, status=DeliveryStatus.DEAD, **timing)
     except DatabaseError:
-        raise  # cannot record anything now; the sweep takes the delivery back at recheck_at
+        # A backend that writes to our database (the inbox) could not: whether it stored the
+        # message is unknown, so this delivery stays `sending` for the sweep; the others go on.
+        logger.exception("delivery %s: database error while sending; left to the sweep", delivery.id)
+        return None
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:
         # A bug of ours, not the provider's answer: stop retrying, park it in the dead-letter
-        # queue with the reason so an operator can replay it after the fix, and let it be logged.
-        _record_final_error(
-            delivery, ProviderError(f"{type(exc).__name__}: {exc}", code="internal_error"),
-            outcome=AttemptOutcome.INTERNAL_ERROR, status=DeliveryStatus.DEAD,
-            started_at=started_at, started=started,
-        )
-        raise
-    return _record_sent(delivery, result, started_at=started_at, started=started)
+        # queue with the reason so an operator can replay it after the fix, and log it.
+        logger.exception("delivery %s: internal error", delivery.id)
+        return attempted_final(delivery, ProviderError(f"{type(exc).__name__}: {exc}", code="internal_error"),
+                               outcome=AttemptOutcome.INTERNAL_ERROR, status=DeliveryStatus.DEAD, **timing)
+    return attempted_sent(delivery, result, **timing)
+
+
+def _timed_out(delivery: Delivery, *, clock: DbClock) -> Attempted:
+    # The provider hung past the task's soft limit: whether it took the message is unknown,
+    # like any timeout, so it is retried. The backend's connection is mid-conversation; drop it
+    # so the next send in this process starts on a fresh one.
+    backends_reset()
+    error = TransientProviderError("The provider did not answer within the time limit.", code="timeout")
+    return attempted_transient(delivery, error, clock=clock, started_at=clock.now(), started=time.monotonic())
+
+
+def _release(deliveries: list[Delivery]) -> None:
+    """Give back claimed deliveries never attempted: `queued`, the claim's count undone."""
+    if not deliveries:
+        return
+    Delivery.objects.filter(id__in=[d.id for d in deliveries], status=DeliveryStatus.SENDING).update(
+        status=DeliveryStatus.QUEUED, status_changed_at=Now(), recheck_at=Now(),
+        attempt_count=F("attempt_count") - 1, budget_attempts=F("budget_attempts") - 1,
+    )
 
 
 def _send(delivery: Delivery) -> ProviderResult:
@@ -149,129 +274,3 @@ def _send(delivery: Delivery) -> ProviderResult:
         where = f" ({delivery.channel}.{part})" if part else ""
         raise PermanentProviderError(f"The template could not be rendered{where}: {exc}", code="template_error") from exc
     return backend.send(delivery, content)
-
-
-def retry_delay(*, attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait after the given failed attempt (1-based): exponential, with equal jitter.
-
-    Half of each step is fixed and half random, so delays never shrink from one attempt to the
-    next (full jitter can draw a shorter wait than the last) while retries still spread out.
-    The cap applies after the jitter: at the cap the delay stops growing, and the spread the
-    earlier jitter gave a burst of retries carries on. A provider's Retry-After is honoured
-    when longer, up to NOTIFIER_MAX_RETRY_AFTER_SECONDS.
-    """
-    step = settings.NOTIFIER_RETRY_BACKOFF_BASE_SECONDS * 2 ** min(attempt - 1, 32)
-    delay = min(step / 2 + random.uniform(0, step / 2), settings.NOTIFIER_RETRY_BACKOFF_MAX_SECONDS)
-    return max(delay, _provider_wait(retry_after))
-
-
-def _provider_wait(retry_after: float | None) -> float:
-    # Backends cap what they parse, but whatever one passes on must not overflow the datetime
-    # arithmetic after the send: that runs outside the send's error handling, and would leave
-    # the delivery `sending` with this attempt's outcome (an FCM device that got it) unrecorded.
-    if retry_after is None or math.isnan(retry_after):
-        return 0.0
-    return min(max(retry_after, 0.0), settings.NOTIFIER_MAX_RETRY_AFTER_SECONDS)
-
-
-def _attempt(delivery, *, outcome, started_at, started, result=None, error=None, next_attempt_at=None) -> DeliveryAttempt:
-    return DeliveryAttempt(
-        delivery=delivery,
-        number=delivery.attempt_count,
-        started_at=started_at,
-        duration_ms=int((time.monotonic() - started) * 1000),
-        outcome=outcome,
-        provider_message_id=result.provider_message_id if result else "",
-        provider_response=(result.response if result else error.response) or {},
-        error_code=error.code if error else "",
-        error_message=error.message if error else "",
-        next_attempt_at=next_attempt_at,
-    )
-
-
-def _save(delivery: Delivery, attempt: DeliveryAttempt, **fields) -> bool:
-    """Write the attempt and the delivery's new state; False if this worker's claim had lapsed.
-
-    The claim holds only while the delivery is still `sending` under this attempt's number. A
-    send that outlived the sending deadline was taken back by the sweep, which recorded this
-    attempt as lost and queued the delivery again: writing now would overwrite what happened
-    since. (The task's hard time limit is shorter than that deadline, so this is a safeguard.)
-
-    A cancel recorded while this attempt ran wins over anything but `sent`: the delivery ends
-    `cancelled` and is not retried. The row is locked first, so a cancel landing meanwhile waits
-    for this commit and then finds the delivery final.
-    """
-    fields["status_changed_at"] = timezone.now()
-    with transaction.atomic():
-        claim = Delivery.objects.select_for_update().filter(
-            id=delivery.id, status=DeliveryStatus.SENDING, attempt_count=delivery.attempt_count
-        ).values("cancel_requested_at").first()
-        if claim is None:
-            logger.warning("delivery %s was taken back by the sweep before attempt %s was recorded (%s)",
-                           delivery.id, attempt.number, attempt.outcome)
-            return False
-        if claim["cancel_requested_at"] is not None and fields["status"] != DeliveryStatus.SENT:
-            fields.update(status=DeliveryStatus.CANCELLED, next_attempt_at=None, recheck_at=None)
-        Delivery.objects.filter(id=delivery.id).update(**fields)
-        attempt.save()
-    for name, value in fields.items():
-        setattr(delivery, name, value)
-    return True
-
-
-def _record_sent(delivery, result: ProviderResult, *, started_at, started) -> SendOutcome | None:
-    attempt = _attempt(delivery, outcome=AttemptOutcome.SENT, started_at=started_at, started=started, result=result)
-    saved = _save(
-        delivery, attempt,
-        status=DeliveryStatus.SENT, sent_at=timezone.now(), provider_message_id=result.provider_message_id,
-        next_attempt_at=None, recheck_at=None, last_error_code="", last_error="",
-    )
-    if not saved:
-        return None
-    if result.receipt_expected:
-        early_receipt_apply(delivery)  # after the commit above: see delivery_report_receipt
-    return SendOutcome(status=DeliveryStatus.SENT)
-
-
-def _record_final_error(delivery, error: ProviderError, *, outcome, status, started_at, started) -> SendOutcome | None:
-    attempt = _attempt(delivery, outcome=outcome, started_at=started_at, started=started, error=error)
-    saved = _save(
-        delivery, attempt,
-        status=status, next_attempt_at=None, recheck_at=None, last_error_code=error.code, last_error=error.message,
-    )
-    if not saved:
-        return None
-    logger.warning("delivery %s %s: %s", delivery.id, delivery.status, error.message)
-    return SendOutcome(status=delivery.status)
-
-
-def _record_transient_error(delivery, error: TransientProviderError, *, started_at, started) -> SendOutcome | None:
-    if delivery.budget_attempts >= max_attempts(delivery.channel):
-        return _record_final_error(
-            delivery, error, outcome=AttemptOutcome.TRANSIENT_ERROR, status=DeliveryStatus.DEAD,
-            started_at=started_at, started=started,
-        )
-    delay = retry_delay(attempt=delivery.budget_attempts, retry_after=error.retry_after)
-    next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    by_countdown = delay <= settings.NOTIFIER_MAX_COUNTDOWN_SECONDS
-    attempt = _attempt(delivery, outcome=AttemptOutcome.TRANSIENT_ERROR, started_at=started_at, started=started,
-                       error=error, next_attempt_at=next_attempt_at)
-    saved = _save(
-        delivery, attempt,
-        status=DeliveryStatus.RETRYING, next_attempt_at=next_attempt_at,
-        recheck_at=_retry_recheck_at(next_attempt_at, by_countdown=by_countdown),
-        last_error_code=error.code, last_error=error.message,
-    )
-    if not saved:
-        return None
-    if delivery.status != DeliveryStatus.RETRYING:
-        return SendOutcome(status=delivery.status)  # cancelled meanwhile: nothing to schedule
-    return SendOutcome(status=DeliveryStatus.RETRYING, retry_in=delay if by_countdown else None)
-
-
-def _retry_recheck_at(next_attempt_at: datetime, *, by_countdown: bool) -> datetime:
-    # A countdown message is on its way: the sweep steps in only if it is clearly lost. A wait
-    # too long for a countdown (RabbitMQ's consumer_timeout) is the sweep's to publish when due.
-    if by_countdown:
-        return next_attempt_at + timedelta(seconds=settings.NOTIFIER_RETRY_GRACE_SECONDS)
-    return next_attempt_at

@@ -21,19 +21,19 @@ of hours costs a handful of spare messages per delivery, not one per deadline.
 
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import DateTimeField, DurationField, Expression, ExpressionWrapper, F, Value
-from django.db.models.functions import Greatest, Least
-from django.utils import timezone
+from django.db.models.functions import Greatest, Least, Now
 
 from apps.channels.registry import ChannelDisabled, channel_enabled, max_attempts
 from apps.notifications.dispatch import (
     deliveries_publish_on_commit,
     delivery_message,
     publishing_paused,
+    queue_name,
     queued_recheck_at,
 )
 from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
@@ -67,9 +67,9 @@ def deliveries_sweep(*, batch_size: int | None = None, max_batches: int = _MAX_B
     """
     batch_size = batch_size or settings.NOTIFIER_SWEEP_BATCH_SIZE
     result = SweepResult()
-    overdue_at = timezone.now()
+    overdue_at = None  # the database's time when the first batch was read
     for _ in range(max_batches):
-        taken = _sweep_batch(overdue_at=overdue_at, batch_size=batch_size, result=result)
+        taken, overdue_at = _sweep_batch(overdue_at=overdue_at, batch_size=batch_size, result=result)
         if taken < batch_size or publishing_paused():
             break
     if result.requeued or result.dead or result.cancelled:
@@ -78,17 +78,23 @@ def deliveries_sweep(*, batch_size: int | None = None, max_batches: int = _MAX_B
 
 
 @transaction.atomic
-def _sweep_batch(*, overdue_at: datetime, batch_size: int, result: SweepResult) -> int:
-    """Take one batch: a fixed handful of queries, however many deliveries it holds."""
-    now = timezone.now()
+def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepResult) -> tuple[int, datetime | None]:
+    """Take one batch: a fixed handful of queries, however many deliveries it holds.
+
+    Deadlines are compared with the database's clock (Now()), not this host's: a beat on a host
+    running fast must not take back a send still within its deadline. Each row read carries
+    that time, so reading it costs no query of its own.
+    """
     overdue = list(
         Delivery.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("notification")
-        .filter(status__in=ACTIVE_STATUSES, recheck_at__lte=overdue_at)
+        .annotate(db_now=Now())
+        .filter(status__in=ACTIVE_STATUSES, recheck_at__lte=overdue_at or Now())
         .order_by("recheck_at")[:batch_size]
     )
     if not overdue:
-        return 0
+        return 0, overdue_at
+    now = overdue[0].db_now
 
     lost = [d for d in overdue if d.status == DeliveryStatus.SENDING]
     DeliveryAttempt.objects.bulk_create(
@@ -118,6 +124,7 @@ def _sweep_batch(*, overdue_at: datetime, batch_size: int, result: SweepResult) 
     exhausted = [d.id for d in lost if d.id not in ended | dead and d.budget_attempts >= max_attempts(d.channel)]
     _make_dead(exhausted, now=now, code="worker_lost", message="The worker stopped while sending; attempts exhausted.")
     dead.update(exhausted)
+    dead.update(_end_unconsumed(overdue, ended=ended | dead, now=now))
     result.dead += len(dead)
     ended |= dead
 
@@ -130,7 +137,26 @@ def _sweep_batch(*, overdue_at: datetime, batch_size: int, result: SweepResult) 
     )
     deliveries_publish_on_commit([delivery_message(d, priority=d.notification.priority) for d in requeue])
     result.requeued += len(requeue)
-    return len(overdue)
+    return len(overdue), overdue_at or now
+
+
+def _end_unconsumed(overdue: list[Delivery], *, ended: set, now: datetime) -> list:
+    """Queued deliveries no worker has taken for NOTIFIER_QUEUED_MAX_AGE_SECONDS end `dead`.
+
+    Most likely nothing consumes their channel's queue (a worker started with -Q leaving it
+    out): publishing them again every few hours would never end, and nobody would be told.
+    """
+    max_age = timedelta(seconds=settings.NOTIFIER_QUEUED_MAX_AGE_SECONDS)
+    ids = []
+    for channel in {d.channel for d in overdue}:
+        stale = [d.id for d in overdue if d.channel == channel and d.id not in ended
+                 and d.status == DeliveryStatus.QUEUED and now - d.status_changed_at > max_age]
+        _make_dead(stale, now=now, code="not_consumed", message=(
+            f"No worker took it from the {queue_name(channel)} queue within {max_age}: is a worker "
+            "consuming that queue? Replay it once one is."
+        ))
+        ids.extend(stale)
+    return ids
 
 
 def _make_dead(ids: list, *, now: datetime, code: str, message: str) -> None:

@@ -1,11 +1,13 @@
 """Celery tasks: thin, given ids only, named explicitly so a rename never strands queued messages."""
 
+import contextlib
 import logging
 
 from celery import shared_task
 from celery.exceptions import Reject
 from django.conf import settings
 
+from apps.channels.shares import project_share
 from apps.notifications.broadcasts import (
     broadcast_fan_out,
     broadcast_id_valid,
@@ -13,49 +15,103 @@ from apps.notifications.broadcasts import (
     broadcasts_resume_stale,
 )
 from apps.notifications.deferral import delivery_send_lease
-from apps.notifications.dispatch import deliveries_mark_unpublished
-from apps.notifications.sending import NoSuchDelivery, delivery_send
+from apps.notifications.dispatch import deliveries_mark_unpublished, deliveries_publish_alone, delivery_retry_publish
+from apps.notifications.sending import DatabaseUnavailable, deliveries_send
 from apps.notifications.sweep import deliveries_sweep
 
 logger = logging.getLogger(__name__)
 
+_SEND_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": None}
 
-@shared_task(bind=True, name="notifier.deliveries.send", acks_late=True, reject_on_worker_lost=True, max_retries=None)
+
+@shared_task(name="notifier.deliveries.send", **_SEND_OPTIONS)
 def delivery_send_task(self, delivery_id: str) -> None:
-    """Send one delivery. Safe to receive twice: only one worker can claim a delivery.
+    """Send one delivery (the channels that do not batch, and messages from before batching)."""
+    _send(self, [delivery_id])
+
+
+@shared_task(name="notifier.deliveries.send_batch", **_SEND_OPTIONS)
+def deliveries_send_task(self, delivery_ids: list[str]) -> None:
+    """Send several deliveries of one channel: one claim, one connection, one write for all."""
+    _send(self, delivery_ids if isinstance(delivery_ids, list) else [delivery_ids])
+
+
+def _send(task, delivery_ids: list[str]) -> None:
+    """Safe to receive twice: only one worker can claim a delivery.
 
     acks_late + reject_on_worker_lost: a worker killed mid-task hands the message back to the
-    broker. That cannot loop: the delivery is `sending` by then, so the redelivered message is
-    not claimable and is acknowledged; the sweep takes the delivery back after its deadline.
+    broker. That cannot loop: the deliveries are `sending` by then, so the redelivered message
+    claims nothing and is acknowledged; the sweep takes them back after their deadline.
 
-    The retry count is bounded by the delivery's attempt budget in the database, not by Celery.
-    A retry goes back to the same queue as a countdown message; the sweep covers its loss.
+    The retry count is bounded by each delivery's attempt budget in the database, not by
+    Celery. A retry is a countdown message of its own; the sweep covers its loss.
     """
     try:
-        with delivery_send_lease(delivery_id=delivery_id, deferrals=self.request.retries) as defer_by:
+        with _project_share_lease(task, delivery_ids) as defer_by:
             if defer_by is not None:
                 # Its project has its share of the channel's workers busy: not claimed, so no
                 # attempt is spent, and no worker waits for it (see deferral.py).
-                _retry(self, delivery_id, countdown=defer_by)
+                _defer(task, delivery_ids[0], countdown=defer_by)
                 return
-            outcome = delivery_send(delivery_id=delivery_id)
-    except NoSuchDelivery as exc:
-        # Not requeued: with acks_late the broker dead-letters it to notifications.<channel>.dead.
-        raise Reject(str(exc), requeue=False) from exc
-    if outcome is not None and outcome.retry_in is not None:
-        _retry(self, delivery_id, countdown=outcome.retry_in)
+            result = deliveries_send(delivery_ids=delivery_ids)
+    except DatabaseUnavailable as exc:
+        # Nothing was claimed, so nothing was sent: try the same message again in a few seconds
+        # rather than leave it to the sweep's queued deadline (an exception would only be acked).
+        countdown = min(settings.NOTIFIER_DATABASE_RETRY_SECONDS * 2 ** task.request.retries,
+                        settings.NOTIFIER_DATABASE_RETRY_MAX_SECONDS)
+        logger.warning("database unavailable (%s); %d deliveries tried again in %.0fs", exc, len(delivery_ids),
+                       countdown)
+        try:
+            raise task.retry(countdown=countdown, confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
+        except Reject:
+            # The broker would not take the retry either: hand this message back instead.
+            raise Reject("database and broker unavailable", requeue=True) from exc
+    for delivery, countdown in result.retries:
+        delivery_retry_publish(delivery=delivery, countdown=countdown)
+    if result.unknown:
+        _reject_unknown(task, delivery_ids, result.unknown)
 
 
-def _retry(task, delivery_id: str, *, countdown: float) -> None:
+def _project_share_lease(task, delivery_ids: list[str]):
+    """The project's send lease, for a one-delivery message on a channel that bounds shares.
+
+    The channel is read from the queue the message came from, so email and the other channels
+    never pay the lookup; a message with no routing key (run in-process) is looked up.
+    """
+    queue = (task.request.delivery_info or {}).get("routing_key") or ""
+    channel = queue.removeprefix("notifications.")
+    if len(delivery_ids) != 1 or (channel and not project_share(channel)):
+        return contextlib.nullcontext(None)
+    return delivery_send_lease(delivery_id=delivery_ids[0], deferrals=task.request.retries)
+
+
+def _defer(task, delivery_id: str, *, countdown: float) -> None:
     try:
         raise task.retry(countdown=countdown, confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
     except Reject:
         # Celery rejects the message into the dead-letter queue when it cannot publish the
-        # retry. The row already says when to try again and the sweep publishes it then
-        # (recheck_at, brought forward for a queued one), so the message is acknowledged
-        # instead: the broker's dead-letter queue keeps only messages nothing else can recover.
-        logger.warning("could not publish the retry of delivery %s; the sweep will", delivery_id)
+        # retry. The delivery is still `queued`; bringing its recheck_at forward lets the sweep
+        # publish it, so the message is acknowledged instead: the broker's dead-letter queue
+        # keeps only messages nothing else can recover.
+        logger.warning("could not publish the deferral of delivery %s; the sweep will", delivery_id)
         deliveries_mark_unpublished(delivery_ids=[delivery_id])
+
+
+def _reject_unknown(task, delivery_ids: list[str], unknown: list[str]) -> None:
+    """Send ids that name no delivery to the broker's dead-letter queue, one message each.
+
+    Not requeued: with acks_late the broker dead-letters a rejected message to
+    notifications.<channel>.dead. A batch's other deliveries were sent, so its unknown ids go
+    back to the queue alone first, where they are rejected in turn: an operator then replays or
+    discards each by its id (`manage.py dlq`). If that publish fails, the whole batch is
+    rejected instead; replaying it finds the others claimed.
+    """
+    if len(delivery_ids) > 1:
+        info = task.request.delivery_info or {}
+        if deliveries_publish_alone(delivery_ids=unknown, queue=info.get("routing_key", ""),
+                                    priority=info.get("priority")):
+            return
+    raise Reject(f"no delivery {', '.join(unknown)}", requeue=False)
 
 
 @shared_task(name="notifier.deliveries.sweep", ignore_result=False)

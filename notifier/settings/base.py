@@ -193,6 +193,8 @@ NOTIFIER_CHANNELS = {
         "BACKEND": "apps.channels.backends.email.DjangoEmailBackend",
         "OPTIONS": {},
         "MAX_ATTEMPTS": env.int("NOTIFIER_EMAIL_MAX_ATTEMPTS", default=8),
+        # Deliveries one task sends on one SMTP connection, claimed and recorded together.
+        "BATCH_SIZE": env.int("NOTIFIER_EMAIL_BATCH_SIZE", default=50),
     },
     "in_app": {
         "BACKEND": "apps.channels.backends.inbox.InboxBackend",
@@ -323,6 +325,14 @@ NOTIFIER_BROADCAST_BATCH_SIZE = env.int("NOTIFIER_BROADCAST_BATCH_SIZE", default
 NOTIFIER_BROADCAST_RUN_SECONDS = env.float("NOTIFIER_BROADCAST_RUN_SECONDS", default=60.0)
 NOTIFIER_BROADCAST_STALE_SECONDS = env.float("NOTIFIER_BROADCAST_STALE_SECONDS", default=120.0)
 NOTIFIER_BROADCAST_MAX_ERRORS = env.int("NOTIFIER_BROADCAST_MAX_ERRORS", default=5)
+# A worker that cannot reach the database to claim tries the same message again after this long,
+# doubling per try up to the maximum (the sweep's queued deadline is the backstop).
+NOTIFIER_DATABASE_RETRY_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_SECONDS", default=2.0)
+NOTIFIER_DATABASE_RETRY_MAX_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_MAX_SECONDS", default=30.0)
+# A delivery still `queued` this long after it was last queued (no worker consumes its channel's
+# queue, or a backlog that old) ends `dead` with code `not_consumed` instead of being published
+# again forever; replay it once a worker serves the channel.
+NOTIFIER_QUEUED_MAX_AGE_SECONDS = env.float("NOTIFIER_QUEUED_MAX_AGE_SECONDS", default=24 * 3600.0)
 # --- Publishing when the broker is slow or down (apps/notifications/dispatch.py).
 # How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
 # publishers instead of refusing them, and the API must not hang on it.
@@ -364,6 +374,11 @@ CELERY_TASK_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS
 CELERY_TASK_SOFT_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS - 10
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks as they run
+# Sends wait on providers (SMTP, HTTP), not on the CPU: one process runs many at once in threads,
+# sharing its connection pools, where prefork would need a process (and its own database and
+# broker connections) per send in flight. docs/performance.md, "Workers", has the figures.
+CELERY_WORKER_POOL = env("CELERY_WORKER_POOL", default="threads")
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=16)
 # 1 for the Procfile's `worker`, which consumes every queue: a larger multiplier lets one slow
 # channel's reserved messages wait behind each other while other workers idle, and undermines
 # priorities. Per-channel workers pass --prefetch-multiplier (README, "Reliability").
@@ -371,8 +386,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 # On a lost broker connection, let running sends finish: their messages come back and find the
 # delivery no longer claimable. Cancelling them would cut sends mid-conversation instead.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
-# Countdown retries are held in worker memory until due; bound how many one worker keeps.
-CELERY_WORKER_ETA_TASK_LIMIT = env.int("CELERY_WORKER_ETA_TASK_LIMIT", default=2000)
+# RabbitMQ's consumer_timeout (30 min by default): a message a worker holds unacknowledged longer
+# closes its channel. Countdown retries are held from their arrival until they have run, so each
+# worker caps how many messages it holds (worker_eta_task_limit) from this, its concurrency, the
+# longest countdown and the task time limit (celery_app.eta_task_limit, set when a worker starts).
+NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS = env.float("NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS", default=1800.0)
 # A publish that cannot reach the broker gives up fast: the delivery row is the truth and the
 # sweep publishes it again, so the API never waits on a dead broker.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}

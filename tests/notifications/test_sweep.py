@@ -49,7 +49,7 @@ class TestWhatTheSweepTakesBack:
         # Queued for an hour (a backlog, or an outage): the next check is an hour away, capped.
         settings.NOTIFIER_QUEUED_TIMEOUT_SECONDS = 60
         delivery = DeliveryFactory(recheck_at=ago(seconds=1), status_changed_at=ago(minutes=5))
-        old = DeliveryFactory(recheck_at=ago(seconds=1), status_changed_at=ago(days=1))
+        old = DeliveryFactory(recheck_at=ago(seconds=1), status_changed_at=ago(hours=12))  # under the max age
 
         deliveries_sweep()
 

@@ -2,6 +2,7 @@
 
 import logging
 import smtplib
+import threading
 import time
 from email.utils import parseaddr
 
@@ -30,7 +31,8 @@ def delivery_message_id(*, delivery_id, from_email: str) -> str:
 
 
 class DjangoEmailBackend(ChannelBackend):
-    """Sends multipart text/HTML mail, keeping one SMTP connection open per worker process.
+    """Sends multipart text/HTML mail, keeping one SMTP connection open per worker process (per
+    thread, with Celery's threads pool: an SMTP session cannot be shared by two senders at once).
 
     OPTIONS: `from_email` (default DEFAULT_FROM_EMAIL), `idle_check_seconds` (after this long
     unused, the connection is checked with NOOP before use, since servers drop idle clients).
@@ -42,8 +44,7 @@ class DjangoEmailBackend(ChannelBackend):
         super().__init__(**options)
         self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
         self.idle_check_seconds = idle_check_seconds
-        self._connection = None
-        self._last_used = 0.0
+        self._local = threading.local()
 
     def send(self, delivery, content) -> ProviderResult:
         address = delivery.notification.recipient.email
@@ -78,7 +79,7 @@ class DjangoEmailBackend(ChannelBackend):
         except smtplib.SMTPException as exc:  # a session gone wrong in some other way: worth another try
             self._connection_discard()
             raise TransientProviderError(f"SMTP error: {exc}", code="smtp_error") from exc
-        self._last_used = time.monotonic()
+        self._local.last_used = time.monotonic()
         return ProviderResult(provider_message_id=message_id)
 
     def _raise_for_reply(self, code: int, reply: bytes | str):
@@ -93,18 +94,23 @@ class DjangoEmailBackend(ChannelBackend):
             raise PermanentProviderError(message, code=str(code))
         raise TransientProviderError(message, code=str(code))
 
+    @property
+    def _connection(self):
+        return getattr(self._local, "connection", None)
+
     def _connection_get(self):
-        if self._connection is not None and time.monotonic() - self._last_used > self.idle_check_seconds:
+        last_used = getattr(self._local, "last_used", 0.0)
+        if self._connection is not None and time.monotonic() - last_used > self.idle_check_seconds:
             if not self._connection_alive():
                 self._connection_discard()
         if self._connection is None:
-            self._connection = get_connection(fail_silently=False)
+            connection = get_connection(fail_silently=False)
             try:
-                self._connection.open()
+                connection.open()
             except (smtplib.SMTPException, OSError) as exc:
-                self._connection = None
                 raise TransientProviderError(f"Cannot connect to the mail server: {exc}", code="connection") from exc
-            self._last_used = time.monotonic()
+            self._local.connection = connection
+            self._local.last_used = time.monotonic()
         return self._connection
 
     def _connection_alive(self) -> bool:
@@ -122,4 +128,4 @@ class DjangoEmailBackend(ChannelBackend):
                 self._connection.close()
             except Exception:  # closing a broken connection may fail in many ways; it is gone either way
                 logger.debug("closing a broken mail connection failed", exc_info=True)
-        self._connection = None
+        self._local.connection = None

@@ -1,0 +1,67 @@
+"""The database going away under a worker: what it had not claimed is tried again within seconds
+of the database's return, not left to the sweep's queued deadline.
+
+The outage is this run's own test database refusing new connections (ALLOW_CONNECTIONS false)
+with every other session on it ended; the test's own connection stays, so it can create the
+notification meanwhile and watch. Nothing outside this run's database is touched.
+"""
+
+import time
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from django.db import connection
+
+from apps.notifications.models import Delivery, DeliveryStatus
+from apps.notifications.services import notification_create
+from tests.support.processes import wait_until
+from tests.templates.factories import TemplateVersionFactory
+from tests.users.factories import RecipientFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@contextmanager
+def database_closed():
+    """This run's database refuses new connections and ends every session but the test's own.
+    (PostgreSQL takes ALLOW_CONNECTIONS only from a session on another database.)"""
+    db = connection.settings_dict
+    name = db["NAME"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        own_pid = cursor.fetchone()[0]
+    admin = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "postgres",
+                            dbname="postgres", autocommit=True)
+    with admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                          [name, own_pid])
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def test_a_claim_that_met_a_database_outage_is_sent_within_seconds_of_its_return(project, worker, smtp):
+    user = RecipientFactory(project=project, external_id="db-outage", email="db-outage@example.com")
+    TemplateVersionFactory(template__project=project, template__key="outage",
+                           channels={"email": {"subject": "Back", "text": "The database is back."}})
+    log_start = len(worker.log())
+
+    with database_closed():
+        notification, _ = notification_create(project=project, to=user.external_id, template_key="outage", data={})
+        wait_until(lambda: "database unavailable" in worker.log()[log_start:], timeout=30,
+                   message="the worker to meet the outage")
+        time.sleep(1)
+    reopened = time.monotonic()
+
+    delivery = Delivery.objects.get(notification=notification)
+    wait_until(lambda: Delivery.objects.filter(id=delivery.id, status=DeliveryStatus.SENT).exists(), timeout=30,
+               message="the delivery to be sent")
+    took = time.monotonic() - reopened
+    print(f"\nsent {took:.1f}s after the database came back")
+    # The sweep would only publish it again after the queued deadline (20 s in these tests).
+    assert took < 12
+    assert [m["To"] for m in smtp.messages] == ["db-outage@example.com"]
+    assert list(Delivery.objects.get(id=delivery.id).attempts.values_list("outcome", flat=True)) == ["sent"]
