@@ -123,7 +123,7 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
             profiler.start("email", profiled, seconds=40)
         time.sleep(0.5)
         results["email"] = scenarios.email_end_to_end(bench, noop_per_s=results["noop"].get("per_s"),
-                                                      use_bulk=use_bulk)
+                                                      use_bulk=use_bulk, monitor=monitor)
         profiler.stop()
 
 

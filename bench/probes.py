@@ -3,7 +3,9 @@ commits, and the statements counted by notifier/settings/bench.py."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -43,9 +45,24 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
+def connect(url: str, *, attempts: int = 20, **kwargs) -> psycopg.Connection:
+    """A connection, retried for a while: on a shared machine the server's connection slots can be
+    taken for a moment by others (and by the stack under test)."""
+    for attempt in range(attempts):
+        try:
+            return psycopg.connect(url, **kwargs)
+        except psycopg.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 class Monitor:
     """Polls in a thread: each process's peak resident memory (VmHWM, kept per pid so that a
-    replaced pool child still counts) and the connections open to the bench database."""
+    replaced pool child still counts) and the connections open to the bench database. Its one
+    connection (to the `postgres` database, so its own transactions are not counted) is opened at
+    the start, before the load can take the server's free slots."""
 
     def __init__(self, *, processes: list[ServiceProcess], database: str, interval: float = 0.5) -> None:
         self.processes = processes
@@ -55,8 +72,10 @@ class Monitor:
         self.max_connections = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
+        self._connection: psycopg.Connection | None = None
 
     def start(self) -> Monitor:
+        self._connection = connect(f"{POSTGRES_URL}/postgres", autocommit=True)
         self._thread.start()
         return self
 
@@ -64,14 +83,22 @@ class Monitor:
         self._stop.set()
         self._thread.join(timeout=10)
         self._poll_memory()
+        if self._connection is not None:
+            self._connection.close()
 
     def _run(self) -> None:
-        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as connection:
-            while not self._stop.wait(self.interval):
-                self._poll_memory()
-                row = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
-                                         [self.database]).fetchone()
-                self.max_connections = max(self.max_connections, row[0])
+        while not self._stop.wait(self.interval):
+            self._poll_memory()
+            row = self._connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                           [self.database]).fetchone()
+            self.max_connections = max(self.max_connections, row[0])
+
+    def database_commits(self) -> int:
+        """Transactions committed in the bench database so far."""
+        self._connection.execute("SELECT pg_stat_clear_snapshot()")
+        row = self._connection.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                                       [self.database]).fetchone()
+        return int(row[0])
 
     def _poll_memory(self) -> None:
         children = _children_by_parent()
@@ -96,12 +123,21 @@ class Monitor:
         return report
 
 
-def database_commits(database: str) -> int:
-    """Transactions committed in the bench database (read from another database, not to add any)."""
-    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as connection:
-        connection.execute("SELECT pg_stat_clear_snapshot()")
-        row = connection.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [database]).fetchone()
-    return int(row[0])
+def cpu_seconds(processes: list[ServiceProcess]) -> dict[str, float]:
+    """CPU time (user + system) used so far by each process's tree, pool children reaped included."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = _children_by_parent()
+    used = {}
+    for process in processes:
+        total = 0
+        for pid in _tree(process.process.pid, children):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+        used[process.name] = total / ticks
+    return used
 
 
 def statements_executed(query_count_dir: Path) -> int:

@@ -91,7 +91,8 @@ def markdown(report: dict) -> str:
                   f"{email['ratio_to_noop']} of the no-op ceiling ({report['scenarios']['noop'].get('per_s')}/s)",
                   f"- per channel (sent_at): {email['delivered_per_channel']}",
                   f"- accepted → provider: p50 {latency['p50']} ms, p99 {latency['p99']} ms",
-                  f"- per delivery: {email['commits_per_delivery']} commits, {email['queries_per_delivery']} queries"]
+                  f"- per delivery: {email['commits_per_delivery']} commits, {email['queries_per_delivery']} queries, "
+                  f"CPU ms by process: {email['cpu_ms_per_delivery']}"]
     lines += ["", "## Processes", "", "| process | processes seen | main peak MB | largest peak MB | sum of peaks MB |",
               "| --- | --- | --- | --- | --- |"]
     for name, memory in report["memory"].items():

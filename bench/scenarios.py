@@ -10,10 +10,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-
 from bench.load import LoadSpec, run_load
-from bench.probes import database_commits, statements_executed
+from bench.probes import connect, cpu_seconds, statements_executed
 from bench.report import Targets, percentiles, rate
 from bench.stack import Stack
 
@@ -133,11 +131,12 @@ def broadcast(bench: Bench, *, audience: dict, monitor) -> dict:
     return {"available": True, "accepted": True, "seconds": seconds, "state": state, "queued_messages": depth}
 
 
-def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool) -> dict:
+def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, monitor) -> dict:
     stack = bench.stack
     seconds = 3 if bench.smoke else 60
-    commits_before = database_commits(stack.database)
+    commits_before = monitor.database_commits()
     statements_before = statements_executed(stack.query_count_dir)
+    cpu_before = cpu_seconds(stack.processes)
     phase_start = time.time()
     if use_bulk:
         print(f"end to end: bulk POSTs for {seconds} s, consumers on", flush=True)
@@ -150,8 +149,9 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool) 
                                     idle_timeout=10 if bench.smoke else 30)
     time.sleep(1 if bench.smoke else 11)  # PostgreSQL publishes an idle backend's counters within 10 s
     delivered = len(received)
-    commits = database_commits(stack.database) - commits_before
+    commits = monitor.database_commits() - commits_before
     statements = statements_executed(stack.query_count_dir) - statements_before
+    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds(stack.processes).items()}
 
     times = sorted(received.values())
     span = times[-1] - times[0] if len(times) > 1 else 0.0
@@ -168,6 +168,8 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool) 
         "commits_per_delivery": round(commits / delivered, 2) if delivered else None,
         "queries_per_delivery": round(statements / delivered, 2) if delivered else None,
         "ratio_to_noop": ratio,
+        "cpu_ms_per_delivery": {name: round(1000 * seconds / delivered, 2) if delivered else None
+                                for name, seconds in cpu.items()},
     }
     scenario = "email"
     bench.targets.check(scenario, "deliveries/s sustained over 60 s", sustained if delivered else None, "≥", 1000, "/s")
@@ -211,7 +213,7 @@ def _best_window_rate(times: list[float], window: float) -> float:
 
 
 def _delivered_per_channel(database_url: str, *, since: float) -> dict[str, dict]:
-    with psycopg.connect(database_url) as connection:
+    with connect(database_url) as connection:
         rows = connection.execute(
             "SELECT channel, count(*), extract(epoch FROM max(sent_at) - min(sent_at)) FROM notifications_delivery"
             " WHERE sent_at >= to_timestamp(%s) GROUP BY channel", [since]).fetchall()
@@ -221,7 +223,7 @@ def _delivered_per_channel(database_url: str, *, since: float) -> dict[str, dict
 def _accepted_to_provider_ms(database_url: str, received: dict[str, float]) -> list[float]:
     if not received:
         return []
-    with psycopg.connect(database_url) as connection:
+    with connect(database_url) as connection:
         rows = connection.execute(
             "SELECT d.id::text, extract(epoch FROM n.created_at) FROM notifications_delivery d"
             " JOIN notifications_notification n ON n.id = d.notification_id WHERE d.id = ANY(%s::uuid[])",

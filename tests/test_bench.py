@@ -24,7 +24,7 @@ SCENARIO_FIELDS = {
     "single": {"available", "runs"},
     "email": {"available", "accepted", "accepted_per_s", "delivered", "delivered_per_s", "delivered_per_s_best_60s",
               "delivered_per_channel", "accepted_to_provider_ms", "commits_per_delivery", "queries_per_delivery",
-              "ratio_to_noop"},
+              "ratio_to_noop", "cpu_ms_per_delivery"},
 }
 RUN_FIELDS = {"clients", "requests", "accepted", "accepted_per_s", "latency_ms", "errors", "errors_by_status"}
 
@@ -61,6 +61,7 @@ def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     assert email["delivered_per_channel"]["email"]["sent"] == email["delivered"]
     assert email["accepted_to_provider_ms"]["p50"] > 0
     assert email["commits_per_delivery"] > 0 and email["queries_per_delivery"] > 0
+    assert email["cpu_ms_per_delivery"]["worker"] > 0
     assert report["scenarios"]["noop"]["per_s"] > 0 and report["scenarios"]["noop"]["complete"]
     for name in ("web", "worker", "beat", "smtp"):
         assert report["memory"][name]["largest_peak_mb"] > 0, name
