@@ -31,6 +31,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--users", type=int, help="users seeded (default 100000; 50 with --smoke)")
     parser.add_argument("--connection-bound", type=int, default=80,
                         help="most PostgreSQL connections the stack may hold (docs/performance.md)")
+    parser.add_argument("--single-clients", default="32,64,256",
+                        help="client counts of the single scenario, run in this order (default 32,64,256)")
+    parser.add_argument("--email-seconds", type=float, default=60, help="how long the email scenario feeds load")
     parser.add_argument("--load-processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--smtp-latency-ms", type=float, default=5.0, help="the fake SMTP server's time per message")
     parser.add_argument("--broadcast-audience", default="{}", help="the audience filter meaning every user (JSON)")
@@ -41,6 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.only) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    args.single_clients = [int(n) for n in args.single_clients.split(",") if n.strip()]
     args.users = args.users or (50 if args.smoke else 100_000)
     return args
 
@@ -109,7 +113,7 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
         if "single" in chosen:
             if args.profile:
                 profiler.start("single32", profiled, seconds=15)
-            results["single"] = scenarios.single_posts(bench)
+            results["single"] = scenarios.single_posts(bench, clients=args.single_clients)
             profiler.stop()
         if "bulk" in chosen:
             results["bulk"] = scenarios.bulk_posts(bench)
@@ -123,7 +127,8 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
             profiler.start("email", profiled, seconds=40)
         time.sleep(0.5)
         results["email"] = scenarios.email_end_to_end(bench, noop_per_s=results["noop"].get("per_s"),
-                                                      use_bulk=use_bulk, monitor=monitor)
+                                                      use_bulk=use_bulk, monitor=monitor,
+                                                      seconds=args.email_seconds)
         profiler.stop()
 
 

@@ -143,7 +143,7 @@ def cpu_seconds(processes: list[ServiceProcess]) -> dict[str, float]:
 def statements_executed(query_count_dir: Path) -> int:
     """The sum of every process's count (notifier/settings/bench.py writes one file per pid)."""
     total = 0
-    for path in query_count_dir.iterdir():
+    for path in query_count_dir.glob("[0-9]*[0-9]"):
         try:
             total += int(path.read_text() or 0)
         except (OSError, ValueError):

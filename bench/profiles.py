@@ -1,7 +1,8 @@
 """`--profile`: py-spy samples the web and worker process trees while a scenario runs.
 
-The output is py-spy's "raw" format (collapsed stacks, one line per stack with its sample count),
-which `python -m bench.profiles FILE` summarises as the functions holding the most samples.
+Only threads holding the GIL are sampled (`--gil`): what the process spends its CPU on, not where
+its threads wait. The output is py-spy's "raw" format (collapsed stacks, one line per stack with its
+sample count), which `python -m bench.profiles FILE` summarises by package and by function.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Profiler:
         for process in processes:
             output = self.out_dir / f"{label}-{process.name}.txt"
             self._running.append(subprocess.Popen(
-                [str(BIN / "py-spy"), "record", "--pid", str(process.process.pid), "--subprocesses", "--nonblocking",
+                [str(BIN / "py-spy"), "record", "--pid", str(process.process.pid), "--subprocesses", "--nonblocking", "--gil",
                  "--format", "raw", "--duration", str(int(seconds)), "--rate", "50", "--output", str(output)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
@@ -38,27 +39,34 @@ class Profiler:
         self._running.clear()
 
 
-def summary(path: Path, top: int = 25) -> str:
-    """Functions by samples on the stack (inclusive) and at its top (self), as percentages."""
-    inclusive, own, total = Counter(), Counter(), 0
+def _package(frame: str) -> str:
+    """`func (django/db/models/query.py:123)` → `django`; the standard library's files have no folder."""
+    location = frame.rpartition(" (")[2]
+    return location.split("/")[0] if "/" in location else "(stdlib) " + location.split(":")[0]
+
+
+def summary(path: Path, top: int = 20) -> str:
+    """Samples by the package of the running function (self), by function (self), and by function
+    anywhere on the stack (inclusive), as percentages of all samples."""
+    packages, own, inclusive, total = Counter(), Counter(), Counter(), 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
+        frames = [frame for frame in stack.split(";") if not frame.startswith("process ")]
+        if not frames:
             continue
-        frames = [frame.split(" (")[0] + " (" + frame.split("/")[-1] if "(" in frame else frame
-                  for frame in stack.split(";")]
         samples = int(count)
         total += samples
+        packages[_package(frames[-1])] += samples
         own[frames[-1]] += samples
         for frame in set(frames):
             inclusive[frame] += samples
-    lines = [f"{path.name}: {total} samples", "self%  function"]
-    lines += [f"{100 * n / total:5.1f}  {frame}" for frame, n in own.most_common(top)]
-    lines += ["incl%  function"]
-    lines += [f"{100 * n / total:5.1f}  {frame}" for frame, n in inclusive.most_common(top)]
+    # Frames on (nearly) every stack, the process's main loop and the like, say nothing.
+    inclusive = Counter({frame: n for frame, n in inclusive.items() if n < 0.8 * total})
+    lines = [f"{path.name}: {total} samples"]
+    for title, counter in (("self, by package", packages), ("self, by function", own), ("inclusive", inclusive)):
+        lines += [f"-- {title}"] + [f"{100 * n / max(total, 1):5.1f}%  {name}" for name, n in counter.most_common(top)]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        print(summary(Path(name)), end="\n\n")
+    print("\n\n".join(summary(Path(name)) for name in sys.argv[1:]))

@@ -32,21 +32,34 @@ class _QueryCounter:
 
     def _flush_forever(self) -> None:
         event = threading.Event()
+        partial = self.path.with_suffix(".partial")
         while not event.wait(0.5):
-            self.path.write_text(str(self.count))
+            partial.write_text(str(self.count))
+            partial.replace(self.path)  # atomic: a reader never sees a half-written file
 
 
 _counters: dict[int, _QueryCounter] = {}
+_counters_lock = threading.Lock()
 
 
 def _count_queries(sender, connection, **kwargs) -> None:
-    # Keyed by pid: a prefork child inherits the parent's dict but must count (and flush) its own.
-    counter = _counters.get(os.getpid())
-    if counter is None:
-        counter = _counters[os.getpid()] = _QueryCounter(Path(_count_dir))
+    # One counter per process, keyed by pid: a prefork child inherits the parent's dict but must
+    # count (and flush) its own. Under the lock, because the first requests of a web process
+    # open their connections on several threads at once, and two counters would share one file.
+    with _counters_lock:
+        counter = _counters.get(os.getpid())
+        if counter is None:
+            counter = _counters[os.getpid()] = _QueryCounter(Path(_count_dir))
     if counter not in connection.execute_wrappers:
         connection.execute_wrappers.append(counter)
 
 
+def _new_lock_in_child() -> None:
+    # A fork (Celery's prefork pool) copies the lock in whatever state another thread left it.
+    global _counters_lock
+    _counters_lock = threading.Lock()
+
+
 if _count_dir:
     connection_created.connect(_count_queries, weak=False)
+    os.register_at_fork(after_in_child=_new_lock_in_child)
