@@ -56,6 +56,8 @@ def _terminate(signum, frame):
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    # Also when started with SIGINT ignored (from a background job, say): Ctrl-C must clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
     run_dir = args.out / f"run-{stamp}"

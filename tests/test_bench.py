@@ -30,7 +30,7 @@ RUN_FIELDS = {"clients", "requests", "accepted", "accepted_per_s", "latency_ms",
 
 
 def bench_command(out: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "bench", "--smoke", "--run-name", RUN_NAME, "--out", str(out), *args]
+    return [sys.executable, "-m", "bench", "--run-name", RUN_NAME, "--out", str(out), *args]
 
 
 def bench_env() -> dict[str, str]:
@@ -38,7 +38,7 @@ def bench_env() -> dict[str, str]:
 
 
 def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
-    result = subprocess.run(bench_command(tmp_path), cwd=REPO_ROOT, env=bench_env(), capture_output=True, text=True,
+    result = subprocess.run(bench_command(tmp_path, "--smoke"), cwd=REPO_ROOT, env=bench_env(), capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
@@ -99,11 +99,12 @@ def _alive(pid: int) -> bool:
 def test_ctrl_c_stops_every_process_the_bench_started(tmp_path):
     log = tmp_path / "bench.log"
     with log.open("wb") as out:
-        bench = subprocess.Popen(bench_command(tmp_path, "--only", "single"), cwd=REPO_ROOT, env=bench_env(),
-                                 stdout=out, stderr=subprocess.STDOUT)
+        # 20 s of load from one client: still running when the signal comes.
+        bench = subprocess.Popen(bench_command(tmp_path, "--only", "single", "--single-clients", "1", "--users", "50"),
+                                 cwd=REPO_ROOT, env=bench_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: "stack up at" in log.read_text() or bench.poll() is not None, timeout=180,
-                   message="the bench's stack to start")
+        wait_until(lambda: "single POST" in log.read_text() or bench.poll() is not None, timeout=180,
+                   message="the bench's load to start")
         started = _descendants(bench.pid)
         assert len(started) >= 4, log.read_text()  # smtp, web, worker (+ its pool), beat
         bench.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
