@@ -40,6 +40,11 @@ class Targets:
         print(f"  {result:4}  {scenario}: {figure} = {_show(value)}{unit} (target {op} {threshold:g}{unit})", flush=True)
         return line
 
+    @staticmethod
+    def note(scenario: str, figure: str, value: float, unit: str = "") -> None:
+        """A figure without a target of its own (printed, not listed among the targets)."""
+        print(f"  ----  {scenario}: {figure} = {_show(value)}{unit}", flush=True)
+
     def not_available(self, scenario: str, reason: str) -> None:
         self.lines.append({"scenario": scenario, "figure": "available", "value": None, "target": "-",
                            "result": "N/A", "reason": reason})

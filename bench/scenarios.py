@@ -74,7 +74,7 @@ class Bench:
 
 def noop_ceiling(bench: Bench) -> dict:
     result = bench.broker("noop", "--count", "200" if bench.smoke else "15000")
-    bench.targets.check("noop", "no-op tasks/s (the ceiling, for reference)", result["per_s"], "≥", 0, "/s")
+    bench.targets.note("noop", "no-op tasks/s (the ceiling the email scenario is compared with)", result["per_s"], "/s")
     return {"available": True, **result}
 
 
