@@ -36,7 +36,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--email-seconds", type=float, default=60, help="how long the email scenario feeds load")
     parser.add_argument("--load-processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--smtp-latency-ms", type=float, default=5.0, help="the fake SMTP server's time per message")
-    parser.add_argument("--broadcast-audience", default="{}", help="the audience filter meaning every user (JSON)")
+    parser.add_argument("--broadcast-audience", default='{"all": true}', help="the audience filter meaning every user (JSON)")
     parser.add_argument("--profile", action="store_true",
                         help="record py-spy profiles of web and workers during single/32 and email")
     args = parser.parse_args(argv)

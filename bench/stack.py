@@ -142,8 +142,8 @@ class Stack:
         return started
 
     def _start(self, name: str, command: str, *, ready_text: str = "") -> ServiceProcess:
-        # bash expands $PORT and the like as a Procfile runner would; exec keeps one pid.
-        process = ServiceProcess(name, ["bash", "-c", f"exec {command}"], self.env, self.logs, ready_text=ready_text)
+        # bash runs the line as a Procfile runner would ($PORT, `&&`); its process group is what stops.
+        process = ServiceProcess(name, ["bash", "-c", command], self.env, self.logs, ready_text=ready_text)
         self.processes.append(process)
         self.commands[name] = command
         return process.start(timeout=120)

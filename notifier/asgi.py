@@ -1,9 +1,15 @@
-"""ASGI entry point (`web` in the Procfile): ASGI because the inbox stream is a long-lived response."""
+"""ASGI entry point (`web` in the Procfile): ASGI because the inbox stream is a long-lived response.
+
+Request bodies are limited here, before Django reads them (apps/core/asgi.py).
+"""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifier.settings.dev")
+django.setup(set_prefix=False)  # what get_asgi_application() does, with our handler below
 
-application = get_asgi_application()
+from apps.core.asgi import EnvelopeASGIHandler, RequestBodyLimitMiddleware  # noqa: E402  (needs the setup)
+
+application = RequestBodyLimitMiddleware(EnvelopeASGIHandler())

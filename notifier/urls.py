@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.api import not_found_view
+from apps.core.metrics import metrics_view
 from notifier import health
 
 api_v1 = [
@@ -23,9 +24,11 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
-    path("", include("django_prometheus.urls")),  # GET /metrics
+    path("metrics", metrics_view, name="prometheus-django-metrics"),
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "apps.core.api.bad_request_view"
+handler403 = "apps.core.api.permission_denied_view"
 handler404 = "apps.core.api.not_found_view"
 handler500 = "apps.core.api.server_error_view"

@@ -27,7 +27,8 @@ def test_readiness_fails_when_the_broker_is_unreachable(tmp_path, django_db_bloc
         response = requests.get(f"{base_url}/health/ready", timeout=30)
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "ok"
-    assert response.json()["checks"]["broker"].startswith("error")
+    # The exception text (hosts, ports, user names) is for the logs, not for whoever probes.
+    assert response.json()["checks"]["broker"] == "unavailable"
 
 
 def test_metrics_are_exposed_for_prometheus():

@@ -1,4 +1,4 @@
-"""Each process must start from the environment names of CONTRACT.md alone, and prod must refuse
+"""Each process must start from the documented environment names alone, and prod must refuse
 to start without its secrets rather than run on a default."""
 
 import subprocess
@@ -52,3 +52,46 @@ def enabled_channels(env: dict) -> list[str]:
 def test_prod_without_email_url_turns_email_off_instead_of_writing_files():
     assert "email" not in enabled_channels(prod_env(EMAIL_URL=None))
     assert "email" in enabled_channels(prod_env(EMAIL_URL="smtp+ssl://relay.example.com:465"))
+
+
+@pytest.mark.parametrize("secret", ["change-me-to-a-long-random-string", "x" * 49])
+def test_prod_refuses_the_example_or_a_short_secret_key(secret):
+    result = manage("check", env=prod_env(DJANGO_SECRET_KEY=secret))
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is the example value or shorter than 50 characters" in result.stderr
+
+
+def prod_setting(expression: str, **changes) -> str:
+    result = manage("shell", "-c", f"from django.conf import settings; print(repr({expression}))", env=prod_env(**changes))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_prod_sends_hsts_for_a_year_and_subdomains_only_when_asked():
+    assert prod_setting("(settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS)") == "(31536000, False)"
+    assert prod_setting("settings.SECURE_HSTS_INCLUDE_SUBDOMAINS", DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="true") == "True"
+
+
+def test_prod_believes_x_forwarded_proto_only_when_configured():
+    # Otherwise any client could claim https: uvicorn --proxy-headers applies it from FORWARDED_ALLOW_IPS only.
+    assert prod_setting("settings.SECURE_PROXY_SSL_HEADER") == "None"
+    assert prod_setting("settings.SECURE_PROXY_SSL_HEADER", DJANGO_SECURE_PROXY_SSL_HEADER="true") == (
+        "('HTTP_X_FORWARDED_PROTO', 'https')")
+
+
+def test_compose_publishes_the_management_ports_on_loopback_only():
+    compose = (REPO_ROOT / "docker-compose.yml").read_text()
+    published = [line.split("ports:")[1].strip() for line in compose.splitlines() if "ports:" in line]
+    for ports in published:
+        for port in ports.strip("[]").split(","):
+            if "8000" not in port:  # the API is the one port meant to be reached (through a proxy)
+                assert port.strip().strip('"').startswith("127.0.0.1:"), port
+
+
+def test_the_dockerfile_build_step_passes_prod_s_secret_check(tmp_path):
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    command = next(line.removeprefix("RUN ") for line in dockerfile.splitlines() if "collectstatic" in line)
+    env = process_env(DJANGO_STATIC_ROOT=tmp_path)
+    env.pop("NOTIFIER_TEST_RUN", None)
+    result = subprocess.run(["sh", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -24,6 +24,8 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
+from apps.channels.deadline import deadline_pools
+
 logger = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -129,6 +131,15 @@ class PinnedAddressAdapter(HTTPAdapter):
     def __init__(self, *, resolve_timeout: float, **kwargs):
         self.resolve_timeout = resolve_timeout
         super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        deadline_pools(self.poolmanager)  # so a request_deadline can cut a receiver that drips
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        deadline_pools(manager)  # through HTTP(S)_PROXY too
+        return manager
 
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
         parts = urlsplit(request.url)

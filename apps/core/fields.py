@@ -51,3 +51,28 @@ class JSONObjectField(serializers.DictField):
                     pending.extend((child, depth + 1) for child in item.values())
                 else:
                     pending.extend((child, depth + 1) for child in item)
+
+
+class IdempotencyKeyField(serializers.CharField):
+    """An idempotency key: at most MAX_LENGTH characters, kept exactly as sent.
+
+    A longer key is refused, never cut: two keys sharing their first MAX_LENGTH characters would
+    otherwise name the same request, and the second would get the first's answer or a 409.
+    """
+
+    MAX_LENGTH = 255  # Notification.idempotency_key's column
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", self.MAX_LENGTH)
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+
+def idempotency_key_from_header(request, header: str = "Idempotency-Key") -> str:
+    """The request's idempotency key header, checked like the field ("" when absent)."""
+    try:
+        return IdempotencyKeyField().run_validation(request.headers.get(header, ""))
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({header: exc.detail}) from None

@@ -1,5 +1,7 @@
 """Additions to the generated OpenAPI schema for what drf-spectacular cannot see by itself."""
 
+from drf_spectacular.utils import OpenApiResponse
+
 ERROR_ENVELOPE = {
     "type": "object",
     "required": ["error"],
@@ -16,6 +18,8 @@ ERROR_ENVELOPE = {
         }
     },
 }
+# For the operations that can answer 403 (provider signatures), named in their extend_schema.
+ERROR_RESPONSE_403 = OpenApiResponse(ERROR_ENVELOPE, description="A missing or wrong signature (`invalid_signature`).")
 _ERROR_STATUSES = {
     "400": "Invalid input: malformed JSON (`malformed_request`) or wrong fields (`invalid`).",
     "401": "No credential, or a wrong one.",
@@ -39,6 +43,7 @@ _STREAM_PATH = {
         ],
         "responses": {
             "200": {"description": "An endless event stream.", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "400": {"$ref": "#/components/responses/Error400"},
             "401": {"$ref": "#/components/responses/Error401"},
         },
     }

@@ -28,10 +28,11 @@ import secrets
 import socket
 import tempfile
 from collections.abc import AsyncIterator
-from functools import cache
 from pathlib import Path
 
 from django.conf import settings
+
+from apps.core.redis import redis_run
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +56,13 @@ def _wake_send(recipient_id: int, wake_up: dict, *, what: str) -> None:
     payload = json.dumps(wake_up).encode()
     try:
         if settings.REDIS_URL:
-            _redis_client().publish(_channel(recipient_id), payload)
+            # A short timeout, then a pause (apps/core/redis.py): a hung Redis must not hold the
+            # worker, whose message is stored already.
+            redis_run(lambda client: client.publish(_channel(recipient_id), payload))
         else:
             _sockets_send(payload)
-    except Exception:  # Redis down, a socket error: nothing the caller could do but log it
-        logger.warning("could not announce %s live", what, exc_info=True)
+    except Exception as exc:  # Redis down or hung, a socket error: nothing the caller could do but log it
+        logger.warning("could not announce %s live: %s", what, exc)
 
 
 def _channel(recipient_id: int) -> str:
@@ -70,15 +73,6 @@ def _channel_pattern() -> str:
     prefix = settings.NOTIFIER_INBOX_CHANNEL_PREFIX
     escaped = "".join(f"\\{char}" if char in "*?[]\\" else char for char in prefix)
     return f"{escaped}inbox.*"
-
-
-@cache
-def _redis_client():
-    import redis
-
-    # Short timeouts: announcing runs in the worker right after the message is stored, and a
-    # Redis outage must not hold the delivery up.
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
 def wake_socket_dir() -> Path:
@@ -115,6 +109,29 @@ class _Hub:
         self._ready = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._started_at = 0.0
+        # Streams admitted and not yet closed, by user (admission comes before `listen`).
+        self._admitted: dict[int, int] = {}
+
+    def stream_admit(self, recipient_id: int) -> str:
+        """Count a new stream of the user in; "" if admitted, else which cap refuses it ("user" or
+        "process"). Call on the event loop; every admitted stream must be released once."""
+        if sum(self._admitted.values()) >= settings.NOTIFIER_INBOX_STREAMS_PER_PROCESS:
+            return "process"
+        if self._admitted.get(recipient_id, 0) >= settings.NOTIFIER_INBOX_STREAMS_PER_USER:
+            return "user"
+        self._admitted[recipient_id] = self._admitted.get(recipient_id, 0) + 1
+        return ""
+
+    def stream_release(self, recipient_id: int) -> None:
+        """Count a closed stream out; safe from any thread (Django closes responses off the loop)."""
+        self.loop.call_soon_threadsafe(self._release, recipient_id)
+
+    def _release(self, recipient_id: int) -> None:
+        left = self._admitted.get(recipient_id, 0) - 1
+        if left > 0:
+            self._admitted[recipient_id] = left
+        else:
+            self._admitted.pop(recipient_id, None)
 
     @contextlib.asynccontextmanager
     async def listen(self, recipient_id: int) -> AsyncIterator[asyncio.Event]:
@@ -151,7 +168,7 @@ class _Hub:
             logger.warning("ignoring a malformed inbox wake-up: %r", data[:200])
 
     async def _start(self) -> None:
-        if self._task is None:
+        if self._task is None or self._task.done():  # never started, or stopped by a bug: (re)start it
             self._started_at = self.loop.time()
             self._task = asyncio.create_task(self._run(), name=f"inbox-{type(self).__name__}")
             self._task.add_done_callback(_listener_stopped)
@@ -171,14 +188,13 @@ class _Hub:
 
 def _listener_stopped(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.error("the inbox wake-up listener stopped; streams now rely on their heartbeat reads",
+        logger.error("the inbox wake-up listener stopped; the next stream opened starts it again",
                      exc_info=task.exception())
 
 
 class _RedisHub(_Hub):
     async def _run(self) -> None:
         import redis.asyncio as aioredis
-        from redis.exceptions import RedisError
 
         delay = 0.5
         while True:
@@ -199,11 +215,15 @@ class _RedisHub(_Hub):
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
                     if message is not None:
                         self.received(message["data"])
-            except (RedisError, OSError) as exc:
-                logger.warning("inbox listener lost Redis (%s); reconnecting in %.1fs", exc, delay)
+            except Exception as exc:  # whatever broke, listening again is the answer (cancelling is not an Exception)
+                logger.warning("inbox listener lost Redis (%r); reconnecting in %.1fs", exc, delay)
             finally:
-                await pubsub.aclose()
-                await client.aclose()
+                # Closing a connection Redis has already dropped can fail too: it must not end the loop.
+                for resource in (pubsub, client):
+                    try:
+                        await resource.aclose()
+                    except Exception:
+                        logger.debug("closing the inbox listener's Redis connection failed", exc_info=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 

@@ -12,7 +12,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.notifications.dead_letters import DEAD_LETTERS, dead_letters_discard, dead_letters_replay
-from apps.notifications.models import DeadLetter, Delivery, DeliveryAttempt, DeliveryOperatorAction, Notification
+from apps.notifications.models import (
+    Broadcast,
+    DeadLetter,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryOperatorAction,
+    Notification,
+)
 
 
 class ReadOnlyMixin:
@@ -147,6 +154,21 @@ class DeliveryOperatorActionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("created_at", "action", "actor_label", "delivery", "previous_status", "note")
     list_filter = ("action", "actor_label")
     list_select_related = ("delivery",)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Broadcast)
+class BroadcastAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Broadcasts and their progress; cancel through the API (it also cancels their deliveries)."""
+
+    list_display = ("id", "project", "template", "status", "total", "created", "skipped", "failed", "created_at",
+                    "heartbeat_at")
+    list_filter = ("status", "project")
+    list_select_related = ("project", "template")
+    search_fields = ("=idempotency_key",)
+    date_hierarchy = "created_at"
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

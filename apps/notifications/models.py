@@ -30,6 +30,9 @@ class Notification(models.Model):
     send_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
+    # The broadcast that fanned out to this user, if any.
+    broadcast = models.ForeignKey("Broadcast", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="notifications")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -39,11 +42,77 @@ class Notification(models.Model):
                 condition=~models.Q(idempotency_key=""),
                 name="notification_unique_idempotency_key",
             ),
+            # A fan-out resumed after a crash cannot notify anyone twice.
+            models.UniqueConstraint(
+                fields=["broadcast", "recipient"],
+                condition=models.Q(broadcast__isnull=False),
+                name="notification_unique_broadcast_recipient",
+            ),
         ]
         indexes = [models.Index(fields=["project", "-created_at"], name="notification_project_recent")]
 
     def __str__(self) -> str:
         return f"{self.template} → {self.to}"
+
+
+class BroadcastStatus(models.TextChoices):
+    PENDING = "pending"  # accepted; the fan-out has not started
+    RUNNING = "running"  # notifications are being created, batch by batch
+    COMPLETED = "completed"  # every recipient has its notification or is counted as skipped
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # the fan-out kept failing; what it created stays
+
+
+class Broadcast(models.Model):
+    """One template to many users: a list of external ids (`to`) or a filter over the project's users
+    (`audience`), fanned out in the background into one Notification per user.
+
+    The fan-out works in batches, each committed with `cursor` (the position in `to`, or the last
+    recipient id for an audience), so a worker killed mid-way resumes where the last commit left
+    off; `heartbeat_at` tells the sweep whether a fan-out is still alive.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="broadcasts")
+    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="broadcasts")
+    data = models.JSONField(default=dict, blank=True)
+    channels = models.JSONField(null=True, blank=True)
+    category = models.CharField(max_length=100, blank=True)
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    send_at = models.DateTimeField(null=True, blank=True)
+    to = models.JSONField(null=True, blank=True, help_text="External ids, without repeats; null for an audience.")
+    audience = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=BroadcastStatus.choices, default=BroadcastStatus.PENDING)
+    total = models.PositiveIntegerField(null=True, blank=True, help_text="Counted when the fan-out starts.")
+    created = models.PositiveIntegerField(default=0, help_text="Notifications with something to send.")
+    skipped = models.PositiveIntegerField(default=0, help_text="Users with nothing to send (unknown, unreachable, declined).")
+    failed = models.PositiveIntegerField(default=0)
+    cursor = models.BigIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="broadcast_unique_idempotency_key",
+            ),
+        ]
+        indexes = [
+            # The sweep's query: fan-outs still to do, by how long they have been silent.
+            models.Index(fields=["heartbeat_at"], condition=models.Q(status__in=["pending", "running"]),
+                         name="broadcast_unfinished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"broadcast of {self.template} ({self.status})"
 
 
 class DeliveryStatus(models.TextChoices):
@@ -99,6 +168,9 @@ class Delivery(models.Model):
     # A dead delivery an operator chose not to replay: it stays `dead` (its history is true: the
     # retries ran out) but leaves the dead-letter queue. See dead_letters.py.
     discarded_at = models.DateTimeField(null=True, blank=True)
+    # A cancel that came while the delivery was `sending`: its worker ends it `cancelled` instead
+    # of retrying, unless that attempt reached the provider (then it is `sent`). See sending.py.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"

@@ -196,16 +196,23 @@ def _save(delivery: Delivery, attempt: DeliveryAttempt, **fields) -> bool:
     send that outlived the sending deadline was taken back by the sweep, which recorded this
     attempt as lost and queued the delivery again: writing now would overwrite what happened
     since. (The task's hard time limit is shorter than that deadline, so this is a safeguard.)
+
+    A cancel recorded while this attempt ran wins over anything but `sent`: the delivery ends
+    `cancelled` and is not retried. The row is locked first, so a cancel landing meanwhile waits
+    for this commit and then finds the delivery final.
     """
     fields["status_changed_at"] = timezone.now()
     with transaction.atomic():
-        updated = Delivery.objects.filter(
+        claim = Delivery.objects.select_for_update().filter(
             id=delivery.id, status=DeliveryStatus.SENDING, attempt_count=delivery.attempt_count
-        ).update(**fields)
-        if not updated:
+        ).values("cancel_requested_at").first()
+        if claim is None:
             logger.warning("delivery %s was taken back by the sweep before attempt %s was recorded (%s)",
                            delivery.id, attempt.number, attempt.outcome)
             return False
+        if claim["cancel_requested_at"] is not None and fields["status"] != DeliveryStatus.SENT:
+            fields.update(status=DeliveryStatus.CANCELLED, next_attempt_at=None, recheck_at=None)
+        Delivery.objects.filter(id=delivery.id).update(**fields)
         attempt.save()
     for name, value in fields.items():
         setattr(delivery, name, value)
@@ -234,8 +241,8 @@ def _record_final_error(delivery, error: ProviderError, *, outcome, status, star
     )
     if not saved:
         return None
-    logger.warning("delivery %s %s: %s", delivery.id, status, error.message)
-    return SendOutcome(status=status)
+    logger.warning("delivery %s %s: %s", delivery.id, delivery.status, error.message)
+    return SendOutcome(status=delivery.status)
 
 
 def _record_transient_error(delivery, error: TransientProviderError, *, started_at, started) -> SendOutcome | None:
@@ -257,6 +264,8 @@ def _record_transient_error(delivery, error: TransientProviderError, *, started_
     )
     if not saved:
         return None
+    if delivery.status != DeliveryStatus.RETRYING:
+        return SendOutcome(status=delivery.status)  # cancelled meanwhile: nothing to schedule
     return SendOutcome(status=DeliveryStatus.RETRYING, retry_in=delay if by_countdown else None)
 
 

@@ -1,21 +1,32 @@
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import prefetch_related_objects
+from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.channels.contacts import missing_contact_reason
 from apps.channels.registry import channel_names
 from apps.core.exceptions import ApplicationError, Conflict, NotFound
 from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queued_recheck_at
-from apps.notifications.models import ACTIVE_STATUSES, Delivery, DeliveryAttempt, DeliveryStatus, Notification
-from apps.notifications.selectors import notification_get
+from apps.notifications.models import (
+    ACTIVE_STATUSES,
+    Broadcast,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Notification,
+)
+from apps.notifications.selectors import notification_get, notification_status
 from apps.projects.models import Project
-from apps.templates.selectors import template_version_current
+from apps.templates.selectors import template_version_for_locale, template_versions_newest
+from apps.users.models import Recipient
 from apps.users.preferences import channel_declined_reason, quiet_hours_release_at
-from apps.users.selectors import recipient_find
+from apps.users.selectors import recipients_find
 
 
 def request_fingerprint(body: dict) -> str:
@@ -23,39 +34,116 @@ def request_fingerprint(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
-def notification_create(
-    *,
-    project: Project,
-    to: str,
-    template_key: str,
-    data: dict,
-    channels: list[str] | None = None,
-    category: str = "",
-    priority: str = "normal",
-    send_at: datetime | None = None,
-    idempotency_key: str = "",
-    fingerprint: str = "",
-) -> tuple[Notification, bool]:
-    """Store the notification with one delivery per channel and queue them once committed.
+@dataclass(frozen=True)
+class NotificationRequest:
+    """One notification to create: the fields of `POST /notifications`, validated."""
+
+    to: str
+    template_key: str
+    data: dict = field(default_factory=dict)
+    channels: list[str] | None = None
+    category: str = ""
+    priority: str = "normal"
+    send_at: datetime | None = None
+    idempotency_key: str = ""
+    fingerprint: str = ""
+
+
+@dataclass
+class NotificationAccepted:
+    """A notification as the API answers for it: created now, or the first one for its idempotency key."""
+
+    notification: Notification
+    deliveries: list[Delivery]
+    created: bool
+
+    @property
+    def id(self):
+        return self.notification.id
+
+    @property
+    def status(self) -> str:
+        return notification_status([d.status for d in self.deliveries])
+
+
+NotificationOutcome = NotificationAccepted | ApplicationError
+
+
+def notification_create(*, project: Project, **fields) -> tuple[Notification, bool]:
+    """Create one notification (see notifications_create); its errors are raised.
 
     Returns (notification, created). With an idempotency key already used for the same request,
     the first notification comes back (created=False); used for another request, it is a 409.
     """
-    if idempotency_key:
-        existing = _notification_for_idempotency_key(project, idempotency_key, fingerprint)
-        if existing is not None:
-            return _with_deliveries(existing), False
+    [outcome] = notifications_create(project=project, requests=[NotificationRequest(**fields)])
+    if isinstance(outcome, ApplicationError):
+        raise outcome
+    return outcome.notification, outcome.created
 
-    recipient = recipient_find(project=project, external_id=to)
+
+def notifications_create(
+    *,
+    project: Project,
+    requests: Sequence[NotificationRequest],
+    recipients: dict[str, Recipient] | None = None,
+    broadcast: Broadcast | None = None,
+) -> list[NotificationOutcome]:
+    """Store the notifications, each with one delivery per channel, and queue them once committed.
+
+    One outcome per request, in order: accepted, or the error that request alone gets (`unknown_user`,
+    `idempotency_key_reused`, ...); one request's error never stops the others. However many requests,
+    it costs a fixed handful of queries: the users, the templates' versions, one INSERT of the
+    notifications and one of the deliveries, and one publish of everything queued. An idempotency
+    key costs nothing more unless it was used before: the unique index refuses the insert, and only
+    then are the keys looked up. `recipients` (by external id) skips loading users the caller has.
+    """
+    outcomes: list[NotificationOutcome | None] = [None] * len(requests)
+    if recipients is None:
+        recipients = recipients_find(project=project, external_ids=[r.to for r in requests])
+    versions = template_versions_newest(project=project, keys=[r.template_key for r in requests])
+    now = timezone.now()
+    planned: dict[int, _Planned] = {}
+    repeats: dict[int, int] = {}  # a key seen earlier in the same call: index -> index of its first use
+    first_use: dict[str, int] = {}
+    for index, request in enumerate(requests):
+        if request.idempotency_key in first_use:
+            repeats[index] = first_use[request.idempotency_key]
+            continue
+        if request.idempotency_key:
+            first_use[request.idempotency_key] = index
+        try:
+            planned[index] = _notification_plan(
+                project=project, request=request, recipient=recipients.get(request.to),
+                versions=versions.get(request.template_key, []), broadcast=broadcast, now=now,
+            )
+        except ApplicationError as error:
+            outcomes[index] = error
+    _notifications_insert(project=project, requests=requests, planned=planned, outcomes=outcomes)
+    for index, first in repeats.items():
+        if requests[index].fingerprint != requests[first].fingerprint:
+            outcomes[index] = idempotency_key_reused()
+        else:
+            outcomes[index] = outcomes[first]
+    return outcomes
+
+
+@dataclass
+class _Planned:
+    notification: Notification
+    deliveries: list[Delivery]
+
+
+def _notification_plan(*, project, request: NotificationRequest, recipient: Recipient | None,
+                       versions: list, broadcast, now: datetime) -> _Planned:
     if recipient is None:
-        raise ApplicationError("unknown_user", f"No user with id {to!r}; create it with PUT /api/v1/users/{{id}}.",
-                               details={"to": to})
-    version = template_version_current(project=project, key=template_key, locale=recipient.locale)
+        raise ApplicationError("unknown_user", f"No user with id {request.to!r}; create it with PUT /api/v1/users/{{id}}.",
+                               details={"to": request.to})
+    version = template_version_for_locale(versions, locale=recipient.locale, default_locale=project.default_locale)
     if version is None:
-        raise ApplicationError("unknown_template", f"No template with key {template_key!r}.",
-                               details={"template": template_key})
+        raise ApplicationError("unknown_template", f"No template with key {request.template_key!r}.",
+                               details={"template": request.template_key})
 
-    wanted = _channels_to_send(requested=channels, template_channels=list(version.channels))
+    wanted = channels_to_send(requested=request.channels, template_channels=list(version.channels))
     skip_reasons = {c: missing_contact_reason(channel=c, recipient=recipient, project=project) for c in wanted}
     if all(skip_reasons.values()):
         raise ApplicationError("no_deliverable_channel", "The user cannot be reached on any of these channels.",
@@ -64,55 +152,94 @@ def notification_create(
     # (422); what the user declined is accepted and accounted for, `skipped` with the reason.
     for channel in wanted:
         skip_reasons[channel] = skip_reasons[channel] or channel_declined_reason(
-            recipient=recipient, channel=channel, category=category
+            recipient=recipient, channel=channel, category=request.category
         )
 
-    now = timezone.now()
-    scheduled = send_at is not None and send_at > now
-    due = send_at if scheduled else now
+    scheduled = request.send_at is not None and request.send_at > now
+    due = request.send_at if scheduled else now
     notification = Notification(
-        project=project, recipient=recipient, to=to, template=version.template, template_version=version,
-        data=data, category=category, priority=priority, send_at=send_at,
-        idempotency_key=idempotency_key or "", request_fingerprint=fingerprint,
+        project=project, recipient=recipient, to=request.to, template=version.template, template_version=version,
+        data=request.data, category=request.category, priority=request.priority, send_at=request.send_at,
+        idempotency_key=request.idempotency_key, request_fingerprint=request.fingerprint, broadcast=broadcast,
     )
     deliveries = [
         _delivery_new(
-            notification, channel, skip_reasons[channel], now=now, send_at=send_at if scheduled else None,
-            quiet_until=quiet_hours_release_at(recipient=recipient, channel=channel, priority=priority, moment=due),
+            notification, channel, skip_reasons[channel], now=now, send_at=request.send_at if scheduled else None,
+            quiet_until=quiet_hours_release_at(recipient=recipient, channel=channel, priority=request.priority,
+                                               moment=due),
         )
         for channel in wanted
     ]
-    try:
-        with transaction.atomic():
-            notification.save()
-            Delivery.objects.bulk_create(deliveries)
-            deliveries_publish_on_commit(
-                [delivery_message(d, priority=priority) for d in deliveries if d.status == DeliveryStatus.QUEUED]
-            )
-    except IntegrityError:
-        if idempotency_key:  # a concurrent request with the same key won the race
-            existing = _notification_for_idempotency_key(project, idempotency_key, fingerprint)
-            if existing is not None:
-                return _with_deliveries(existing), False
-        raise
-    return _with_deliveries(notification), True
+    return _Planned(notification, deliveries)
 
 
-def _with_deliveries(notification: Notification) -> Notification:
-    # The caller answers with the deliveries and a status summed up from them: load them once.
-    prefetch_related_objects([notification], "deliveries")
-    return notification
+# A key can be taken again between our lookup and our next insert (a concurrent request with it):
+# each round settles at least one key for good, and a few rounds cover any realistic race.
+_MAX_INSERT_ROUNDS = 3
 
 
-def _notification_for_idempotency_key(project, idempotency_key: str, fingerprint: str) -> Notification | None:
-    existing = Notification.objects.filter(project=project, idempotency_key=idempotency_key).first()
-    if existing is not None and existing.request_fingerprint != fingerprint:
-        raise Conflict("idempotency_key_reused",
-                       "This Idempotency-Key was already used with a different request body.")
-    return existing
+def _notifications_insert(*, project, requests, planned: dict[int, _Planned], outcomes: list) -> None:
+    """INSERT the planned notifications and deliveries in one transaction; publish after commit.
+
+    A unique-index conflict on an idempotency key rolls the batch back; the keys already taken are
+    then answered from their first notification (or a 409 for another body) and the rest inserted
+    again.
+    """
+    for _ in range(_MAX_INSERT_ROUNDS):
+        if not planned:
+            return
+        keyed = any(requests[index].idempotency_key for index in planned)
+        try:
+            # A savepoint only where a conflict is expected and recovered from (keys): without one,
+            # the insert costs no SAVEPOINT/RELEASE round trips inside an outer transaction.
+            with transaction.atomic(savepoint=keyed):
+                Notification.objects.bulk_create([p.notification for p in planned.values()])
+                deliveries = [d for p in planned.values() for d in p.deliveries]
+                Delivery.objects.bulk_create(deliveries)
+                deliveries_publish_on_commit([
+                    delivery_message(d, priority=d.notification.priority)
+                    for d in deliveries if d.status == DeliveryStatus.QUEUED
+                ])
+        except IntegrityError:
+            if not keyed or not _settle_taken_keys(project=project, requests=requests, planned=planned,
+                                                   outcomes=outcomes):
+                raise
+            continue
+        for index, plan in planned.items():
+            outcomes[index] = NotificationAccepted(plan.notification, plan.deliveries, created=True)
+        return
+    raise IntegrityError("idempotency keys kept being taken concurrently")
 
 
-def _channels_to_send(*, requested: list[str] | None, template_channels: list[str]) -> list[str]:
+def _settle_taken_keys(*, project, requests, planned: dict[int, _Planned], outcomes: list) -> bool:
+    """Answer the planned requests whose key is already stored; False if none was (another conflict)."""
+    keys = {requests[index].idempotency_key: index for index in planned if requests[index].idempotency_key}
+    existing = {n.idempotency_key: n for n in Notification.objects.filter(project=project, idempotency_key__in=keys)}
+    if not existing:
+        return False
+    deliveries = _deliveries_by_notification([n.id for n in existing.values()])
+    for key, notification in existing.items():
+        index = keys[key]
+        del planned[index]
+        if notification.request_fingerprint != requests[index].fingerprint:
+            outcomes[index] = idempotency_key_reused()
+        else:
+            outcomes[index] = NotificationAccepted(notification, deliveries.get(notification.id, []), created=False)
+    return True
+
+
+def _deliveries_by_notification(notification_ids: list) -> dict:
+    by_notification: dict = {}
+    for delivery in Delivery.objects.filter(notification_id__in=notification_ids).order_by("created_at", "channel"):
+        by_notification.setdefault(delivery.notification_id, []).append(delivery)
+    return by_notification
+
+
+def idempotency_key_reused() -> Conflict:
+    return Conflict("idempotency_key_reused", "This Idempotency-Key was already used with a different request body.")
+
+
+def channels_to_send(*, requested: list[str] | None, template_channels: list[str]) -> list[str]:
     available = channel_names()
     if not requested:
         channels = [c for c in template_channels if c in available]
@@ -147,17 +274,38 @@ def _delivery_new(notification: Notification, channel: str, skip_reason: str, *,
 
 
 def notification_cancel(*, project: Project, notification_id) -> Notification:
-    """Cancel the deliveries not yet being sent and return the notification as it now stands.
+    """Cancel the notification's active deliveries and return the notification as it now stands.
 
-    A delivery already `sending` goes on: its worker has it, and a cancel cannot reach a provider.
-    Another project's notification is a 404, as everywhere.
+    `pending`, `queued` and `retrying` deliveries are `cancelled` at once. A `sending` one has a
+    worker talking to its provider, which a cancel cannot reach: the cancel is recorded on it
+    (`cancel_requested_at`) and its worker ends it `cancelled`, or `sent` if that attempt got
+    through; nothing is retried after it. One UPDATE does both, so a delivery moving between
+    `sending` and `retrying` meanwhile is caught either way. Another project's notification is a
+    404, as everywhere.
     """
     if not Notification.objects.filter(project=project, id=notification_id).exists():
         raise NotFound("No such notification.")
-    Delivery.objects.filter(
-        notification_id=notification_id, status__in=[s for s in ACTIVE_STATUSES if s != DeliveryStatus.SENDING]
-    ).update(status=DeliveryStatus.CANCELLED, status_changed_at=timezone.now(), recheck_at=None)
+    deliveries_cancel(deliveries=Delivery.objects.filter(notification_id=notification_id))
     return notification_get(project=project, notification_id=notification_id)
+
+
+def deliveries_cancel(*, deliveries: QuerySet[Delivery]) -> int:
+    """Cancel these deliveries where they still move; return how many were active.
+
+    One UPDATE, so a delivery changing state at this moment is caught either way: one not being
+    sent is `cancelled` now; one being sent keeps `sending` with the cancel recorded
+    (`cancel_requested_at`), and its worker ends it `cancelled` unless that very attempt reached
+    the provider (sending.py), and never retries it.
+    """
+    now = timezone.now()
+    sending = Q(status=DeliveryStatus.SENDING)
+    return deliveries.filter(status__in=ACTIVE_STATUSES).update(
+        status=Case(When(sending, then=F("status")), default=Value(DeliveryStatus.CANCELLED)),
+        status_changed_at=Case(When(sending, then=F("status_changed_at")), default=Value(now)),
+        recheck_at=Case(When(sending, then=F("recheck_at")), default=None),
+        next_attempt_at=Case(When(sending, then=F("next_attempt_at")), default=None),
+        cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now)),
+    )
 
 
 @transaction.atomic

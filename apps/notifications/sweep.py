@@ -5,7 +5,8 @@ The sweep (a beat task) takes the deliveries past it and puts them back on their
 - `pending` whose time has come (scheduled sends);
 - `queued` whose message never reached a worker (publish failed, broker lost it);
 - `retrying` whose countdown message never came back, or whose wait was too long for one;
-- `sending` whose worker died mid-send: the attempt is recorded as lost and counts.
+- `sending` whose worker died mid-send: the attempt is recorded as lost and counts (and the
+  delivery ends `cancelled` if a cancel came meanwhile).
 Any of them on a channel no longer enabled ends `dead` (`channel_disabled`) instead, so one
 channel turned off never stops the sweep for the others.
 
@@ -50,6 +51,7 @@ class SweepResult:
     requeued: int = 0
     worker_lost: int = 0
     dead: int = 0
+    cancelled: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +72,7 @@ def deliveries_sweep(*, batch_size: int | None = None, max_batches: int = _MAX_B
         taken = _sweep_batch(overdue_at=overdue_at, batch_size=batch_size, result=result)
         if taken < batch_size or publishing_paused():
             break
-    if result.requeued or result.dead:
+    if result.requeued or result.dead or result.cancelled:
         logger.info("sweep: %s", result.as_dict())
     return result
 
@@ -98,17 +100,26 @@ def _sweep_batch(*, overdue_at: datetime, batch_size: int, result: SweepResult) 
     )
     result.worker_lost += len(lost)
 
+    # A cancel came while it was being sent: whatever that attempt did, nothing more is sent.
+    cancelled = [d.id for d in lost if d.cancel_requested_at is not None]
+    Delivery.objects.filter(id__in=cancelled).update(
+        status=DeliveryStatus.CANCELLED, status_changed_at=now, recheck_at=None, next_attempt_at=None
+    )
+    result.cancelled += len(cancelled)
+    ended = set(cancelled)
+
     # A channel turned off (SMS or push without credentials) cannot send these, but nothing is
     # wrong with them: dead, to be replayed once it is configured again.
-    ended = set()
+    dead = set()
     for channel in {d.channel for d in overdue if not channel_enabled(d.channel)}:
-        ids = [d.id for d in overdue if d.channel == channel]
+        ids = [d.id for d in overdue if d.channel == channel and d.id not in ended]
         _make_dead(ids, now=now, code=ChannelDisabled.code, message=ChannelDisabled(channel).message)
-        ended.update(ids)
-    exhausted = [d.id for d in lost if d.id not in ended and d.budget_attempts >= max_attempts(d.channel)]
+        dead.update(ids)
+    exhausted = [d.id for d in lost if d.id not in ended | dead and d.budget_attempts >= max_attempts(d.channel)]
     _make_dead(exhausted, now=now, code="worker_lost", message="The worker stopped while sending; attempts exhausted.")
-    ended.update(exhausted)
-    result.dead += len(ended)
+    dead.update(exhausted)
+    result.dead += len(dead)
+    ended |= dead
 
     requeue = [d for d in overdue if d.id not in ended]
     Delivery.objects.filter(id__in=[d.id for d in requeue if d.status != DeliveryStatus.QUEUED]).update(

@@ -5,19 +5,26 @@ tags less those that amplify output or leak), so a template cannot include files
 reach model objects: all it sees is the notification's `data`.
 
 What a template can still do with that data (loops inside loops, one large value written many
-times) is bounded while it renders, not after: each node's output is counted as it is produced,
-and a channel's rendering stops with TemplateRenderError past NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES
-of output or NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS.
+times, a value doubled by nested filters) is bounded while it renders, not after: each node's
+output is counted as it is produced, each filter's result before or as it is built
+(apps.templates.library), against one budget per channel (apps.templates.budget), and a
+channel's rendering stops with TemplateRenderError past NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES or
+NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS. Variables read the data's keys and indexes only
+(apps.templates.lookups). Previews run this in a render process (apps.templates.sandbox).
 """
 
+import threading
 import time
-from functools import lru_cache
+from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
 from django.template import Context, Engine, Node, TemplateSyntaxError
 from django.template.base import TextNode
 from django.template.defaulttags import ForNode
+
+from apps.templates.budget import Budget, TemplateRenderError, budget_active, budget_current
+from apps.templates.lookups import variables_restrict
 
 
 class _SandboxEngine(Engine):
@@ -33,37 +40,7 @@ _HTML_ENGINE = _SandboxEngine(dirs=[], app_dirs=False, loaders=[], autoescape=Tr
 # Parts that are HTML and so get autoescaping; everything else is plain text.
 HTML_PARTS = frozenset({"html"})
 
-# Compiled templates are kept for reuse, but not large ones: the cache would hold them all.
-_CACHED_SOURCE_MAX_CHARS = 64 * 1024
-
-
-class TemplateRenderError(Exception):
-    def __init__(self, message: str, *, path: str = ""):
-        super().__init__(message)
-        self.path = path  # the failing part inside the rendered value, e.g. "subject" or "user.name"
-
-
-class _Budget:
-    """What one render_value call may still spend, checked after every template node."""
-
-    def __init__(self):
-        self.max_bytes = settings.NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES
-        self.max_seconds = settings.NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS
-        self.deadline = time.monotonic() + self.max_seconds
-        self.rendered_bytes = 0  # the parts already rendered
-        self.pending_chars = 0  # the part being rendered, so far (a character is at least a byte)
-
-    def check(self) -> None:
-        if self.rendered_bytes + self.pending_chars > self.max_bytes:
-            raise TemplateRenderError(f"The rendered content is larger than {self.max_bytes} bytes.")
-        if time.monotonic() > self.deadline:
-            raise TemplateRenderError(f"Rendering took longer than {self.max_seconds:g} seconds.")
-
-
-class _BudgetedContext(Context):
-    def __init__(self, data: dict, *, autoescape: bool, budget: _Budget):
-        super().__init__(data, autoescape=autoescape)
-        self.budget = budget  # kept by the copies Django makes of a context
+__all__ = ["HTML_PARTS", "TemplateRenderError", "check_value", "compile_check", "render_value"]
 
 
 def _meter(node: Node) -> None:
@@ -73,7 +50,7 @@ def _meter(node: Node) -> None:
     render_annotated = node.render_annotated
 
     def render(context):
-        budget = context.budget
+        budget = budget_current()
         before = budget.pending_chars
         output = render_annotated(context)
         # The output includes what the node's children produced and already counted: count it once.
@@ -86,19 +63,66 @@ def _meter(node: Node) -> None:
 
 def _compile(source: str, html: bool):
     template = (_HTML_ENGINE if html else _TEXT_ENGINE).from_string(source)
-    for node in template.nodelist.get_nodes_by_type(Node):
+    nodes = template.nodelist.get_nodes_by_type(Node)
+    for node in nodes:
         _meter(node)
+        variables_restrict(node)
         if isinstance(node, ForNode):
             # An empty loop body renders nothing, so nested loops could spin without a check:
             # one more (empty) node per iteration brings the deadline check into every one.
             tick = TextNode("")
             _meter(tick)
             node.nodelist_loop.append(tick)
+    # What the compiled template holds, roughly: measured with tracemalloc, a node with its
+    # filter expressions takes 0.7 to 2.2 KB besides the source text.
+    template.estimated_bytes = len(source) + _BYTES_PER_NODE * len(nodes)
     return template
 
 
-# Versions are immutable, so a compiled part can be reused for as long as the process lives.
-_compile_cached = lru_cache(maxsize=2048)(_compile)
+_BYTES_PER_NODE = 2048
+
+
+class _CompiledCache:
+    """Compiled parts by (source, html), least recently used first out, bounded in bytes.
+
+    Versions are immutable, so a compiled part can be reused for as long as the process lives;
+    but a count of entries bounds nothing (one 64 KB part of 8,000 tags compiles to 6 MB), so
+    the bound is NOTIFIER_TEMPLATE_CACHE_MAX_BYTES of estimated size. Renders run in threads
+    (the web process) and the cache is shared by them.
+    """
+
+    def __init__(self):
+        self._entries: OrderedDict[tuple[str, bool], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = 0
+
+    def get(self, source: str, html: bool):
+        key = (source, html)
+        with self._lock:
+            template = self._entries.get(key)
+            if template is not None:
+                self._entries.move_to_end(key)
+                return template
+        template = _compile(source, html)
+        max_bytes = settings.NOTIFIER_TEMPLATE_CACHE_MAX_BYTES
+        if template.estimated_bytes > max_bytes // 4:
+            return template  # one part alone would crowd out the others: compiled each time
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = template
+                self.size += template.estimated_bytes
+            while self.size > max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self.size -= evicted.estimated_bytes
+        return template
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.size = 0
+
+
+compiled_cache = _CompiledCache()
 
 
 def compile_check(source: str, *, html: bool = False) -> None:
@@ -111,17 +135,20 @@ def compile_check(source: str, *, html: bool = False) -> None:
         raise TemplateRenderError("The template's tags are nested too deeply.") from None
 
 
-def render_value(value: Any, data: dict, *, html: bool = False) -> Any:
+def render_value(
+    value: Any, data: dict, *, html: bool = False, max_bytes: int | None = None, max_seconds: float | None = None
+) -> Any:
     """Render every string inside value (nested dicts and lists too) with data as the context.
 
     Raises TemplateRenderError when a filter fails on this data, or when the whole of value's
-    output passes NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES or takes longer than
-    NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS to render.
+    output passes max_bytes (NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES), a filter would build a value
+    past it, or rendering takes longer than max_seconds (NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS).
     """
-    return _render(value, data, html=html, budget=_Budget(), path="")
+    with budget_active(Budget(max_bytes=max_bytes, max_seconds=max_seconds)) as budget:
+        return _render(value, data, html=html, budget=budget, path="")
 
 
-def _render(value: Any, data: dict, *, html: bool, budget: _Budget, path: str) -> Any:
+def _render(value: Any, data: dict, *, html: bool, budget: Budget, path: str) -> Any:
     if isinstance(value, str):
         return _render_string(value, data, html=html, budget=budget, path=path)
     if isinstance(value, dict):
@@ -137,11 +164,15 @@ def _render(value: Any, data: dict, *, html: bool, budget: _Budget, path: str) -
     return value
 
 
-def _render_string(source: str, data: dict, *, html: bool, budget: _Budget, path: str) -> str:
+def _render_string(source: str, data: dict, *, html: bool, budget: Budget, path: str) -> str:
     budget.pending_chars = 0
     try:
-        template = _compile_cached(source, html) if len(source) <= _CACHED_SOURCE_MAX_CHARS else _compile(source, html)
-        output = template.render(_BudgetedContext(data, autoescape=html, budget=budget))
+        compiling = time.monotonic()
+        template = compiled_cache.get(source, html)
+        # Compiling is not the template's doing at render time (it compiled when saved, and its
+        # size is bounded by the request's): a part compiled anew on a busy machine keeps its time.
+        budget.deadline += time.monotonic() - compiling
+        output = template.render(Context(data, autoescape=html))
         budget.pending_chars = 0
         budget.rendered_bytes += len(output.encode(errors="replace"))
         budget.check()

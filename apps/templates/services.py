@@ -5,6 +5,7 @@ from apps.core.exceptions import ApplicationError, NotFound
 from apps.projects.models import Project
 from apps.templates.models import Template, TemplateVersion
 from apps.templates.rendering import TemplateRenderError, check_value, render_value
+from apps.templates.sandbox import preview_render
 from apps.templates.selectors import template_version_current
 
 
@@ -44,19 +45,19 @@ def template_version_render(*, version: TemplateVersion, channel: str, data: dic
 def template_preview(*, project: Project, key: str, data: dict, locale: str = "") -> dict:
     """Every channel of the template's current version (in locale) rendered with data.
 
-    A template that cannot render this data is a 422 `template_render_error` naming the part,
-    e.g. {"channels.email.subject": "..."}: what sending it would fail with (`template_error`).
+    Rendered in a render process (apps.templates.sandbox), not in this one: a preview runs a
+    template no one has sent yet. A template that cannot render this data is a 422
+    `template_render_error` naming the part, e.g. {"channels.email.subject": "..."}: what
+    sending it would fail with (`template_error`).
     """
     version = template_version_current(project=project, key=key, locale=locale)
     if version is None:
         raise NotFound(f"No template with key {key!r}.")
-    rendered = {}
-    for channel in version.channels:
-        try:
-            rendered[channel] = template_version_render(version=version, channel=channel, data=data)
-        except TemplateRenderError as exc:
-            raise ApplicationError(
-                "template_render_error", "The template cannot be rendered with this data.",
-                details={f"channels.{channel}.{exc.path}".rstrip("."): str(exc)},
-            ) from exc
+    try:
+        rendered = preview_render(channels=version.channels, data=data)
+    except TemplateRenderError as exc:
+        raise ApplicationError(
+            "template_render_error", "The template cannot be rendered with this data.",
+            details={f"channels.{exc.path}": str(exc)},
+        ) from exc
     return {"version": version.version, "locale": version.locale, "channels": rendered}

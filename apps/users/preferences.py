@@ -37,13 +37,18 @@ def quiet_hours_release_at(*, recipient: Recipient, channel: str, priority: str,
     if start is None or end is None or channel in QUIET_HOURS_EXEMPT_CHANNELS or priority in QUIET_HOURS_EXEMPT_PRIORITIES:
         return None
     zone = recipient_zone(recipient)
-    local = moment.astimezone(zone)
-    if not _within(local.time(), start, end):
+    try:
+        local = moment.astimezone(zone)
+        if not _within(local.time(), start, end):
+            return None
+        release = datetime.combine(local.date(), end, tzinfo=zone)
+        if release <= local:  # the window runs past midnight: it ends tomorrow
+            release = datetime.combine(local.date() + timedelta(days=1), end, tzinfo=zone)
+        return release.astimezone(UTC)
+    except OverflowError:
+        # At the ends of the calendar (the API bounds send_at; this keeps any other caller from a
+        # crash) there is no next morning to wait for: the delivery is not held.
         return None
-    release = datetime.combine(local.date(), end, tzinfo=zone)
-    if release <= local:  # the window runs past midnight: it ends tomorrow
-        release = datetime.combine(local.date() + timedelta(days=1), end, tzinfo=zone)
-    return release.astimezone(UTC)
 
 
 def recipient_zone(recipient: Recipient) -> zoneinfo.ZoneInfo:

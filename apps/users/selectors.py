@@ -1,3 +1,5 @@
+from django.db.models import Exists, OuterRef, QuerySet
+
 from apps.core.exceptions import NotFound
 from apps.projects.models import Project
 from apps.users.models import Device, Recipient
@@ -12,6 +14,37 @@ def recipient_get(*, project: Project, external_id: str) -> Recipient:
 
 def recipient_find(*, project: Project, external_id: str) -> Recipient | None:
     return Recipient.objects.filter(project=project, external_id=external_id).first()
+
+
+def recipients_find(*, project: Project, external_ids) -> dict[str, Recipient]:
+    """The project's users among these external ids, by external id, in one query.
+
+    Each carries `has_active_device`, so checking who can be reached by push costs no query per user.
+    """
+    found = recipients_with_device_flag(Recipient.objects.filter(project=project, external_id__in=set(external_ids)))
+    return {recipient.external_id: recipient for recipient in found}
+
+
+def recipients_with_device_flag(recipients: QuerySet[Recipient]) -> QuerySet[Recipient]:
+    return recipients.annotate(has_active_device=Exists(Device.objects.filter(recipient=OuterRef("pk"), active=True)))
+
+
+def recipients_audience(*, project: Project, locale: str = "", has_channel: str = "") -> QuerySet[Recipient]:
+    """The project's users a broadcast audience names: all of them, narrowed by each filter given.
+
+    `locale` matches the user's locale exactly; `has_channel` keeps those with a contact point there
+    (`email`: an address, `sms`: a phone number, `push`: an active device).
+    """
+    recipients = Recipient.objects.filter(project=project)
+    if locale:
+        recipients = recipients.filter(locale=locale)
+    if has_channel == "email":
+        recipients = recipients.exclude(email="")
+    elif has_channel == "sms":
+        recipients = recipients.exclude(phone="")
+    elif has_channel == "push":
+        recipients = recipients.filter(Exists(Device.objects.filter(recipient=OuterRef("pk"), active=True)))
+    return recipients
 
 
 def device_get(*, recipient: Recipient, token: str) -> Device:

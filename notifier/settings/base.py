@@ -1,9 +1,10 @@
 """Settings shared by every environment; read from the environment (and `.env` when present).
 
-The names are the public contract (CONTRACT.md): add new ones freely, never rename.
+The environment names are public (README, "Configuration"): add new ones freely, never rename.
 """
 
 import ipaddress
+import os
 from pathlib import Path
 
 import environ
@@ -39,6 +40,7 @@ THIRD_PARTY_APPS = [
     "corsheaders",
 ]
 LOCAL_APPS = [
+    "apps.core",
     "apps.projects",
     "apps.users",
     "apps.templates",
@@ -59,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Before Prometheus' own: exceptions go up the list, so Prometheus counts one before it becomes a 503.
+    "apps.core.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -84,6 +88,8 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'notifier.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Connections one web process may hold (README, "Capacity").
+NOTIFIER_DB_POOL_MAX_SIZE = env.int("NOTIFIER_DB_POOL_MAX_SIZE", default=8)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat write to the one file at once in embedded mode: WAL lets readers run
     # beside the writer, IMMEDIATE takes the write lock up front (no upgrade deadlocks), and the
@@ -93,9 +99,41 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+elif env.bool("NOTIFIER_DB_POOL", default=True):
+    # A bounded pool per process, shared by its threads. Under ASGI Django runs each request's
+    # sync code in a thread of its own, so persistent connections (CONN_MAX_AGE > 0) would leave
+    # one open connection behind per request thread until PostgreSQL refuses new clients; the
+    # pool caps a web process at NOTIFIER_DB_POOL_MAX_SIZE and makes requests wait their turn
+    # (up to the timeout, then 503). Django requires CONN_MAX_AGE = 0 with it: "closing" a
+    # connection hands it back to the pool. min_size 0: a Celery prefork child gets a fresh
+    # pool per task (Celery closes it after each), which must not open spare connections.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks a connection before lending it
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("NOTIFIER_DB_POOL_MIN_SIZE", default=0),
+        "max_size": NOTIFIER_DB_POOL_MAX_SIZE,
+        # How long a request waits for a free connection (or for PostgreSQL to accept a new
+        # one) before it gets a 503 database_unavailable.
+        "timeout": env.float("NOTIFIER_DB_POOL_TIMEOUT_SECONDS", default=10.0),
+        # Idle connections beyond min_size are closed after this long.
+        "max_idle": env.float("NOTIFIER_DB_POOL_MAX_IDLE_SECONDS", default=300.0),
+    }
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    # Behind an external pooler (PgBouncer) that already bounds connections.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The connection budget (README, "Capacity"; checked by apps/core/checks.py): how many web
+# processes (the Procfile's `web` starts WEB_CONCURRENCY, one per core by default) and Celery
+# worker processes the deployment runs, what is kept free for operators, and the limit when it
+# should not be read from the server.
+NOTIFIER_WEB_CONCURRENCY = env.int(
+    "WEB_CONCURRENCY", default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
+NOTIFIER_CELERY_WORKERS = env.int("NOTIFIER_CELERY_WORKERS", default=1)
+NOTIFIER_DB_RESERVED_CONNECTIONS = env.int("NOTIFIER_DB_RESERVED_CONNECTIONS", default=5)
+NOTIFIER_DB_MAX_CONNECTIONS = env.int("NOTIFIER_DB_MAX_CONNECTIONS", default=None)
+# The Retry-After of the 503 a request gets while the database refuses connections.
+NOTIFIER_DB_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("NOTIFIER_DB_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -134,6 +172,9 @@ vars().update(env.email_url("EMAIL_URL", default="filemail://"))
 EMAIL_FILE_PATH = EMAIL_FILE_PATH or str(VAR_DIR / "mail")  # noqa: F821  (set by the line above)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Notifier <notifications@localhost>")
+# Each email's Message-ID is <delivery id@this domain>, the same on every attempt (receivers drop
+# the repeat); empty means the domain of DEFAULT_FROM_EMAIL.
+NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN = env("NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN", default="")
 
 # --- Providers ----------------------------------------------------------------------------------
 TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
@@ -163,6 +204,9 @@ NOTIFIER_CHANNELS = {
         "OPTIONS": {
             "connect_timeout": env.float("NOTIFIER_WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5.0),
             "read_timeout": env.float("NOTIFIER_WEBHOOK_READ_TIMEOUT_SECONDS", default=10.0),
+            # The whole request, answer included: the read timeout bounds each read only, and a
+            # receiver dripping a byte at a time would hold a worker for as long as it likes.
+            "total_timeout": env.float("NOTIFIER_WEBHOOK_TOTAL_TIMEOUT_SECONDS", default=15.0),
         },
         "MAX_ATTEMPTS": env.int("NOTIFIER_WEBHOOK_MAX_ATTEMPTS", default=8),
     },
@@ -192,6 +236,21 @@ NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = [
     for value in env.list("NOTIFIER_WEBHOOK_ALLOWED_NETWORKS", default=[]) if value.strip()
 ]
 
+# --- Webhook shares (apps/channels/shares.py) ---
+# Webhook sends of one project in flight at once, across every worker (leases in Redis; no bound
+# without REDIS_URL). Keep it well under the webhook workers' concurrency (8 in the README's
+# layout): a project whose receiver hangs then holds at most this many, and the others' webhooks
+# go on. A send over its share waits in the broker, not on a worker, retried after
+# NOTIFIER_SHARE_DEFER_SECONDS, doubling with each deferral up to NOTIFIER_SHARE_DEFER_MAX_SECONDS.
+NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
+NOTIFIER_SHARE_DEFER_SECONDS = env.float("NOTIFIER_SHARE_DEFER_SECONDS", default=1.0)
+NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS", default=30.0)
+# --- Redis for workers (apps/core/redis.py): webhook leases, inbox wake-ups ---
+# A worker waits at most this long for Redis, then leaves it alone for the pause: a Redis that
+# accepts connections and never answers must not hold up sends.
+NOTIFIER_REDIS_TIMEOUT_SECONDS = env.float("NOTIFIER_REDIS_TIMEOUT_SECONDS", default=0.5)
+NOTIFIER_REDIS_PAUSE_SECONDS = env.float("NOTIFIER_REDIS_PAUSE_SECONDS", default=5.0)
+
 # --- In-app inbox (apps/inbox) -------------------------------------------------------------------------
 # Life of a user's inbox token (POST /api/v1/users/{id}/token). Tokens are stateless and cannot be
 # revoked early, so keep it short; the app asks its backend for a new one when a call gets 401.
@@ -201,7 +260,13 @@ NOTIFIER_INBOX_TOKEN_TTL_SECONDS = env.int("NOTIFIER_INBOX_TOKEN_TTL_SECONDS", d
 # suggests to browsers (the SSE `retry:` field).
 NOTIFIER_INBOX_HEARTBEAT_SECONDS = env.float("NOTIFIER_INBOX_HEARTBEAT_SECONDS", default=15.0)
 NOTIFIER_INBOX_STREAM_RETRY_MS = env.int("NOTIFIER_INBOX_STREAM_RETRY_MS", default=3000)
-# Prefix of the Redis pub/sub channels that wake streams: installations sharing one Redis differ here.
+# Open live streams allowed per user and per web process; one more is refused with 429
+# (`too_many_streams`, Retry-After). A stream costs memory and a socket, not a database
+# connection: the process cap keeps one process from running out of file descriptors.
+NOTIFIER_INBOX_STREAMS_PER_USER = env.int("NOTIFIER_INBOX_STREAMS_PER_USER", default=5)
+NOTIFIER_INBOX_STREAMS_PER_PROCESS = env.int("NOTIFIER_INBOX_STREAMS_PER_PROCESS", default=1000)
+# Prefix of the Redis pub/sub channels that wake streams, and of the keys holding webhook leases:
+# installations sharing one Redis differ here.
 NOTIFIER_INBOX_CHANNEL_PREFIX = env("NOTIFIER_INBOX_CHANNEL_PREFIX", default="notifier:")
 # The inbox is called from the product's own pages, usually on another origin: those origins
 # (e.g. https://app.example.com) may call /api/v1/inbox* with a bearer token. Nothing else is
@@ -214,9 +279,19 @@ CORS_PREFLIGHT_MAX_AGE = 3600
 # --- Templates (apps/templates/rendering.py) -------------------------------------------------------
 # Templates are written by API key holders and rendered on our servers: one channel's rendering
 # stops with an error (preview: 422 template_render_error; sending: failed, template_error) past
-# this much output or time. A legitimate notification is far below both.
+# this much output (or any one value a filter builds; 8x it for all of them) or time. A
+# legitimate notification is far below both.
 NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES = env.int("NOTIFIER_TEMPLATE_MAX_RENDERED_BYTES", default=1024 * 1024)
 NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS = env.float("NOTIFIER_TEMPLATE_MAX_RENDER_SECONDS", default=2.0)
+# Compiled template parts kept per process for reuse, by estimated size (least recently used out).
+NOTIFIER_TEMPLATE_CACHE_MAX_BYTES = env.int("NOTIFIER_TEMPLATE_CACHE_MAX_BYTES", default=64 * 1024 * 1024)
+# A preview renders a template no one has sent yet: it runs in a separate render process, so
+# whatever it does, the web process stays up. Each web process starts at most this many (on first
+# use, kept for the next ones); a preview waits up to QUEUE_SECONDS for a free one (then 503).
+NOTIFIER_TEMPLATE_PREVIEW_PROCESSES = env.int("NOTIFIER_TEMPLATE_PREVIEW_PROCESSES", default=2)
+NOTIFIER_TEMPLATE_PREVIEW_QUEUE_SECONDS = env.float("NOTIFIER_TEMPLATE_PREVIEW_QUEUE_SECONDS", default=10.0)
+# The memory a render process may take beyond what it has once started (its RLIMIT_AS).
+NOTIFIER_TEMPLATE_PREVIEW_MEMORY_BYTES = env.int("NOTIFIER_TEMPLATE_PREVIEW_MEMORY_BYTES", default=256 * 1024 * 1024)
 
 # --- Delivery pipeline ----------------------------------------------------------------------------
 # Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.
@@ -240,6 +315,14 @@ NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", d
 NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
     "NOTIFIER_SENDING_TIMEOUT_SECONDS", default=NOTIFIER_SEND_TIME_LIMIT_SECONDS + 60
 )
+# --- Broadcasts (apps/notifications/broadcasts.py): the fan-out's batch size, how long one task run
+# goes on before handing over to a fresh one (under the task's soft time limit), when a silent
+# fan-out is presumed lost and republished by the sweep, and how many failed runs end it.
+NOTIFIER_BROADCAST_QUEUE = env("NOTIFIER_BROADCAST_QUEUE", default="notifications.broadcast")
+NOTIFIER_BROADCAST_BATCH_SIZE = env.int("NOTIFIER_BROADCAST_BATCH_SIZE", default=1000)
+NOTIFIER_BROADCAST_RUN_SECONDS = env.float("NOTIFIER_BROADCAST_RUN_SECONDS", default=60.0)
+NOTIFIER_BROADCAST_STALE_SECONDS = env.float("NOTIFIER_BROADCAST_STALE_SECONDS", default=120.0)
+NOTIFIER_BROADCAST_MAX_ERRORS = env.int("NOTIFIER_BROADCAST_MAX_ERRORS", default=5)
 # --- Publishing when the broker is slow or down (apps/notifications/dispatch.py).
 # How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
 # publishers instead of refusing them, and the API must not hang on it.
@@ -313,7 +396,11 @@ CELERY_TASK_QUEUES = [
         },
     )
     for channel in NOTIFICATION_CHANNELS
-] + [Queue("notifications.maintenance", _notifications_exchange, routing_key="notifications.maintenance")]
+] + [
+    Queue("notifications.maintenance", _notifications_exchange, routing_key="notifications.maintenance"),
+    # Broadcast fan-outs run for seconds to minutes: on their own queue, they never hold up the sweep.
+    Queue(NOTIFIER_BROADCAST_QUEUE, _notifications_exchange, routing_key=NOTIFIER_BROADCAST_QUEUE, durable=True),
+]
 # What the broker dead-letters (rejected, undecodable), one queue per channel, kept until an
 # operator looks (`manage.py dlq`). Declared when a worker starts, never consumed by one.
 NOTIFIER_DEAD_LETTER_QUEUES = [
@@ -322,10 +409,19 @@ NOTIFIER_DEAD_LETTER_QUEUES = [
 ]
 CELERY_TASK_DEFAULT_QUEUE = "notifications.maintenance"
 # Sends are published to their channel queue explicitly (dispatch.py); periodic work goes here.
-CELERY_TASK_ROUTES = {"notifier.deliveries.sweep": {"queue": "notifications.maintenance"}}
+CELERY_TASK_ROUTES = {
+    "notifier.deliveries.sweep": {"queue": "notifications.maintenance"},
+    "notifier.broadcasts.resume": {"queue": "notifications.maintenance"},
+    "notifier.broadcasts.fan_out": {"queue": NOTIFIER_BROADCAST_QUEUE},
+}
 CELERY_BEAT_SCHEDULE = {
     "deliveries-sweep": {
         "task": "notifier.deliveries.sweep",
+        "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
+    },
+    "broadcasts-resume": {
+        "task": "notifier.broadcasts.resume",
         "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
     },
@@ -334,7 +430,25 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- API ------------------------------------------------------------------------------------------
 # The largest request body the API reads (a template with its HTML is the largest legitimate one).
+# Refused with a 413 at the ASGI edge, before the body is read or the caller authenticated
+# (apps/core/asgi.py), so no caller can make the web process buffer more than this.
 NOTIFIER_MAX_REQUEST_BYTES = env.int("NOTIFIER_MAX_REQUEST_BYTES", default=1024 * 1024)
+# The bulk endpoints (POST /api/v1/notifications/bulk, PUT /api/v1/users) take up to 1,000 items:
+# about 10 KiB each, far more than a real notification or user needs.
+NOTIFIER_MAX_BULK_REQUEST_BYTES = env.int("NOTIFIER_MAX_BULK_REQUEST_BYTES", default=10 * 1024 * 1024)
+# Form bodies Django reads itself (the admin): the same limit, and a 413 envelope too.
+DATA_UPLOAD_MAX_MEMORY_SIZE = NOTIFIER_MAX_REQUEST_BYTES
+CSRF_FAILURE_VIEW = "apps.core.api.csrf_failure_view"
+# GET /metrics (apps/core/metrics.py): with a token, scrapes need `Authorization: Bearer <token>`;
+# with networks (CIDRs, comma-separated), only clients there are served. Both empty: open, for
+# deployments where only the cluster network reaches the web port.
+NOTIFIER_METRICS_TOKEN = env("NOTIFIER_METRICS_TOKEN", default="")
+NOTIFIER_METRICS_ALLOWED_NETWORKS = [
+    str(ipaddress.ip_network(value.strip(), strict=False))
+    for value in env.list("NOTIFIER_METRICS_ALLOWED_NETWORKS", default=[]) if value.strip()
+]
+# How far ahead a notification's send_at may be (a 400 beyond): a year covers any reminder.
+NOTIFIER_MAX_SEND_AT_DAYS = env.int("NOTIFIER_MAX_SEND_AT_DAYS", default=365)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.projects.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.projects.authentication.HasProjectApiKey"],
@@ -355,6 +469,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.schema.add_error_envelope_and_stream",
     ],
+    # A broadcast's status and a delivery's are both "status": name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "BroadcastStatusEnum": "apps.notifications.models.BroadcastStatus.choices",
+        "DeliveryStatusEnum": "apps.notifications.models.DeliveryStatus.choices",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }

@@ -61,14 +61,18 @@ def ada(receiver):
     return recipient
 
 
-@pytest.fixture
-def short_timeouts(settings):
+def _webhook_options(settings, **options):
     channels = copy.deepcopy(settings.NOTIFIER_CHANNELS)
-    channels["webhook"]["OPTIONS"].update(connect_timeout=1.0, read_timeout=0.5)
+    channels["webhook"]["OPTIONS"].update(options)
     settings.NOTIFIER_CHANNELS = channels
     backends_reset()
     yield
     backends_reset()
+
+
+@pytest.fixture
+def short_timeouts(settings):
+    yield from _webhook_options(settings, connect_timeout=1.0, read_timeout=0.5)
 
 
 def webhook_delivery(recipient) -> Delivery:
@@ -213,6 +217,48 @@ def test_a_receiver_that_hangs_times_out_and_is_retried(ada, receiver, short_tim
     assert time.monotonic() - started < 4
     assert delivery.status == DeliveryStatus.RETRYING
     assert attempts(delivery) == [("transient_error", "timeout")]
+
+
+@pytest.fixture
+def dripping_allowed(settings):
+    """Reads time out after 1 s and the whole request after 2 s."""
+    yield from _webhook_options(settings, connect_timeout=1.0, read_timeout=1.0, total_timeout=2.0)
+
+
+def test_a_receiver_dripping_its_answer_is_cut_off_at_the_total_deadline(ada, receiver, dripping_allowed):
+    # A byte every 0.3 s never trips the 1 s read timeout; the whole answer would take ~25 s.
+    receiver.reply_with(Reply(200, drip=0.3))
+    started = time.monotonic()
+
+    delivery = send(webhook_delivery(ada))
+
+    # The deadline is 2 s; the margin is for shared machines, the drip is far longer.
+    assert time.monotonic() - started < 8
+    assert delivery.status == DeliveryStatus.RETRYING
+    assert attempts(delivery) == [("transient_error", "timeout")]
+    # The cut connection is not reused: the next delivery goes out normally.
+    assert send(webhook_delivery(ada)).status == DeliveryStatus.SENT
+
+
+@pytest.fixture
+def body_dripping_allowed(settings):
+    """The whole request may take 4 s: the status and headers drip in well within it."""
+    yield from _webhook_options(settings, connect_timeout=1.0, read_timeout=1.0, total_timeout=4.0)
+
+
+def test_a_receiver_dripping_only_its_body_has_answered(ada, receiver, body_dripping_allowed):
+    """Once the status is in, the receiver has taken the webhook: the deadline only shortens the
+    excerpt kept, it does not make a retry (which would be a duplicate)."""
+    receiver.reply_with(Reply(200, body="x" * 1000, drip=0.01))  # headers in ~0.7 s, the body would take 10 s more
+    started = time.monotonic()
+
+    delivery = send(webhook_delivery(ada))
+
+    assert time.monotonic() - started < 8
+    assert delivery.status == DeliveryStatus.SENT
+    [attempt] = delivery.attempts.all()
+    assert attempt.provider_response["status"] == 200
+    assert len(attempt.provider_response["body"]) < 1000
 
 
 def test_a_receiver_that_is_down_is_retried(ada, short_timeouts):

@@ -6,7 +6,6 @@ within a second can only have been pushed, not found by a heartbeat's catch-up r
 """
 
 import json
-import os
 import queue
 import shutil
 import socket
@@ -15,7 +14,6 @@ import tempfile
 import threading
 import time
 import uuid
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +30,7 @@ from apps.inbox.tokens import inbox_token_issue
 from apps.users.models import Recipient
 from tests.e2e.conftest import E2E_SETTINGS
 from tests.support.processes import BIN, REPO_ROOT, celery_worker, free_port, process_env, wait_until, web_server
-from tests.support.services import rabbitmq_vhost_reset
+from tests.support.services import rabbitmq_vhost_reset, redis_url_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -141,17 +139,6 @@ class Api(requests.Session):
         return super().request(method, self.base_url + url, *args, **kwargs)
 
 
-def redis_url_for_run() -> str:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=3).close()
-    except OSError as exc:
-        pytest.fail(f"Redis at 127.0.0.1:6379 is unreachable ({exc}); start it with: "
-                    "redis-server --daemonize yes --bind 127.0.0.1 --save ''")
-    # Pub/sub ignores database numbers: the channel prefix is what keeps parallel runs apart.
-    run = os.environ.get("NOTIFIER_TEST_RUN", "")
-    return f"redis://127.0.0.1:6379/{1 + zlib.crc32(run.encode()) % 15}"
-
-
 @pytest.fixture(scope="module")
 def redis_cluster(e2e_env, process_logs):
     """Two web processes and a worker sharing Redis, on a vhost of their own (so no other
@@ -162,9 +149,10 @@ def redis_cluster(e2e_env, process_logs):
     env = {**e2e_env, "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
            "REDIS_URL": redis_url_for_run(), "NOTIFIER_INBOX_CHANNEL_PREFIX": prefix,
            "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "30"}
-    web_a, url_a = web_server(env, process_logs)
+    # A and B run several processes behind their port, as the Procfile's web does.
+    web_a, url_a = web_server(env, process_logs, processes=2)
     # Web B beats fast, for the heartbeat test; it serves the API calls, whose latency is not measured.
-    web_b, url_b = web_server({**env, "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "0.5"}, process_logs)
+    web_b, url_b = web_server({**env, "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "0.5"}, process_logs, processes=2)
     # Web C has lost Redis (nothing listens on its port): it must get by on heartbeat reads.
     web_c, url_c = web_server({**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
                                "NOTIFIER_INBOX_HEARTBEAT_SECONDS": "0.5"}, process_logs)
@@ -338,8 +326,9 @@ def test_an_idle_stream_sends_heartbeats_and_one_redis_connection_serves_a_proce
         client = redis.Redis.from_url(cluster["redis_url"])
         listeners = [c for c in client.client_list() if c["name"].startswith(cluster["prefix"])]
         client.close()
-        # Web A (earlier tests) and web B: one subscriber connection each, not one per stream.
-        assert 1 <= len(listeners) <= 2, listeners
+        # One subscriber connection per process, not one per stream: web A (earlier tests) and web B
+        # run two processes each.
+        assert 1 <= len(listeners) <= 4, listeners
     finally:
         for stream in streams:
             stream.close()
@@ -374,8 +363,8 @@ def embedded(process_logs):
                    timeout=300)
     api_key = subprocess.run([*manage, "create_api_key", "embedded"], cwd=REPO_ROOT, env=env, check=True,
                              capture_output=True, text=True, timeout=60).stdout.strip()
-    web_a, url_a = web_server(env, process_logs)
-    web_b, url_b = web_server(env, process_logs)
+    web_a, url_a = web_server(env, process_logs, processes=2)
+    web_b, url_b = web_server(env, process_logs, processes=2)
     try:
         with celery_worker(env, process_logs, concurrency=1), web_a, web_b:
             yield {"a": url_a, "api_b": Api(url_b, api_key)}

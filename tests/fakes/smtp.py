@@ -66,7 +66,11 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self._server.latency:
             await asyncio.sleep(self._server.latency)
-        return self._server._data_reply(envelope)
+        reply = self._server._data_reply(envelope)
+        stall = self._server._stall_take() if reply.startswith("250") else 0.0
+        if stall:
+            await asyncio.sleep(stall)  # taken, but the client hears nothing before it gives up
+        return reply
 
 
 class FakeSmtpServer:
@@ -90,6 +94,7 @@ class FakeSmtpServer:
         self._failure_rate_reply = ""
         self._random = random.Random()
         self._rejected_recipients: dict[str, str] = {}
+        self._stalls: deque[float] = deque()
         self._controller: Controller | None = None
 
     @property
@@ -163,6 +168,7 @@ class FakeSmtpServer:
             self._next_failures.clear()
             self._failure_rate = 0.0
             self._rejected_recipients.clear()
+            self._stalls.clear()
 
     # -- scripted failures -------------------------------------------------
 
@@ -188,6 +194,16 @@ class FakeSmtpServer:
             self._failure_rate = rate
             self._failure_rate_reply = f"{code} {enhanced}"
             self._random = random.Random(seed)
+
+    def stall_next(self, count: int, seconds: float) -> None:
+        """Accept (and record) the next ``count`` messages, but answer DATA only after ``seconds``:
+        a client that times out meanwhile believes the send failed, although the mail was taken."""
+        with self._lock:
+            self._stalls.extend([seconds] * count)
+
+    def _stall_take(self) -> float:
+        with self._lock:
+            return self._stalls.popleft() if self._stalls else 0.0
 
     def reject_recipient(self, address: str, code: int = 550, message: str = "5.1.1 mailbox unavailable") -> None:
         """Answer ``RCPT TO:<address>`` with ``code message``, every time."""

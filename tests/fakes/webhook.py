@@ -19,6 +19,9 @@ class Reply:
     body: str = '{"ok": true}'
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering: longer than the client's timeout is a hang
+    # Seconds between the bytes of the answer, status line included: each read gets a byte well
+    # within any read timeout, while the whole answer takes as long as the receiver likes.
+    drip: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ class WebhookReceiver(LoopbackHttpServer):
                 )
                 time.sleep(reply.delay)
                 payload = reply.body.encode()
+                if reply.drip:
+                    self._drip(reply, payload)
+                    return
                 try:
                     self.send_response(reply.status)
                     for name, value in {"Content-Type": "application/json", **reply.headers}.items():
@@ -92,6 +98,19 @@ class WebhookReceiver(LoopbackHttpServer):
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (a timeout test)
+
+            def _drip(self, reply: Reply, payload: bytes) -> None:
+                head = f"HTTP/1.1 {reply.status} OK\r\nContent-Type: application/json\r\n"
+                head += "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+                answer = (head + f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+                self.close_connection = True
+                try:
+                    for index in range(len(answer)):
+                        self.wfile.write(answer[index:index + 1])
+                        self.wfile.flush()
+                        time.sleep(reply.drip)
+                except OSError:
+                    pass  # the client cut it off (the deadline test)
 
             def log_message(self, format, *args):
                 pass

@@ -103,6 +103,22 @@ class TestSmtpAnswers:
         [message] = smtp.received_for(delivery.notification.recipient.email)
         assert message["X-Notifier-Delivery-Id"] == str(delivery.id)
 
+    def test_a_mail_taken_whose_reply_was_lost_is_sent_again_with_the_same_message_id(self, smtp, settings):
+        """The server took the mail, but its reply came after the client gave up: the retry is a
+        duplicate, and both copies carry the delivery's Message-ID so a mail store can drop one."""
+        settings.EMAIL_TIMEOUT = 1
+        smtp.stall_next(1, 3)
+        delivery = DeliveryFactory()
+
+        send(delivery)
+        assert delivery.status == DeliveryStatus.RETRYING
+        Delivery.objects.filter(id=delivery.id).update(next_attempt_at=timezone.now())
+        assert send(delivery).status == DeliveryStatus.SENT
+
+        first, second = smtp.received_for(delivery.notification.recipient.email)
+        assert first["Message-ID"] == second["Message-ID"] == f"<{delivery.id}@localhost>"
+        assert delivery.provider_message_id == first["Message-ID"]
+
     def test_a_5xx_reply_fails_at_once_with_the_providers_answer(self, smtp):
         delivery = DeliveryFactory()
         smtp.reject_recipient(delivery.notification.recipient.email, 550, "5.1.1 mailbox unavailable")

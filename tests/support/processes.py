@@ -42,11 +42,13 @@ def process_env(**overrides) -> dict[str, str]:
 
 
 class ServiceProcess:
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path, ready_text: str = ""):
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path, ready_text: str = "",
+                 ready_count: int = 1):
         self.name = name
         self.args = args
         self.env = env
         self.ready_text = ready_text
+        self.ready_count = ready_count  # a supervisor with N processes is ready when all N say so
         self.log_path = Path(log_dir) / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.process: subprocess.Popen | None = None
 
@@ -56,16 +58,16 @@ class ServiceProcess:
                 self.args, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         if self.ready_text:
-            self.wait_for_log(self.ready_text, timeout=timeout)
+            self.wait_for_log(self.ready_text, timeout=timeout, count=self.ready_count)
         return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+    def wait_for_log(self, text: str, timeout: float = 60, count: int = 1) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.log():
+            if self.log().count(text) >= count:
                 return
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()[-4000:]}")
@@ -112,10 +114,37 @@ def celery_beat(env: dict[str, str], log_dir: Path) -> ServiceProcess:
     return ServiceProcess("beat", args, env, log_dir, ready_text="beat: Starting")
 
 
-def web_server(env: dict[str, str], log_dir: Path, *, port: int | None = None) -> tuple[ServiceProcess, str]:
+def web_server(env: dict[str, str], log_dir: Path, *, port: int | None = None,
+               processes: int = 1) -> tuple[ServiceProcess, str]:
+    """uvicorn on loopback; `processes` > 1 runs that many behind the one port, as the Procfile does."""
     port = port or free_port()
-    args = [str(BIN / "uvicorn"), "notifier.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    server = ServiceProcess(f"web-{port}", args, env, log_dir, ready_text="Application startup complete")
+    args = [str(BIN / "uvicorn"), "notifier.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(processes)]
+    server = ServiceProcess(f"web-{port}", args, env, log_dir, ready_text="Application startup complete",
+                            ready_count=processes)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def procfile_command(name: str) -> str:
+    """The command line the Procfile gives process type `name`."""
+    for line in (REPO_ROOT / "Procfile").read_text().splitlines():
+        process_type, _, command = line.partition(":")
+        if process_type.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} line in the Procfile")
+
+
+def procfile_web_server(env: dict[str, str], log_dir: Path, *, processes: int,
+                        port: int | None = None) -> tuple[ServiceProcess, str]:
+    """The Procfile's `web` line exactly as a deployment runs it (WEB_CONCURRENCY processes behind
+    one port), except that it listens on loopback only."""
+    port = port or free_port()
+    command = procfile_command("web")
+    assert "--host 0.0.0.0" in command, command
+    command = command.replace("--host 0.0.0.0", "--host 127.0.0.1")
+    env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(processes)}
+    server = ServiceProcess(f"web-{port}", ["/bin/sh", "-c", command], env, log_dir,
+                            ready_text="Application startup complete", ready_count=processes)
     return server, f"http://127.0.0.1:{port}"
 
 

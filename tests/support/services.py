@@ -1,7 +1,9 @@
 """The real services the suite needs: fail early and clearly when one is missing."""
 
+import os
 import socket
 import subprocess
+import zlib
 from urllib.parse import urlparse
 
 TEST_VHOST_PREFIX = "notifier_test"
@@ -31,3 +33,17 @@ def rabbitmq_vhost_reset(vhost: str) -> None:
     rabbitmqctl("delete_vhost", vhost, check=False)
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+
+def redis_url_for_run() -> str:
+    """This run's Redis database on the local Redis (runs sharing the machine differ by number)."""
+    import pytest
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=3).close()
+    except OSError as exc:
+        pytest.fail(f"Redis at 127.0.0.1:6379 is unreachable ({exc}); start it with: "
+                    "redis-server --daemonize yes --bind 127.0.0.1 --save ''")
+    # Pub/sub ignores database numbers: the channel prefix is what keeps parallel runs apart.
+    run = os.environ.get("NOTIFIER_TEST_RUN", "")
+    return f"redis://127.0.0.1:6379/{1 + zlib.crc32(run.encode()) % 15}"

@@ -11,6 +11,7 @@ from apps.channels.api.serializers import TwilioStatusCallbackSerializer
 from apps.channels.backends.twilio import TwilioSmsBackend, public_url
 from apps.channels.registry import backend_get, channel_names
 from apps.core.exceptions import ApplicationError, NotFound
+from apps.core.schema import ERROR_RESPONSE_403
 from apps.notifications.receipts import delivery_report_receipt
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -32,7 +33,7 @@ class TwilioStatusCallbackApi(APIView):
     parser_classes = [FormParser]  # Twilio posts application/x-www-form-urlencoded
 
     @extend_schema(request={"application/x-www-form-urlencoded": TwilioStatusCallbackSerializer},
-                   responses={204: None}, auth=[])
+                   responses={204: None, 403: ERROR_RESPONSE_403}, auth=[])
     def post(self, request):
         backend = _twilio_backend()
         # Twilio signed the public URL it called, which behind a proxy is not the one this

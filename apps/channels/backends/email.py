@@ -3,12 +3,11 @@
 import logging
 import smtplib
 import time
-from email.utils import make_msgid
+from email.utils import parseaddr
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
-from django.core.mail.utils import DNS_NAME
 from django.core.validators import validate_email
 
 from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError
@@ -17,6 +16,17 @@ logger = logging.getLogger(__name__)
 
 # Header carrying our delivery id, so a message can be traced (and duplicates counted) downstream.
 DELIVERY_ID_HEADER = "X-Notifier-Delivery-Id"
+
+
+def delivery_message_id(*, delivery_id, from_email: str) -> str:
+    """The Message-ID of a delivery's email: the same on every attempt, so mail stores and
+    receivers that drop repeated Message-IDs drop the duplicate an at-least-once retry sends.
+
+    The domain is NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN, else the sender's (RFC 5322 wants the right
+    side to be ours, so the id is unique beyond this installation).
+    """
+    domain = settings.NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN or parseaddr(from_email)[1].rpartition("@")[2] or "localhost"
+    return f"<{delivery_id}@{domain}>"
 
 
 class DjangoEmailBackend(ChannelBackend):
@@ -43,7 +53,7 @@ class DjangoEmailBackend(ChannelBackend):
             validate_email(address)
         except ValidationError:
             raise PermanentProviderError(f"Invalid email address {address!r}.", code="invalid_address") from None
-        message_id = make_msgid(domain=DNS_NAME)
+        message_id = delivery_message_id(delivery_id=delivery.id, from_email=self.from_email)
         message = EmailMultiAlternatives(
             subject=content["subject"],
             body=content["text"],

@@ -16,6 +16,7 @@ import requests
 from django.conf import settings
 
 from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError, retry_after_seconds
+from apps.channels.deadline import request_deadline
 from apps.channels.egress import AddressNotAllowed, pinned_session
 
 SIGNATURE_HEADER = "X-Notifier-Signature"
@@ -39,7 +40,9 @@ def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
 class WebhookBackend(ChannelBackend):
     """One requests.Session per worker process, so connections to a receiver are reused.
 
-    OPTIONS: `connect_timeout`, `read_timeout` (seconds; defaults 5 and 10).
+    OPTIONS: `connect_timeout`, `read_timeout` (seconds, per connection attempt and per read;
+    defaults 5 and 10) and `total_timeout` (seconds for the whole request, answer included;
+    default 15): a receiver that drips its answer is cut off there (apps/channels/deadline.py).
     Redirects are not followed: they would replay the signed request, user data included, to an
     address the project never configured (and 301/302 turn a POST into a GET). A 3xx is therefore
     a permanent error telling the project to set webhook_url to the final address.
@@ -49,9 +52,11 @@ class WebhookBackend(ChannelBackend):
 
     channel = "webhook"
 
-    def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 10.0, **options):
+    def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 10.0, total_timeout: float = 15.0,
+                 **options):
         super().__init__(**options)
         self.timeout = (connect_timeout, read_timeout)
+        self.total_timeout = total_timeout
         self._session: requests.Session | None = None
 
     def send(self, delivery, content) -> ProviderResult:
@@ -80,27 +85,33 @@ class WebhookBackend(ChannelBackend):
             SIGNATURE_HEADER: f"t={timestamp},v1={signature}",
             DELIVERY_ID_HEADER: str(delivery.id),
         }
-        try:
-            response = self._session_get().post(
-                project.webhook_url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False, stream=True
-            )
-        except AddressNotAllowed as exc:
-            raise PermanentProviderError(
-                f"The webhook_url is not allowed: {exc} Webhooks go only to public addresses.", code="address_not_allowed"
-            ) from exc
-        except requests.Timeout as exc:
-            raise TransientProviderError(f"The webhook timed out: {exc}", code="timeout") from exc
-        except requests.ConnectionError as exc:
-            raise TransientProviderError(f"Cannot connect to the webhook: {exc}", code="connection") from exc
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
-            raise PermanentProviderError(f"The webhook_url is not usable: {exc}", code="invalid_url") from exc
-        except requests.RequestException as exc:  # a broken exchange (bad chunking, ...): worth another try
-            raise TransientProviderError(f"The webhook request failed: {exc}", code="http_error") from exc
-        return self._result(response)
+        with request_deadline(self.total_timeout) as deadline:
+            try:
+                response = self._session_get().post(
+                    project.webhook_url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False,
+                    stream=True,
+                )
+            except AddressNotAllowed as exc:
+                raise PermanentProviderError(
+                    f"The webhook_url is not allowed: {exc} Webhooks go only to public addresses.",
+                    code="address_not_allowed",
+                ) from exc
+            except requests.RequestException as exc:
+                if deadline.expired:
+                    self._session_discard()
+                    raise TransientProviderError(
+                        f"The webhook did not answer within {self.total_timeout:g} s.", code="timeout"
+                    ) from exc
+                raise _request_error(exc) from exc
+            # The status is in: the receiver's answer is known. The deadline may still cut the
+            # body short, which only shortens the excerpt kept on the attempt.
+            with response:
+                answer = {"status": response.status_code, "body": _body_excerpt(response)}
+            if deadline.expired:
+                self._session_discard()
+        return self._result(response, answer)
 
-    def _result(self, response: requests.Response) -> ProviderResult:
-        with response:
-            answer = {"status": response.status_code, "body": _body_excerpt(response)}
+    def _result(self, response: requests.Response, answer: dict) -> ProviderResult:
         status = response.status_code
         if 200 <= status < 300:
             return ProviderResult(response=answer)
@@ -115,10 +126,27 @@ class WebhookBackend(ChannelBackend):
             )
         raise PermanentProviderError(message, code=str(status), response=answer)
 
+    def _session_discard(self) -> None:
+        # The connection was cut mid-exchange: start the next send on a fresh session.
+        if self._session is not None:
+            self._session.close()
+        self._session = None
+
     def _session_get(self) -> requests.Session:
         if self._session is None:
             self._session = pinned_session(resolve_timeout=self.timeout[0])
         return self._session
+
+
+def _request_error(exc: requests.RequestException) -> PermanentProviderError | TransientProviderError:
+    if isinstance(exc, requests.Timeout):
+        return TransientProviderError(f"The webhook timed out: {exc}", code="timeout")
+    if isinstance(exc, requests.ConnectionError):
+        return TransientProviderError(f"Cannot connect to the webhook: {exc}", code="connection")
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema | requests.exceptions.InvalidSchema):
+        return PermanentProviderError(f"The webhook_url is not usable: {exc}", code="invalid_url")
+    # A broken exchange (bad chunking, ...): worth another try.
+    return TransientProviderError(f"The webhook request failed: {exc}", code="http_error")
 
 
 def _body_excerpt(response: requests.Response) -> str:

@@ -9,6 +9,7 @@ and the reconnection is refused the same way.
 """
 
 import asyncio
+import functools
 import json
 
 from asgiref.sync import sync_to_async
@@ -26,6 +27,8 @@ from apps.inbox.tokens import InboxAccess, InvalidInboxToken, inbox_token_authen
 
 # Messages read from the database at a time when a stream catches up.
 _BATCH_SIZE = 100
+# What a refused stream is told to wait before trying again (429 Retry-After).
+_RETRY_AFTER_SECONDS = 10
 
 
 async def inbox_stream(request: HttpRequest) -> HttpResponse:
@@ -48,11 +51,31 @@ async def inbox_stream(request: HttpRequest) -> HttpResponse:
                        {"last_event_id": [raw_last_id[:100]]}),
             status=400,
         )
+    hub = hub_get()
+    recipient_id = access.recipient.id
+    refused_by = hub.stream_admit(recipient_id)
+    if refused_by:
+        return _too_many_streams(refused_by)
     response = StreamingHttpResponse(
         _events(access=access, last_id=int(raw_last_id) if raw_last_id else None), content_type="text/event-stream"
     )
+    # Released when Django closes the response, which it does however the stream ends: the
+    # generator's own cleanup would not run for a client gone before its first event.
+    response._resource_closers.append(functools.partial(hub.stream_release, recipient_id))
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"  # nginx would otherwise hold events back in its buffer
+    return response
+
+
+def _too_many_streams(refused_by: str) -> JsonResponse:
+    if refused_by == "user":
+        limit = settings.NOTIFIER_INBOX_STREAMS_PER_USER
+        message = f"This user has {limit} live streams open already; close one (another tab, device) first."
+    else:
+        limit = settings.NOTIFIER_INBOX_STREAMS_PER_PROCESS
+        message = "This server has as many live streams open as it serves; try again shortly."
+    response = JsonResponse(error_body("too_many_streams", message, {"limit": limit, "per": refused_by}), status=429)
+    response["Retry-After"] = str(_RETRY_AFTER_SECONDS)
     return response
 
 
@@ -107,12 +130,15 @@ async def _read(function, **kwargs):
     """Run a database read for a stream on the shared thread pool.
 
     Not Django's default (one thread per request): a stream is a request that lasts for hours,
-    and its own thread would hold a database connection all that time. The pool's threads keep
-    one connection each, dropped here when broken or older than CONN_MAX_AGE.
+    and its own thread would hold a database connection all that time. The connection goes back
+    (to the process's connection pool) after each read, so idle executor threads hold none.
     """
 
     def read():
         close_old_connections()
-        return function(**kwargs)
+        try:
+            return function(**kwargs)
+        finally:
+            close_old_connections()
 
     return await sync_to_async(read, thread_sensitive=False)()

@@ -33,6 +33,7 @@ class _InboxApi(APIView):
 
 
 class InboxListApi(_InboxApi):
+    pagination_class = InboxCursorPagination  # read by the schema generator: the page shape, `cursor`
     @extend_schema(parameters=[InboxListQuerySerializer], responses=InboxMessageSerializer(many=True))
     def get(self, request):
         query = InboxListQuerySerializer(data=request.query_params)

@@ -1,13 +1,19 @@
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.core.fields import JSONObjectField
-from apps.notifications.models import Delivery, DeliveryAttempt, Notification, Priority
+from apps.core.fields import IdempotencyKeyField, JSONObjectField
+from apps.notifications.broadcasts import BROADCAST_MAX_TO
+from apps.notifications.models import Broadcast, Delivery, DeliveryAttempt, Notification, Priority
 from apps.notifications.selectors import notification_status
 
 
-class NotificationInputSerializer(serializers.Serializer):
-    to = serializers.CharField(max_length=200)
+class _MessageInputSerializer(serializers.Serializer):
+    """What a notification and a broadcast both say: which template, with what, how."""
+
     template = serializers.SlugField(max_length=100)
     data = JSONObjectField(required=False, default=dict)
     channels = serializers.ListField(
@@ -15,7 +21,45 @@ class NotificationInputSerializer(serializers.Serializer):
     )
     category = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
     priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.NORMAL)
-    send_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    send_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None,
+        help_text="When to send (ISO-8601); a past time means now. At most NOTIFIER_MAX_SEND_AT_DAYS (365) days ahead.",
+    )
+
+    def validate_send_at(self, value):
+        # A bound on how long a row may wait, and on the date arithmetic done with it (quiet
+        # hours move it to a later day: year 9999 would overflow).
+        horizon = timedelta(days=settings.NOTIFIER_MAX_SEND_AT_DAYS)
+        if value is not None and value > timezone.now() + horizon:
+            raise serializers.ValidationError(f"send_at may be at most {horizon.days} days ahead.")
+        return value
+
+
+class NotificationInputSerializer(_MessageInputSerializer):
+    to = serializers.CharField(max_length=200)
+
+
+# One bulk request's items: large enough to amortise the round trips, small enough that its answer
+# (and its publish) stays well under a second and its body under NOTIFIER_MAX_REQUEST_BYTES.
+BULK_MAX_NOTIFICATIONS = 1000
+
+
+class NotificationBulkItemSerializer(NotificationInputSerializer):
+    idempotency_key = IdempotencyKeyField(required=False, allow_blank=True, default="",
+                                          help_text="As the Idempotency-Key header of a single POST, for this item.")
+
+
+class NotificationBulkEnvelopeSerializer(serializers.Serializer):
+    """The envelope only: each item is validated on its own, so one bad item is that item's error."""
+
+    notifications = serializers.ListField(child=serializers.JSONField(), allow_empty=False,
+                                          max_length=BULK_MAX_NOTIFICATIONS)
+
+
+class NotificationBulkRequestSerializer(serializers.Serializer):
+    """The documented shape of the bulk request (NotificationBulkEnvelopeSerializer validates it)."""
+
+    notifications = serializers.ListField(child=NotificationBulkItemSerializer(), max_length=BULK_MAX_NOTIFICATIONS)
 
 
 class NotificationListQuerySerializer(serializers.Serializer):
@@ -43,7 +87,7 @@ class DeliveryDetailSerializer(serializers.ModelSerializer):
     class Meta:
         model = Delivery
         fields = ("id", "channel", "status", "skip_reason", "hold_reason", "attempt_count", "next_attempt_at", "sent_at",
-                  "provider_message_id", "attempts", "last_error")
+                  "provider_message_id", "attempts", "last_error", "cancel_requested_at")
 
     def get_last_error(self, delivery) -> dict | None:
         if not (delivery.last_error or delivery.last_error_code):
@@ -59,12 +103,25 @@ class _NotificationBaseSerializer(serializers.ModelSerializer):
         return notification_status([d.status for d in notification.deliveries.all()])
 
 
-class NotificationCreatedSerializer(_NotificationBaseSerializer):
-    deliveries = DeliverySummarySerializer(many=True, read_only=True)
+class NotificationCreatedSerializer(serializers.Serializer):
+    """The 202 body, from a services.NotificationAccepted: its deliveries are known, none is read back."""
 
-    class Meta:
-        model = Notification
-        fields = ("id", "status", "deliveries")
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    deliveries = DeliverySummarySerializer(many=True)
+
+
+@extend_schema_field({"oneOf": [{"$ref": "#/components/schemas/NotificationCreated"},
+                               {"$ref": "#/components/schemas/ErrorEnvelope"}]})
+class _BulkResultField(serializers.DictField):
+    pass
+
+
+class NotificationBulkResultSerializer(serializers.Serializer):
+    results = serializers.ListField(
+        child=_BulkResultField(),
+        help_text="One per item, in order: the single create's 202 body, or that item's error envelope.",
+    )
 
 
 class NotificationDetailSerializer(_NotificationBaseSerializer):
@@ -81,3 +138,42 @@ class NotificationListItemSerializer(_NotificationBaseSerializer):
     class Meta:
         model = Notification
         fields = ("id", "status", "to", "template", "category", "priority", "created_at", "deliveries")
+
+
+class BroadcastAudienceSerializer(serializers.Serializer):
+    """Which of the project's users: `{"all": true}`, or filters that all must match."""
+
+    all = serializers.BooleanField(required=False, help_text="Every user of the project.")
+    locale = serializers.CharField(required=False, max_length=16, help_text="Users whose locale is exactly this.")
+    has_channel = serializers.ChoiceField(choices=["email", "sms", "push"], required=False,
+                                          help_text="Users with a contact point on this channel.")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and (unknown := sorted(set(data) - set(self.fields))):
+            raise serializers.ValidationError({name: "Unknown audience filter." for name in unknown})
+        fields = super().to_internal_value(data)
+        if fields.get("all") is False or not fields:
+            raise serializers.ValidationError('Name a filter, or {"all": true} for every user.')
+        if fields.get("all") and len(fields) > 1:
+            raise serializers.ValidationError('"all" cannot be combined with a filter.')
+        return fields
+
+
+class BroadcastInputSerializer(_MessageInputSerializer):
+    to = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_empty=False,
+                               max_length=BROADCAST_MAX_TO, help_text="External ids of the users (at most 10,000).")
+    audience = BroadcastAudienceSerializer(required=False)
+
+    def validate(self, attrs):
+        if ("to" in attrs) == ("audience" in attrs):
+            raise serializers.ValidationError({"to": 'Give either "to" (a list of users) or "audience" (a filter).'})
+        return attrs
+
+
+class BroadcastSerializer(serializers.ModelSerializer):
+    template = serializers.CharField(source="template.key")
+
+    class Meta:
+        model = Broadcast
+        fields = ("id", "status", "template", "category", "priority", "send_at", "audience", "total", "created",
+                  "skipped", "failed", "last_error", "created_at", "started_at", "finished_at")

@@ -1,10 +1,17 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import CreatedAtCursorPagination
+from apps.core.api import CreatedAtCursorPagination, error_body
+from apps.core.exceptions import ApplicationError
+from apps.core.fields import IdempotencyKeyField, idempotency_key_from_header
 from apps.notifications.api.serializers import (
+    NotificationBulkEnvelopeSerializer,
+    NotificationBulkItemSerializer,
+    NotificationBulkRequestSerializer,
+    NotificationBulkResultSerializer,
     NotificationCreatedSerializer,
     NotificationDetailSerializer,
     NotificationInputSerializer,
@@ -12,36 +19,51 @@ from apps.notifications.api.serializers import (
     NotificationListQuerySerializer,
 )
 from apps.notifications.selectors import notification_get, notification_list
-from apps.notifications.services import notification_cancel, notification_create, request_fingerprint
+from apps.notifications.services import (
+    NotificationRequest,
+    notification_cancel,
+    notifications_create,
+    request_fingerprint,
+)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
+def idempotency_key_parameter(thing: str) -> OpenApiParameter:
+    return OpenApiParameter(IDEMPOTENCY_HEADER, {"type": "string", "maxLength": IdempotencyKeyField.MAX_LENGTH},
+                            OpenApiParameter.HEADER, required=False,
+                            description=f"Repeat a request safely: the same key and body return the first {thing}; "
+                                        "the same key with another body is a 409. At most "
+                                        f"{IdempotencyKeyField.MAX_LENGTH} characters (a longer one is a 400).")
+
+
+def notification_request_from(fields: dict, *, idempotency_key: str, fingerprint: str) -> NotificationRequest:
+    """A validated NotificationInputSerializer's fields as the service takes them."""
+    return NotificationRequest(
+        to=fields["to"], template_key=fields["template"], data=fields["data"], channels=fields.get("channels"),
+        category=fields["category"], priority=fields["priority"], send_at=fields["send_at"],
+        idempotency_key=idempotency_key, fingerprint=fingerprint,
+    )
+
+
 class NotificationListApi(APIView):
+    pagination_class = CreatedAtCursorPagination  # read by the schema generator: the page shape, `cursor`, `limit`
     @extend_schema(
         request=NotificationInputSerializer,
         responses={202: NotificationCreatedSerializer},
-        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
-                                     description="Repeat a request safely: the same key and body return the first "
-                                                 "notification; the same key with another body is a 409.")],
+        parameters=[idempotency_key_parameter("notification")],
     )
     def post(self, request):
         serializer = NotificationInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
-        notification, _ = notification_create(
-            project=request.auth.project,
-            to=fields["to"],
-            template_key=fields["template"],
-            data=fields["data"],
-            channels=fields.get("channels"),
-            category=fields["category"],
-            priority=fields["priority"],
-            send_at=fields["send_at"],
-            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER, "")[:255],
+        notification_request = notification_request_from(
+            serializer.validated_data, idempotency_key=idempotency_key_from_header(request, IDEMPOTENCY_HEADER),
             fingerprint=request_fingerprint(request.data),
         )
-        return Response(NotificationCreatedSerializer(notification).data, status=status.HTTP_202_ACCEPTED)
+        [outcome] = notifications_create(project=request.auth.project, requests=[notification_request])
+        if isinstance(outcome, ApplicationError):
+            raise outcome
+        return Response(NotificationCreatedSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(parameters=[NotificationListQuerySerializer], responses=NotificationListItemSerializer(many=True))
     def get(self, request):
@@ -51,6 +73,37 @@ class NotificationListApi(APIView):
         paginator = CreatedAtCursorPagination()
         page = paginator.paginate_queryset(notifications, request, view=self)
         return paginator.get_paginated_response(NotificationListItemSerializer(page, many=True).data)
+
+
+class NotificationBulkApi(APIView):
+    @extend_schema(request=NotificationBulkRequestSerializer, responses={200: NotificationBulkResultSerializer})
+    def post(self, request):
+        """Up to 1,000 notifications at once; each item is accepted or refused on its own."""
+        envelope = NotificationBulkEnvelopeSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        items = envelope.validated_data["notifications"]
+        answers: list[dict | None] = [None] * len(items)
+        accepted: dict[int, NotificationRequest] = {}
+        # One serializer instance for every item: building one per item (DRF deep-copies its
+        # fields each time) cost more than the database work of the whole request.
+        item_serializer = NotificationBulkItemSerializer()
+        for index, item in enumerate(items):
+            try:
+                fields = item_serializer.run_validation(item)
+            except ValidationError as exc:
+                answers[index] = error_body("invalid", "The item has invalid fields.", exc.detail)
+                continue
+            body = {name: value for name, value in item.items() if name != "idempotency_key"}
+            accepted[index] = notification_request_from(fields, idempotency_key=fields["idempotency_key"],
+                                                        fingerprint=request_fingerprint(body))
+        outcomes = notifications_create(project=request.auth.project, requests=list(accepted.values()))
+        created_serializer = NotificationCreatedSerializer()
+        for index, outcome in zip(accepted, outcomes, strict=True):
+            if isinstance(outcome, ApplicationError):
+                answers[index] = error_body(outcome.code, outcome.message, outcome.details)
+            else:
+                answers[index] = created_serializer.to_representation(outcome)
+        return Response({"results": answers})
 
 
 class NotificationDetailApi(APIView):

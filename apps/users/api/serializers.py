@@ -21,12 +21,16 @@ class RecipientInputSerializer(serializers.Serializer):
         if not value:
             return value
         # E.164 only: a leading + and the country code, so no default region is ever guessed.
+        # A *possible* number (a known country code, a length its plan allows) is accepted, not only
+        # one the numbering plan lists as assigned: providers' documented and test numbers
+        # (+15005550006, +15558675310) are fictional ranges, and plans change faster than the
+        # library. Whether a number is reachable is the provider's answer, recorded on the delivery.
         try:
             number = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException:
             raise serializers.ValidationError("Enter a phone number in E.164 form, e.g. +14155550123.") from None
-        if not value.startswith("+") or not phonenumbers.is_valid_number(number):
-            raise serializers.ValidationError("Enter a valid phone number in E.164 form, e.g. +14155550123.")
+        if not value.startswith("+") or not phonenumbers.is_possible_number(number):
+            raise serializers.ValidationError("Enter a possible phone number in E.164 form, e.g. +14155550123.")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     def validate_timezone(self, value: str) -> str:

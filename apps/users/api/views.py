@@ -23,7 +23,7 @@ from apps.users.services import (
 
 
 class RecipientDetailApi(APIView):
-    @extend_schema(request=RecipientInputSerializer, responses=RecipientOutputSerializer)
+    @extend_schema(request=RecipientInputSerializer, responses={200: RecipientOutputSerializer, 201: RecipientOutputSerializer})
     def put(self, request, external_id: str):
         serializer = RecipientInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

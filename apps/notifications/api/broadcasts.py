@@ -1,0 +1,46 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.fields import idempotency_key_from_header
+from apps.notifications.api.serializers import BroadcastInputSerializer, BroadcastSerializer
+from apps.notifications.api.views import IDEMPOTENCY_HEADER, idempotency_key_parameter
+from apps.notifications.broadcasts import broadcast_cancel, broadcast_create, broadcast_get
+from apps.notifications.services import request_fingerprint
+
+
+class BroadcastListApi(APIView):
+    @extend_schema(
+        request=BroadcastInputSerializer,
+        responses={202: BroadcastSerializer},
+        parameters=[idempotency_key_parameter("broadcast")],
+    )
+    def post(self, request):
+        """Send a template to a list of users or to an audience; the fan-out runs in the background."""
+        serializer = BroadcastInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        broadcast, _ = broadcast_create(
+            project=request.auth.project, template_key=fields["template"], data=fields["data"],
+            channels=fields.get("channels"), category=fields["category"], priority=fields["priority"],
+            send_at=fields["send_at"], to=fields.get("to"), audience=fields.get("audience"),
+            idempotency_key=idempotency_key_from_header(request, IDEMPOTENCY_HEADER),
+            fingerprint=request_fingerprint(request.data),
+        )
+        return Response(BroadcastSerializer(broadcast).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BroadcastDetailApi(APIView):
+    @extend_schema(responses=BroadcastSerializer)
+    def get(self, request, broadcast_id):
+        """Progress: how many users are counted, notified and skipped so far."""
+        return Response(BroadcastSerializer(broadcast_get(project=request.auth.project, broadcast_id=broadcast_id)).data)
+
+
+class BroadcastCancelApi(APIView):
+    @extend_schema(request=None, responses=BroadcastSerializer)
+    def post(self, request, broadcast_id):
+        """Stop the fan-out and cancel its deliveries not yet being sent."""
+        broadcast = broadcast_cancel(project=request.auth.project, broadcast_id=broadcast_id)
+        return Response(BroadcastSerializer(broadcast).data)
