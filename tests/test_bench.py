@@ -60,9 +60,10 @@ def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     assert email["delivered"] == email["accepted"] > 0, email
     assert email["delivered_per_channel"]["email"]["sent"] == email["delivered"]
     assert email["accepted_to_provider_ms"]["p50"] > 0
-    # The API reads the key, the user and the template and writes two rows; the worker claims, reads
-    # and records: at least 8 statements, whichever process ran them (all are counted).
-    assert email["commits_per_delivery"] > 0 and email["queries_per_delivery"] >= 8, email
+    # Whichever process ran them, all statements are counted: at least the worker's claim, read,
+    # status update and attempt insert per delivery (the API's share depends on the feed: bulk
+    # batches it).
+    assert email["commits_per_delivery"] > 0 and email["queries_per_delivery"] >= 4, email
     assert email["cpu_ms_per_delivery"]["worker"] > 0
     assert report["scenarios"]["noop"]["per_s"] > 0 and report["scenarios"]["noop"]["complete"]
     for name in ("web", "worker", "beat", "smtp"):
