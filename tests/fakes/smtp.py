@@ -5,7 +5,9 @@ connections and any number of mail transactions per connection (MAIL, RCPT,
 DATA, repeated), parses each accepted message, and can be scripted to answer
 the way a real server fails: a 4xx reply to DATA (transient: throttling,
 greylisting; the ESP drops the message and the sender must retry) or a 5xx
-reply to RCPT TO (permanent: the mailbox does not exist).
+reply to RCPT TO (permanent: the mailbox does not exist). ``latency`` makes
+each accepted DATA take that long, like an ESP's queueing, without blocking
+other connections.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import email.policy
 import random
 import socket
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from types import TracebackType
@@ -37,11 +40,13 @@ def _free_port() -> int:
 
 @dataclass(frozen=True)
 class ReceivedMail:
-    """One accepted mail transaction: the SMTP envelope and the parsed message."""
+    """One accepted mail transaction: the SMTP envelope, the parsed message and when it arrived
+    (``time.time()``, so that a test can compare it with a database timestamp)."""
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
+    received_at: float = field(default_factory=time.time)
 
 
 class _Handler:
@@ -59,6 +64,8 @@ class _Handler:
         return reply
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._server.latency:
+            await asyncio.sleep(self._server.latency)
         reply = self._server._data_reply(envelope)
         stall = self._server._stall_take() if reply.startswith("250") else 0.0
         if stall:
@@ -75,8 +82,10 @@ class FakeSmtpServer:
 
     host = "127.0.0.1"
 
-    def __init__(self) -> None:
-        self.port = _free_port()
+    def __init__(self, *, latency: float = 0.0, port: int | None = None) -> None:
+        """``latency``: seconds each DATA command waits before its reply (0: none)."""
+        self.port = port or _free_port()
+        self.latency = latency
         self._lock = threading.Lock()
         self._received: list[ReceivedMail] = []
         self._attempts = 0
@@ -133,6 +142,13 @@ class FakeSmtpServer:
         """DATA commands received, failed ones included (one per send attempt)."""
         with self._lock:
             return self._attempts
+
+    def take_received(self) -> list[ReceivedMail]:
+        """Accepted transactions since the last call, oldest first, forgetting them: a long run
+        (the benchmark) reads them as they come without holding every message in memory."""
+        with self._lock:
+            taken, self._received = self._received, []
+        return taken
 
     def received_for(self, address: str) -> list[EmailMessage]:
         """Accepted messages whose envelope recipients include ``address`` (case-insensitive)."""
