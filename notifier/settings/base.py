@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 import environ
-from kombu import Exchange, Queue
+
+from apps.notifications import queues
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -228,7 +229,7 @@ if FCM_CREDENTIALS_FILE:
         "OPTIONS": {"timeout": env.float("FCM_TIMEOUT_SECONDS", default=10.0)},
         "MAX_ATTEMPTS": env.int("NOTIFIER_PUSH_MAX_ATTEMPTS", default=8),
     }
-# --- Webhook egress (apps/channels/egress.py) ---
+# --- Webhook egress (apps/core/egress.py) ---
 # Webhooks (webhook_url, status_webhook_url: set by any API key holder) go only to public
 # addresses, so a tenant cannot make the workers call the metadata service or internal hosts.
 # Self-hosted installations whose receivers live on a private network list those networks here,
@@ -320,7 +321,7 @@ NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
 # --- Broadcasts (apps/notifications/broadcasts.py): the fan-out's batch size, how long one task run
 # goes on before handing over to a fresh one (under the task's soft time limit), when a silent
 # fan-out is presumed lost and republished by the sweep, and how many failed runs end it.
-NOTIFIER_BROADCAST_QUEUE = env("NOTIFIER_BROADCAST_QUEUE", default="notifications.broadcast")
+NOTIFIER_BROADCAST_QUEUE = env("NOTIFIER_BROADCAST_QUEUE", default=queues.BROADCAST_QUEUE)
 NOTIFIER_BROADCAST_BATCH_SIZE = env.int("NOTIFIER_BROADCAST_BATCH_SIZE", default=1000)
 NOTIFIER_BROADCAST_RUN_SECONDS = env.float("NOTIFIER_BROADCAST_RUN_SECONDS", default=60.0)
 NOTIFIER_BROADCAST_STALE_SECONDS = env.float("NOTIFIER_BROADCAST_STALE_SECONDS", default=120.0)
@@ -396,50 +397,20 @@ NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS = env.float("NOTIFIER_BROKER_CONSUMER_T
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 
 NOTIFICATION_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
-# Queue arguments are sticky in RabbitMQ (redeclaring with other ones fails), so they are fixed
-# here once: a dead-letter exchange for what the broker rejects, and three priority levels.
-NOTIFIER_DEAD_LETTER_EXCHANGE = "notifications.dlx"
-NOTIFIER_QUEUE_MAX_PRIORITY = 3
-_notifications_exchange = Exchange("notifications", type="direct", durable=True)
-_dead_letter_exchange = Exchange(NOTIFIER_DEAD_LETTER_EXCHANGE, type="direct", durable=True)
-CELERY_TASK_QUEUES = [
-    Queue(
-        f"notifications.{channel}",
-        _notifications_exchange,
-        routing_key=f"notifications.{channel}",
-        durable=True,
-        queue_arguments={
-            "x-dead-letter-exchange": NOTIFIER_DEAD_LETTER_EXCHANGE,
-            "x-max-priority": NOTIFIER_QUEUE_MAX_PRIORITY,
-        },
-    )
-    for channel in NOTIFICATION_CHANNELS
-] + [
-    Queue("notifications.maintenance", _notifications_exchange, routing_key="notifications.maintenance"),
-    # Broadcast fan-outs run for seconds to minutes: on their own queue, they never hold up the sweep.
-    Queue(NOTIFIER_BROADCAST_QUEUE, _notifications_exchange, routing_key=NOTIFIER_BROADCAST_QUEUE, durable=True),
-]
-# What the broker dead-letters (rejected, undecodable), one queue per channel, kept until an
-# operator looks (`manage.py dlq`). Declared when a worker starts, never consumed by one.
-NOTIFIER_DEAD_LETTER_QUEUES = [
-    Queue(f"notifications.{channel}.dead", _dead_letter_exchange, routing_key=f"notifications.{channel}", durable=True)
-    for channel in NOTIFICATION_CHANNELS
-]
-CELERY_TASK_DEFAULT_QUEUE = "notifications.maintenance"
-# Sends are published to their channel queue explicitly (dispatch.py); periodic work goes here.
-CELERY_TASK_ROUTES = {
-    "notifier.deliveries.sweep": {"queue": "notifications.maintenance"},
-    "notifier.broadcasts.resume": {"queue": "notifications.maintenance"},
-    "notifier.broadcasts.fan_out": {"queue": NOTIFIER_BROADCAST_QUEUE},
-}
+# Queue and task names, and the queues' arguments, have one home: apps/notifications/queues.py.
+NOTIFIER_DEAD_LETTER_EXCHANGE = queues.DEAD_LETTER_EXCHANGE
+CELERY_TASK_QUEUES = queues.celery_queues(channels=NOTIFICATION_CHANNELS, broadcast_queue=NOTIFIER_BROADCAST_QUEUE)
+NOTIFIER_DEAD_LETTER_QUEUES = queues.dead_letter_queues(channels=NOTIFICATION_CHANNELS)
+CELERY_TASK_DEFAULT_QUEUE = queues.MAINTENANCE_QUEUE
+CELERY_TASK_ROUTES = queues.celery_task_routes(broadcast_queue=NOTIFIER_BROADCAST_QUEUE)
 CELERY_BEAT_SCHEDULE = {
     "deliveries-sweep": {
-        "task": "notifier.deliveries.sweep",
+        "task": queues.TASK_DELIVERIES_SWEEP,
         "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
     },
     "broadcasts-resume": {
-        "task": "notifier.broadcasts.resume",
+        "task": queues.TASK_BROADCASTS_RESUME,
         "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
     },
