@@ -19,9 +19,8 @@ from apps.users.services import (
 )
 
 
+# PUT and GET; DELETE (erasure, which reaches the apps above this one) is added by apps/erasure.
 class RecipientDetailApi(APIView):
-    """PUT and GET; DELETE (erasure, which reaches the apps above this one) is added by apps/erasure."""
-
     @extend_schema(request=RecipientInputSerializer, responses={200: RecipientOutputSerializer, 201: RecipientOutputSerializer})
     def put(self, request, external_id: str):
         serializer = RecipientInputSerializer(data=request.data)
