@@ -1,4 +1,4 @@
-"""Headers every channel that speaks a header-bearing protocol (email, webhooks) puts on what it sends."""
+"""Headers the channels that carry them (email, webhooks) put on what they send."""
 
-# The same on every attempt of a delivery, so a receiver can drop repeats.
+# Our delivery id, the same on every attempt: a message can be traced, and a repeat dropped, downstream.
 DELIVERY_ID_HEADER = "X-Notifier-Delivery-Id"
