@@ -24,8 +24,10 @@ run: migrate
 	$(BIN)/python manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile web worker beat
 
-## make test: the whole suite against PostgreSQL and RabbitMQ on localhost.
+## make test: the apps' layering (pyproject.toml, [tool.importlinter]), then the whole suite
+## against PostgreSQL and RabbitMQ on localhost.
 test: install
+	$(BIN)/lint-imports --no-logo
 	DJANGO_SETTINGS_MODULE=notifier.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: the Procfile's processes on PostgreSQL and RabbitMQ under load (docs/performance.md).

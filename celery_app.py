@@ -4,8 +4,10 @@ Configuration comes from Django settings (the CELERY_* names), so web and worker
 """
 
 import os
+from pathlib import Path
 
 from celery import Celery
+from celery.beat import PersistentScheduler
 from celery.signals import celeryd_after_setup, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifier.settings.dev")
@@ -24,6 +26,17 @@ def declare_dead_letter_queues(sender, **kwargs) -> None:
     with sender.app.connection_for_write() as connection:
         for queue in settings.NOTIFIER_DEAD_LETTER_QUEUES:
             queue(connection.default_channel).declare()
+
+
+class ScheduleFolderScheduler(PersistentScheduler):
+    """Celery's file-backed beat scheduler, creating its file's folder first: beat alone writes
+    there, and the settings create no folder when imported (CELERY_BEAT_SCHEDULER)."""
+
+    def setup_schedule(self) -> None:
+        from apps.core.apps import state_dirs_create
+
+        state_dirs_create(dirs=[Path(self.schedule_filename).parent])
+        super().setup_schedule()
 
 
 def eta_task_limit(*, concurrency: int, task_time_limit: float, max_countdown: float, consumer_timeout: float) -> int:

@@ -9,10 +9,10 @@ from notifier import health
 api_v1 = [
     path("", include("apps.projects.api.urls")),
     path("", include("apps.users.api.urls")),
+    path("", include("apps.erasure.api.urls")),  # /users/{id}: the users app's views, with erasure
     path("", include("apps.templates.api.urls")),
-    path("", include("apps.notifications.api.urls")),
+    path("", include("apps.notifications.api.urls")),  # with the providers' status callbacks (Twilio)
     path("", include("apps.inbox.api.urls")),
-    path("", include("apps.channels.api.urls")),  # provider callbacks (Twilio status)
 ]
 
 urlpatterns = [

@@ -95,3 +95,28 @@ def test_the_dockerfile_build_step_passes_prod_s_secret_check(tmp_path):
     env.pop("NOTIFIER_TEST_RUN", None)
     result = subprocess.run(["sh", "-c", command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# --- Settings are declarative: folders are made by the processes that write to them ------------
+
+def test_reading_the_settings_creates_no_folder_and_starting_a_process_creates_its_own(tmp_path):
+    data_dir, static_root = tmp_path / "data", tmp_path / "static"
+    env = process_env(NOTIFIER_DATA_DIR=data_dir, DATABASE_URL=f"sqlite:///{data_dir}/notifier.sqlite3",
+                      CELERY_BROKER_URL="filesystem://", DJANGO_STATIC_ROOT=static_root,
+                      DJANGO_SETTINGS_MODULE="notifier.settings.dev")
+    read = subprocess.run([str(BIN / "python"), "-c", "from django.conf import settings; print(settings.VAR_DIR)"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0, read.stderr
+    assert list(tmp_path.iterdir()) == []
+    result = manage("check", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (data_dir / "broker" / "queue").is_dir() and (data_dir / "broker" / "control").is_dir()
+    assert static_root.is_dir()
+
+
+def test_prod_starts_where_the_data_folder_cannot_be_created(tmp_path):
+    # As on a read-only filesystem: production's state is in PostgreSQL and RabbitMQ, and its
+    # static files were collected at build time.
+    env = prod_env(NOTIFIER_DATA_DIR="/dev/null/var", DJANGO_STATIC_ROOT=tmp_path)
+    result = manage("check", "--deploy", "--fail-level", "ERROR", env=env)
+    assert result.returncode == 0, result.stderr

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus
+from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
 from apps.notifications.services import (
     NotificationAccepted,
     NotificationRequest,
@@ -130,11 +131,11 @@ def broadcast_cancel(*, project: Project, broadcast_id) -> Broadcast:
 
 def broadcast_fan_out_publish(*, broadcast_id) -> None:
     """Queue the fan-out. Never raises: a lost publish is found by the sweep through the heartbeat."""
-    from apps.notifications.tasks import broadcast_fan_out_task
+    from celery_app import app
 
     try:
-        broadcast_fan_out_task.apply_async(args=[str(broadcast_id)], queue=settings.NOTIFIER_BROADCAST_QUEUE,
-                                           confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
+        app.send_task(TASK_BROADCAST_FAN_OUT, args=[str(broadcast_id)], queue=settings.NOTIFIER_BROADCAST_QUEUE,
+                      confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
     except Exception:
         logger.exception("could not publish the fan-out of broadcast %s; the sweep will", broadcast_id)
 

@@ -22,8 +22,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from kombu import Producer
 
-from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queue_name, queued_recheck_at
+from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queued_recheck_at
 from apps.notifications.models import Delivery, DeliveryOperatorAction, DeliveryStatus, OperatorActionKind
+from apps.notifications.queues import dead_letter_origin, dead_letter_queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def broker_dead_letters(
     if action not in ("list", "replay", "discard"):
         raise ValueError(f"unknown action {action!r}")
     wanted_ids = {str(i) for i in ids}
-    queues = [q for q in settings.NOTIFIER_DEAD_LETTER_QUEUES if not channel or q.name == f"{queue_name(channel)}.dead"]
+    queues = [q for q in settings.NOTIFIER_DEAD_LETTER_QUEUES if not channel or q.name == dead_letter_queue_name(channel)]
     matched: list[BrokerDeadLetter] = []
     with app.connection_for_write() as connection, connection.channel() as channel_:
         producer = Producer(channel_)
@@ -192,7 +193,7 @@ def _broker_dead_letter(queue: str, message) -> BrokerDeadLetter:
         dead_at = dead_at.replace(tzinfo=UTC)
     return BrokerDeadLetter(
         queue=queue,
-        original_queue=death.get("queue") or queue.removesuffix(".dead"),
+        original_queue=death.get("queue") or dead_letter_origin(queue),
         task=str(headers.get("task", "")),
         task_id=str(headers.get("id") or message.properties.get("correlation_id") or ""),
         args=args,

@@ -19,14 +19,12 @@ from django.db.models.functions import Now
 
 from apps.channels.registry import batch_size
 from apps.notifications.models import Delivery, DeliveryStatus
+from apps.notifications.queues import PRIORITY_LEVELS, TASK_DELIVERIES_SEND_BATCH, TASK_DELIVERY_SEND, queue_name
 
 logger = logging.getLogger(__name__)
 
 # time.monotonic() until which this process does not try the broker (set after a failure).
 _publish_paused_until = 0.0
-
-# RabbitMQ priorities (the queues declare x-max-priority=3): higher goes first.
-PRIORITY_LEVELS = {"high": 2, "normal": 1, "low": 0}
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,6 @@ class DeliveryMessage:
     delivery_id: str
     channel: str
     priority: str
-
-
-def queue_name(channel: str) -> str:
-    return f"notifications.{channel}"
 
 
 def delivery_message(delivery: Delivery, *, priority: str) -> DeliveryMessage:
@@ -101,15 +95,17 @@ def _batches(messages: Sequence[DeliveryMessage]) -> Iterator[list[DeliveryMessa
 
 
 def _publish(batch: list[DeliveryMessage], *, producer, countdown: float | None = None) -> None:
-    from apps.notifications.tasks import deliveries_send_task, delivery_send_task
+    from celery_app import app
 
     first = batch[0]
     if len(batch) == 1:
-        task, args = delivery_send_task, [first.delivery_id]
+        task, args = TASK_DELIVERY_SEND, [first.delivery_id]
     else:
-        task, args = deliveries_send_task, [[m.delivery_id for m in batch]]
+        task, args = TASK_DELIVERIES_SEND_BATCH, [[m.delivery_id for m in batch]]
     try:
-        task.apply_async(
+        # By name: the publisher needs the task's name, not its code (tasks.py imports this module).
+        app.send_task(
+            task,
             args=args,
             countdown=countdown,
             queue=queue_name(first.channel),
@@ -158,14 +154,13 @@ def delivery_retry_publish(*, delivery: Delivery, countdown: float) -> bool:
 
 def deliveries_publish_alone(*, delivery_ids: Sequence[str], queue: str, priority: int | None) -> bool:
     """Publish each id as a message of its own to `queue`; False if the broker did not take them all."""
-    from apps.notifications.tasks import delivery_send_task
     from celery_app import app
 
     try:
         with app.producer_or_acquire() as producer:
             for delivery_id in delivery_ids:
-                delivery_send_task.apply_async(
-                    args=[delivery_id], queue=queue, priority=priority, producer=producer,
+                app.send_task(
+                    TASK_DELIVERY_SEND, args=[delivery_id], queue=queue, priority=priority, producer=producer,
                     confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS,
                 )
     except Exception:

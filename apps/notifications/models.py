@@ -5,7 +5,7 @@ from django.db import models
 
 from apps.projects.models import Project
 from apps.templates.models import Template, TemplateVersion
-from apps.users.models import Recipient
+from apps.users.models import CATEGORY_MAX_LENGTH, Recipient
 
 
 class Priority(models.TextChoices):
@@ -25,7 +25,7 @@ class Notification(models.Model):
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="notifications")
     template_version = models.ForeignKey(TemplateVersion, on_delete=models.PROTECT, related_name="notifications")
     data = models.JSONField(default=dict, blank=True)
-    category = models.CharField(max_length=100, blank=True)
+    category = models.CharField(max_length=CATEGORY_MAX_LENGTH, blank=True)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
     send_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
@@ -77,7 +77,7 @@ class Broadcast(models.Model):
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="broadcasts")
     data = models.JSONField(default=dict, blank=True)
     channels = models.JSONField(null=True, blank=True)
-    category = models.CharField(max_length=100, blank=True)
+    category = models.CharField(max_length=CATEGORY_MAX_LENGTH, blank=True)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
     send_at = models.DateTimeField(null=True, blank=True)
     to = models.JSONField(null=True, blank=True, help_text="External ids, without repeats; null for an audience.")

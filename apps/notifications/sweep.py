@@ -33,10 +33,10 @@ from apps.notifications.dispatch import (
     deliveries_publish_on_commit,
     delivery_message,
     publishing_paused,
-    queue_name,
     queued_recheck_at,
 )
 from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
+from apps.notifications.queues import queue_name
 
 logger = logging.getLogger(__name__)
 

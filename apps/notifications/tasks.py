@@ -1,4 +1,4 @@
-"""Celery tasks: thin, given ids only, named explicitly so a rename never strands queued messages."""
+"""Celery tasks: thin, given ids only, named explicitly (queues.py) so a rename never strands queued messages."""
 
 import contextlib
 import logging
@@ -16,6 +16,14 @@ from apps.notifications.broadcasts import (
 )
 from apps.notifications.deferral import delivery_send_lease
 from apps.notifications.dispatch import deliveries_mark_unpublished, deliveries_publish_alone, delivery_retry_publish
+from apps.notifications.queues import (
+    TASK_BROADCAST_FAN_OUT,
+    TASK_BROADCASTS_RESUME,
+    TASK_DELIVERIES_SEND_BATCH,
+    TASK_DELIVERIES_SWEEP,
+    TASK_DELIVERY_SEND,
+    queue_channel,
+)
 from apps.notifications.sending import DatabaseUnavailable, deliveries_send
 from apps.notifications.sweep import deliveries_sweep
 
@@ -24,13 +32,13 @@ logger = logging.getLogger(__name__)
 _SEND_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": None}
 
 
-@shared_task(name="notifier.deliveries.send", **_SEND_OPTIONS)
+@shared_task(name=TASK_DELIVERY_SEND, **_SEND_OPTIONS)
 def delivery_send_task(self, delivery_id: str) -> None:
     """Send one delivery (the channels that do not batch, and messages from before batching)."""
     _send(self, [delivery_id])
 
 
-@shared_task(name="notifier.deliveries.send_batch", **_SEND_OPTIONS)
+@shared_task(name=TASK_DELIVERIES_SEND_BATCH, **_SEND_OPTIONS)
 def deliveries_send_task(self, delivery_ids: list[str]) -> None:
     """Send several deliveries of one channel: one claim, one connection, one write for all."""
     _send(self, delivery_ids if isinstance(delivery_ids, list) else [delivery_ids])
@@ -79,7 +87,7 @@ def _project_share_lease(task, delivery_ids: list[str]):
     never pay the lookup; a message with no routing key (run in-process) is looked up.
     """
     queue = (task.request.delivery_info or {}).get("routing_key") or ""
-    channel = queue.removeprefix("notifications.")
+    channel = queue_channel(queue)
     if len(delivery_ids) != 1 or (channel and not project_share(channel)):
         return contextlib.nullcontext(None)
     return delivery_send_lease(delivery_id=delivery_ids[0], deferrals=task.request.retries)
@@ -114,13 +122,13 @@ def _reject_unknown(task, delivery_ids: list[str], unknown: list[str]) -> None:
     raise Reject(f"no delivery {', '.join(unknown)}", requeue=False)
 
 
-@shared_task(name="notifier.deliveries.sweep", ignore_result=False)
+@shared_task(name=TASK_DELIVERIES_SWEEP, ignore_result=False)
 def deliveries_sweep_task() -> dict:
     """Republish deliveries that are due or whose message or worker was lost (see sweep.py)."""
     return deliveries_sweep().as_dict()
 
 
-@shared_task(name="notifier.broadcasts.fan_out", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=TASK_BROADCAST_FAN_OUT, acks_late=True, reject_on_worker_lost=True)
 def broadcast_fan_out_task(broadcast_id: str) -> None:
     """Create a broadcast's notifications batch by batch (see broadcasts.py).
 
@@ -138,7 +146,7 @@ def broadcast_fan_out_task(broadcast_id: str) -> None:
         broadcast_record_error(broadcast_id=broadcast_id, error=exc)
 
 
-@shared_task(name="notifier.broadcasts.resume", ignore_result=False)
+@shared_task(name=TASK_BROADCASTS_RESUME, ignore_result=False)
 def broadcasts_resume_task() -> int:
     """Republish broadcast fan-outs whose heartbeat went stale (a lost message or worker)."""
     return broadcasts_resume_stale()

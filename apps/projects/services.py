@@ -3,7 +3,7 @@ import secrets
 
 from django.db import transaction
 
-from apps.channels.egress import egress_url_error
+from apps.core.egress import egress_url_error
 from apps.core.exceptions import ApplicationError
 from apps.projects.models import ApiKey, Project
 

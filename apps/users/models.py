@@ -2,6 +2,9 @@ from django.db import models
 
 from apps.projects.models import Project
 
+# A notification's category, named here because users' preferences are keyed by it.
+CATEGORY_MAX_LENGTH = 100
+
 
 class Recipient(models.Model):
     """A person a project notifies (`/api/v1/users/{external_id}`), known by the project's own id.

@@ -1,8 +1,6 @@
 from django.db import transaction
 from django.utils import timezone
 
-from apps.inbox.live import inbox_erasure_announce
-from apps.notifications.services import notifications_erase_recipient_data
 from apps.projects.models import Project
 from apps.users.models import Device, Recipient
 
@@ -20,15 +18,10 @@ def recipient_upsert(*, project: Project, external_id: str, **fields) -> tuple[R
     return recipient, created
 
 
-@transaction.atomic
 def recipient_delete(*, recipient: Recipient) -> None:
-    """Erase the user: contact data, devices and inbox go; the delivery log keeps its statuses and
-    names the user only by external id, its personal data scrubbed."""
-    recipient_id = recipient.id
-    notifications_erase_recipient_data(recipient=recipient)
+    """Delete the user and what the users app holds of them (devices). Erasing a user from every
+    app is apps/erasure/services.py's recipient_erase."""
     recipient.delete()
-    # Their open inbox streams end now rather than when their tokens expire.
-    transaction.on_commit(lambda: inbox_erasure_announce(recipient_id=recipient_id))
 
 
 def recipient_preferences_set(*, recipient: Recipient, channels: dict, categories: dict, quiet_hours: dict | None) -> None:

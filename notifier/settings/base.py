@@ -7,17 +7,18 @@ import ipaddress
 import os
 from pathlib import Path
 
-import environ
-from kombu import Exchange, Queue
+from apps.notifications import queues
+from notifier.settings.environment import BASE_DIR, env
+from notifier.settings.pipeline import *  # noqa: F403  (providers, channels and delivery tuning)
+from notifier.settings.pipeline import (
+    NOTIFIER_BROADCAST_QUEUE,
+    NOTIFIER_SEND_TIME_LIMIT_SECONDS,
+    NOTIFIER_SWEEP_INTERVAL_SECONDS,
+)
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-
-env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
-
-# Embedded-mode state: the SQLite file, the filesystem broker's folders, the file mailbox.
+# Embedded-mode state: the SQLite file, the filesystem broker's folders, the file mailbox. Nothing
+# here creates a directory: a process creates the ones it needs when it starts (NOTIFIER_STATE_DIRS).
 VAR_DIR = Path(env("NOTIFIER_DATA_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key-change-me")
 DEBUG = False
@@ -155,7 +156,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -169,84 +169,13 @@ WHITENOISE_USE_FINDERS = True
 # smtp+ssl:// (implicit TLS, port 465): django-environ's mapping.
 # Without it, mail goes to files a developer can read in var/mail/.
 vars().update(env.email_url("EMAIL_URL", default="filemail://"))
-EMAIL_FILE_PATH = EMAIL_FILE_PATH or str(VAR_DIR / "mail")  # noqa: F821  (set by the line above)
+EMAIL_FILE_PATH = EMAIL_FILE_PATH or str(VAR_DIR / "mail")  # noqa: F405  (set by the line above)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Notifier <notifications@localhost>")
 # Each email's Message-ID is <delivery id@this domain>, the same on every attempt (receivers drop
 # the repeat); empty means the domain of DEFAULT_FROM_EMAIL.
 NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN = env("NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN", default="")
 
-# --- Providers ----------------------------------------------------------------------------------
-TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
-TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
-TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
-TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="https://api.twilio.com")
-FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
-FCM_API_BASE_URL = env("FCM_API_BASE_URL", default="https://fcm.googleapis.com")
-PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
-
-# --- Channels ------------------------------------------------------------------------------------
-# One backend class per channel, chosen by dotted path (see apps/channels/registry.py).
-# MAX_ATTEMPTS bounds the tries of one delivery before it goes to the dead-letter queue.
-NOTIFIER_CHANNELS = {
-    "email": {
-        "BACKEND": "apps.channels.backends.email.DjangoEmailBackend",
-        "OPTIONS": {},
-        "MAX_ATTEMPTS": env.int("NOTIFIER_EMAIL_MAX_ATTEMPTS", default=8),
-        # Deliveries one task sends on one SMTP connection, claimed and recorded together.
-        "BATCH_SIZE": env.int("NOTIFIER_EMAIL_BATCH_SIZE", default=50),
-    },
-    "in_app": {
-        "BACKEND": "apps.channels.backends.inbox.InboxBackend",
-        "OPTIONS": {"lock_timeout_seconds": env.float("NOTIFIER_INBOX_LOCK_TIMEOUT_SECONDS", default=5.0)},
-        "MAX_ATTEMPTS": env.int("NOTIFIER_IN_APP_MAX_ATTEMPTS", default=8),
-    },
-    "webhook": {
-        "BACKEND": "apps.channels.backends.webhook.WebhookBackend",
-        "OPTIONS": {
-            "connect_timeout": env.float("NOTIFIER_WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5.0),
-            "read_timeout": env.float("NOTIFIER_WEBHOOK_READ_TIMEOUT_SECONDS", default=10.0),
-            # The whole request, answer included: the read timeout bounds each read only, and a
-            # receiver dripping a byte at a time would hold a worker for as long as it likes.
-            "total_timeout": env.float("NOTIFIER_WEBHOOK_TOTAL_TIMEOUT_SECONDS", default=15.0),
-        },
-        "MAX_ATTEMPTS": env.int("NOTIFIER_WEBHOOK_MAX_ATTEMPTS", default=8),
-    },
-}
-# SMS and push need provider credentials, so each is enabled only when they are given: without
-# them the API refuses the channel up front ("not enabled on this server") rather than accepting
-# deliveries that could only end dead. A half-given configuration fails `manage.py check`.
-if TWILIO_ACCOUNT_SID:
-    NOTIFIER_CHANNELS["sms"] = {
-        "BACKEND": "apps.channels.backends.twilio.TwilioSmsBackend",
-        "OPTIONS": {"timeout": env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)},
-        "MAX_ATTEMPTS": env.int("NOTIFIER_SMS_MAX_ATTEMPTS", default=8),
-    }
-if FCM_CREDENTIALS_FILE:
-    NOTIFIER_CHANNELS["push"] = {
-        "BACKEND": "apps.channels.backends.fcm.FcmPushBackend",
-        "OPTIONS": {"timeout": env.float("FCM_TIMEOUT_SECONDS", default=10.0)},
-        "MAX_ATTEMPTS": env.int("NOTIFIER_PUSH_MAX_ATTEMPTS", default=8),
-    }
-# --- Webhook egress (apps/channels/egress.py) ---
-# Webhooks (webhook_url, status_webhook_url: set by any API key holder) go only to public
-# addresses, so a tenant cannot make the workers call the metadata service or internal hosts.
-# Self-hosted installations whose receivers live on a private network list those networks here,
-# e.g. "10.20.0.0/16,fd00:1::/64"; a bad value stops startup.
-NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = [
-    str(ipaddress.ip_network(value.strip(), strict=False))
-    for value in env.list("NOTIFIER_WEBHOOK_ALLOWED_NETWORKS", default=[]) if value.strip()
-]
-
-# --- Webhook shares (apps/channels/shares.py) ---
-# Webhook sends of one project in flight at once, across every worker (leases in Redis; no bound
-# without REDIS_URL). Keep it well under the webhook workers' concurrency (8 in the README's
-# layout): a project whose receiver hangs then holds at most this many, and the others' webhooks
-# go on. A send over its share waits in the broker, not on a worker, retried after
-# NOTIFIER_SHARE_DEFER_SECONDS, doubling with each deferral up to NOTIFIER_SHARE_DEFER_MAX_SECONDS.
-NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
-NOTIFIER_SHARE_DEFER_SECONDS = env.float("NOTIFIER_SHARE_DEFER_SECONDS", default=1.0)
-NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS", default=30.0)
 # --- Redis for workers (apps/core/redis.py): webhook leases, inbox wake-ups ---
 # A worker waits at most this long for Redis, then leaves it alone for the pause: a Redis that
 # accepts connections and never answers must not hold up sends.
@@ -295,51 +224,6 @@ NOTIFIER_TEMPLATE_PREVIEW_QUEUE_SECONDS = env.float("NOTIFIER_TEMPLATE_PREVIEW_Q
 # The memory a render process may take beyond what it has once started (its RLIMIT_AS).
 NOTIFIER_TEMPLATE_PREVIEW_MEMORY_BYTES = env.int("NOTIFIER_TEMPLATE_PREVIEW_MEMORY_BYTES", default=256 * 1024 * 1024)
 
-# --- Delivery pipeline ----------------------------------------------------------------------------
-# Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.
-# The cap stays far below RabbitMQ's consumer_timeout (30 min): a retry is a countdown message
-# held unacknowledged by the worker until due. Longer waits are kept in the database instead and
-# published by the sweep when due (NOTIFIER_MAX_COUNTDOWN_SECONDS).
-NOTIFIER_RETRY_BACKOFF_BASE_SECONDS = env.float("NOTIFIER_RETRY_BACKOFF_BASE_SECONDS", default=5.0)
-NOTIFIER_RETRY_BACKOFF_MAX_SECONDS = env.float("NOTIFIER_RETRY_BACKOFF_MAX_SECONDS", default=600.0)
-NOTIFIER_MAX_COUNTDOWN_SECONDS = env.float("NOTIFIER_MAX_COUNTDOWN_SECONDS", default=300.0)
-# A provider's Retry-After is honoured up to this: beyond, a stuck or hostile provider would park
-# deliveries for good (and a value like 10**12 s would not even fit a datetime).
-NOTIFIER_MAX_RETRY_AFTER_SECONDS = env.float("NOTIFIER_MAX_RETRY_AFTER_SECONDS", default=3600.0)
-# The sweep's watchdog deadlines: a queued delivery whose message was lost, a delivery whose
-# worker died mid-send, a retry whose countdown message never came back.
-NOTIFIER_SWEEP_INTERVAL_SECONDS = env.float("NOTIFIER_SWEEP_INTERVAL_SECONDS", default=15.0)
-NOTIFIER_SWEEP_BATCH_SIZE = env.int("NOTIFIER_SWEEP_BATCH_SIZE", default=500)
-NOTIFIER_QUEUED_TIMEOUT_SECONDS = env.float("NOTIFIER_QUEUED_TIMEOUT_SECONDS", default=900.0)
-NOTIFIER_RETRY_GRACE_SECONDS = env.float("NOTIFIER_RETRY_GRACE_SECONDS", default=60.0)
-# A send that has not finished by the task's hard time limit is dead; the watchdog waits longer.
-NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", default=120)
-NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
-    "NOTIFIER_SENDING_TIMEOUT_SECONDS", default=NOTIFIER_SEND_TIME_LIMIT_SECONDS + 60
-)
-# --- Broadcasts (apps/notifications/broadcasts.py): the fan-out's batch size, how long one task run
-# goes on before handing over to a fresh one (under the task's soft time limit), when a silent
-# fan-out is presumed lost and republished by the sweep, and how many failed runs end it.
-NOTIFIER_BROADCAST_QUEUE = env("NOTIFIER_BROADCAST_QUEUE", default="notifications.broadcast")
-NOTIFIER_BROADCAST_BATCH_SIZE = env.int("NOTIFIER_BROADCAST_BATCH_SIZE", default=1000)
-NOTIFIER_BROADCAST_RUN_SECONDS = env.float("NOTIFIER_BROADCAST_RUN_SECONDS", default=60.0)
-NOTIFIER_BROADCAST_STALE_SECONDS = env.float("NOTIFIER_BROADCAST_STALE_SECONDS", default=120.0)
-NOTIFIER_BROADCAST_MAX_ERRORS = env.int("NOTIFIER_BROADCAST_MAX_ERRORS", default=5)
-# A worker that cannot reach the database to claim tries the same message again after this long,
-# doubling per try up to the maximum (the sweep's queued deadline is the backstop).
-NOTIFIER_DATABASE_RETRY_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_SECONDS", default=2.0)
-NOTIFIER_DATABASE_RETRY_MAX_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_MAX_SECONDS", default=30.0)
-# A delivery still `queued` this long after it was last queued (no worker consumes its channel's
-# queue, or a backlog that old) ends `dead` with code `not_consumed` instead of being published
-# again forever; replay it once a worker serves the channel.
-NOTIFIER_QUEUED_MAX_AGE_SECONDS = env.float("NOTIFIER_QUEUED_MAX_AGE_SECONDS", default=24 * 3600.0)
-# --- Publishing when the broker is slow or down (apps/notifications/dispatch.py).
-# How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
-# publishers instead of refusing them, and the API must not hang on it.
-NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS = env.float("NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS", default=3.0)
-# After a failed publish, a process leaves publishing to the sweep for this long.
-NOTIFIER_PUBLISH_PAUSE_SECONDS = env.float("NOTIFIER_PUBLISH_PAUSE_SECONDS", default=5.0)
-
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -351,8 +235,6 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "polling_interval": 0.2,
     }
-    for _folder in ("queue", "control"):
-        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Publisher confirms: apply_async() returns only once RabbitMQ has taken the message, so a
     # broker under a resource alarm cannot drop it silently.
@@ -396,55 +278,36 @@ NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS = env.float("NOTIFIER_BROKER_CONSUMER_T
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 
 NOTIFICATION_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
-# Queue arguments are sticky in RabbitMQ (redeclaring with other ones fails), so they are fixed
-# here once: a dead-letter exchange for what the broker rejects, and three priority levels.
-NOTIFIER_DEAD_LETTER_EXCHANGE = "notifications.dlx"
-NOTIFIER_QUEUE_MAX_PRIORITY = 3
-_notifications_exchange = Exchange("notifications", type="direct", durable=True)
-_dead_letter_exchange = Exchange(NOTIFIER_DEAD_LETTER_EXCHANGE, type="direct", durable=True)
-CELERY_TASK_QUEUES = [
-    Queue(
-        f"notifications.{channel}",
-        _notifications_exchange,
-        routing_key=f"notifications.{channel}",
-        durable=True,
-        queue_arguments={
-            "x-dead-letter-exchange": NOTIFIER_DEAD_LETTER_EXCHANGE,
-            "x-max-priority": NOTIFIER_QUEUE_MAX_PRIORITY,
-        },
-    )
-    for channel in NOTIFICATION_CHANNELS
-] + [
-    Queue("notifications.maintenance", _notifications_exchange, routing_key="notifications.maintenance"),
-    # Broadcast fan-outs run for seconds to minutes: on their own queue, they never hold up the sweep.
-    Queue(NOTIFIER_BROADCAST_QUEUE, _notifications_exchange, routing_key=NOTIFIER_BROADCAST_QUEUE, durable=True),
-]
-# What the broker dead-letters (rejected, undecodable), one queue per channel, kept until an
-# operator looks (`manage.py dlq`). Declared when a worker starts, never consumed by one.
-NOTIFIER_DEAD_LETTER_QUEUES = [
-    Queue(f"notifications.{channel}.dead", _dead_letter_exchange, routing_key=f"notifications.{channel}", durable=True)
-    for channel in NOTIFICATION_CHANNELS
-]
-CELERY_TASK_DEFAULT_QUEUE = "notifications.maintenance"
-# Sends are published to their channel queue explicitly (dispatch.py); periodic work goes here.
-CELERY_TASK_ROUTES = {
-    "notifier.deliveries.sweep": {"queue": "notifications.maintenance"},
-    "notifier.broadcasts.resume": {"queue": "notifications.maintenance"},
-    "notifier.broadcasts.fan_out": {"queue": NOTIFIER_BROADCAST_QUEUE},
-}
+# Queue and task names, and the queues' arguments, have one home: apps/notifications/queues.py.
+NOTIFIER_DEAD_LETTER_EXCHANGE = queues.DEAD_LETTER_EXCHANGE
+CELERY_TASK_QUEUES = queues.celery_queues(channels=NOTIFICATION_CHANNELS, broadcast_queue=NOTIFIER_BROADCAST_QUEUE)
+NOTIFIER_DEAD_LETTER_QUEUES = queues.dead_letter_queues(channels=NOTIFICATION_CHANNELS)
+CELERY_TASK_DEFAULT_QUEUE = queues.MAINTENANCE_QUEUE
+CELERY_TASK_ROUTES = queues.celery_task_routes(broadcast_queue=NOTIFIER_BROADCAST_QUEUE)
 CELERY_BEAT_SCHEDULE = {
     "deliveries-sweep": {
-        "task": "notifier.deliveries.sweep",
+        "task": queues.TASK_DELIVERIES_SWEEP,
         "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
     },
     "broadcasts-resume": {
-        "task": "notifier.broadcasts.resume",
+        "task": queues.TASK_BROADCASTS_RESUME,
         "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULER = "celery_app:ScheduleFolderScheduler"
+
+# --- Local state ----------------------------------------------------------------------------------
+# The directories this configuration writes to, created when a process starts if missing
+# (apps/core/apps.py; beat creates its schedule's folder itself, celery_app.py), never when the
+# settings are imported: on a read-only filesystem, a process whose folders exist starts.
+NOTIFIER_STATE_DIRS = [STATIC_ROOT]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and DATABASES["default"]["NAME"] != ":memory:":
+    NOTIFIER_STATE_DIRS.append(Path(DATABASES["default"]["NAME"]).parent)
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    NOTIFIER_STATE_DIRS += [_broker_dir / "queue", _broker_dir / "control"]
 
 # --- API ------------------------------------------------------------------------------------------
 # The largest request body the API reads (a template with its HTML is the largest legitimate one).

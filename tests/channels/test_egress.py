@@ -1,4 +1,4 @@
-"""The egress rule (apps/channels/egress.py): which addresses webhooks may go to, and pinning.
+"""The egress rule (apps/core/egress.py): which addresses webhooks may go to, and pinning.
 
 Every request here goes to loopback; other addresses are only ever judged, never connected to.
 """
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from apps.channels.egress import (
+from apps.core.egress import (
     ADDRESS_NOT_ALLOWED_MESSAGE,
     AddressNotAllowed,
     address_is_public,

@@ -305,7 +305,7 @@ def test_the_webhook_secret_is_never_shown(api, dns):
     assert SECRET not in json.dumps(body)
 
 
-# --- Egress: webhooks go only to allowed addresses, checked again at send time (apps/channels/egress.py).
+# --- Egress: webhooks go only to allowed addresses, checked again at send time (apps/core/egress.py).
 
 PUBLIC = "93.184.215.14"
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from apps.channels.egress import ADDRESS_NOT_ALLOWED_MESSAGE
+from apps.core.egress import ADDRESS_NOT_ALLOWED_MESSAGE
 from apps.projects.models import Project
 from tests.e2e.conftest import notification_when_final
 from tests.fakes.webhook import Reply, WebhookReceiver

@@ -5,7 +5,7 @@ The addresses here are only judged when set; nothing connects to them.
 
 import pytest
 
-from apps.channels.egress import ADDRESS_NOT_ALLOWED_MESSAGE
+from apps.core.egress import ADDRESS_NOT_ALLOWED_MESSAGE
 from tests.fakes.dns import FakeDns
 from tests.projects.factories import ProjectFactory
 

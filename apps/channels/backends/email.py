@@ -12,11 +12,9 @@ from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connect
 from django.core.validators import validate_email
 
 from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError
+from apps.channels.headers import DELIVERY_ID_HEADER
 
 logger = logging.getLogger(__name__)
-
-# Header carrying our delivery id, so a message can be traced (and duplicates counted) downstream.
-DELIVERY_ID_HEADER = "X-Notifier-Delivery-Id"
 
 
 def delivery_message_id(*, delivery_id, from_email: str) -> str:

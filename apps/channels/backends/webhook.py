@@ -16,12 +16,12 @@ import requests
 from django.conf import settings
 
 from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError, retry_after_seconds
-from apps.channels.deadline import request_deadline
-from apps.channels.egress import AddressNotAllowed, pinned_session
+from apps.channels.headers import DELIVERY_ID_HEADER
+from apps.core.deadline import request_deadline
+from apps.core.egress import AddressNotAllowed, pinned_session
 
 SIGNATURE_HEADER = "X-Notifier-Signature"
 TIMESTAMP_HEADER = "X-Notifier-Timestamp"
-DELIVERY_ID_HEADER = "X-Notifier-Delivery-Id"
 USER_AGENT = "Notifier-Webhook/1"
 
 # Statuses that say "later": request timeout, too early, throttled; every 5xx too.
@@ -42,11 +42,11 @@ class WebhookBackend(ChannelBackend):
 
     OPTIONS: `connect_timeout`, `read_timeout` (seconds, per connection attempt and per read;
     defaults 5 and 10) and `total_timeout` (seconds for the whole request, answer included;
-    default 15): a receiver that drips its answer is cut off there (apps/channels/deadline.py).
+    default 15): a receiver that drips its answer is cut off there (apps/core/deadline.py).
     Redirects are not followed: they would replay the signed request, user data included, to an
     address the project never configured (and 301/302 turn a POST into a GET). A 3xx is therefore
     a permanent error telling the project to set webhook_url to the final address.
-    Requests go only to allowed addresses (apps/channels/egress.py), checked again at each send
+    Requests go only to allowed addresses (apps/core/egress.py), checked again at each send
     and connected to as checked, since DNS may answer otherwise than when webhook_url was set.
     """
 

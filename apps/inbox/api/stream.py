@@ -4,7 +4,7 @@ An async view (the web process is ASGI), so an open stream costs a coroutine, no
 authenticates once, sends what came after Last-Event-ID from the database, then sleeps until
 apps/inbox/live.py wakes it, with a comment line as heartbeat so proxies keep the connection.
 The stream ends when the token expires: the browser reconnects, is refused, and the app asks
-its backend for a new token. It also ends when its user is erased (recipient_delete wakes it),
+its backend for a new token. It also ends when its user is erased (recipient_erase wakes it),
 and the reconnection is refused the same way.
 """
 

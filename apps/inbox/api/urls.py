@@ -1,6 +1,8 @@
 from django.urls import path
 
+from apps.core import converters  # noqa: F401  (registers <external_id:>)
 from apps.inbox.api.stream import inbox_stream
+from apps.inbox.api.tokens import RecipientTokenApi
 from apps.inbox.api.views import (
     InboxListApi,
     InboxMessageReadApi,
@@ -10,6 +12,7 @@ from apps.inbox.api.views import (
 )
 
 urlpatterns = [
+    path("users/<external_id:external_id>/token", RecipientTokenApi.as_view(), name="user-token"),
     path("inbox", InboxListApi.as_view(), name="inbox-list"),
     path("inbox/unread-count", InboxUnreadCountApi.as_view(), name="inbox-unread-count"),
     path("inbox/read-all", InboxReadAllApi.as_view(), name="inbox-read-all"),

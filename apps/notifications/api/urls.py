@@ -1,6 +1,7 @@
 from django.urls import path
 
 from apps.notifications.api.broadcasts import BroadcastCancelApi, BroadcastDetailApi, BroadcastListApi
+from apps.notifications.api.providers import TwilioStatusCallbackApi
 from apps.notifications.api.views import (
     NotificationBulkApi,
     NotificationCancelApi,
@@ -16,4 +17,5 @@ urlpatterns = [
     path("broadcasts", BroadcastListApi.as_view(), name="broadcast-list"),
     path("broadcasts/<uuid:broadcast_id>", BroadcastDetailApi.as_view(), name="broadcast-detail"),
     path("broadcasts/<uuid:broadcast_id>/cancel", BroadcastCancelApi.as_view(), name="broadcast-cancel"),
+    path("providers/twilio/status", TwilioStatusCallbackApi.as_view(), name="twilio-status-callback"),
 ]

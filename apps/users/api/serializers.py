@@ -5,8 +5,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from apps.core.fields import JSONObjectField
-from apps.notifications.models import Notification
-from apps.users.models import Device, DevicePlatform, Recipient
+from apps.users.models import CATEGORY_MAX_LENGTH, Device, DevicePlatform, Recipient
 
 
 class RecipientInputSerializer(serializers.Serializer):
@@ -114,7 +113,7 @@ class PreferencesSerializer(serializers.Serializer):
     def validate_categories(self, value: dict) -> dict:
         if len(value) > self.MAX_CATEGORIES:
             raise serializers.ValidationError(f"At most {self.MAX_CATEGORIES} categories.")
-        category_name = serializers.CharField(max_length=Notification._meta.get_field("category").max_length)
+        category_name = serializers.CharField(max_length=CATEGORY_MAX_LENGTH)
         for category, switches in value.items():
             category_name.run_validation(category)
             _channel_switches(switches, where=f"in categories[{category!r}]")

@@ -4,16 +4,12 @@ from apps.core import converters  # noqa: F401  (registers <external_id:> and <d
 from apps.users.api.views import (
     DeviceDetailApi,
     DeviceListApi,
-    RecipientDetailApi,
     RecipientPreferencesApi,
-    RecipientTokenApi,
 )
 
 urlpatterns = [
-    path("users/<external_id:external_id>", RecipientDetailApi.as_view(), name="user-detail"),
     path("users/<external_id:external_id>/devices", DeviceListApi.as_view(), name="user-device-list"),
     path("users/<external_id:external_id>/devices/<device_token:token>", DeviceDetailApi.as_view(),
          name="user-device-detail"),
-    path("users/<external_id:external_id>/token", RecipientTokenApi.as_view(), name="user-token"),
     path("users/<external_id:external_id>/preferences", RecipientPreferencesApi.as_view(), name="user-preferences"),
 ]

@@ -3,8 +3,6 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.inbox.api.serializers import InboxTokenSerializer
-from apps.inbox.tokens import inbox_token_issue
 from apps.users.api.serializers import (
     DeviceInputSerializer,
     DeviceOutputSerializer,
@@ -16,12 +14,12 @@ from apps.users.selectors import device_get, recipient_get, recipient_preference
 from apps.users.services import (
     device_register,
     device_remove,
-    recipient_delete,
     recipient_preferences_set,
     recipient_upsert,
 )
 
 
+# PUT and GET; DELETE (erasure, which reaches the apps above this one) is added by apps/erasure.
 class RecipientDetailApi(APIView):
     @extend_schema(request=RecipientInputSerializer, responses={200: RecipientOutputSerializer, 201: RecipientOutputSerializer})
     def put(self, request, external_id: str):
@@ -38,12 +36,6 @@ class RecipientDetailApi(APIView):
     def get(self, request, external_id: str):
         recipient = recipient_get(project=request.auth.project, external_id=external_id)
         return Response(RecipientOutputSerializer(recipient).data)
-
-    @extend_schema(responses={204: None})
-    def delete(self, request, external_id: str):
-        recipient = recipient_get(project=request.auth.project, external_id=external_id)
-        recipient_delete(recipient=recipient)
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DeviceListApi(APIView):
@@ -65,15 +57,6 @@ class DeviceDetailApi(APIView):
         recipient = recipient_get(project=request.auth.project, external_id=external_id)
         device_remove(device=device_get(recipient=recipient, token=token))
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class RecipientTokenApi(APIView):
-    @extend_schema(request=None, responses=InboxTokenSerializer)
-    def post(self, request, external_id: str):
-        """A bearer token opening this user's inbox (and nothing else), for their browser or app."""
-        recipient = recipient_get(project=request.auth.project, external_id=external_id)
-        token, expires_at = inbox_token_issue(recipient=recipient)
-        return Response(InboxTokenSerializer({"token": token, "expires_at": expires_at}).data)
 
 
 class RecipientPreferencesApi(APIView):

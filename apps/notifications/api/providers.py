@@ -1,13 +1,14 @@
-"""Endpoints the providers call: authenticated by their signatures, not by our API keys."""
+"""Endpoints the providers call about deliveries: authenticated by their signatures, not by our API keys.
+
+They live with the delivery state they change; the channel backends only check signatures."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.channels.api.serializers import TwilioStatusCallbackSerializer
 from apps.channels.backends.twilio import TwilioSmsBackend, public_url
 from apps.channels.registry import backend_get, channel_names
 from apps.core.exceptions import ApplicationError, NotFound
@@ -17,6 +18,14 @@ from apps.notifications.receipts import delivery_report_receipt
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # Twilio's final message statuses; the others (queued, sending, sent, ...) are progress we ignore.
 _TWILIO_FINAL_STATUSES = {"delivered": True, "undelivered": False, "failed": False}
+
+
+class TwilioStatusCallbackSerializer(serializers.Serializer):
+    """The fields of Twilio's message status callback that we read (it sends more)."""
+
+    MessageSid = serializers.CharField(max_length=64)
+    MessageStatus = serializers.CharField(max_length=32)
+    ErrorCode = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
 
 
 class TwilioStatusCallbackApi(APIView):

@@ -24,7 +24,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from apps.channels.deadline import deadline_pools
+from apps.core.deadline import deadline_pools
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,82 @@
+"""The one home of the broker's queue and task names: settings, the publisher, the sweep and the
+`dlq` command all read them here, so a message can never go to a queue declared differently.
+
+A channel's queue, `notifications.<channel>`, carries sends; RabbitMQ dead-letters what a worker
+rejects there to `notifications.<channel>.dead` through the dead-letter exchange. Queue arguments
+are sticky in RabbitMQ (redeclaring with other ones fails), so they are fixed here once: that
+exchange, and three priority levels.
+
+Imported by the settings: nothing here may import Django models or settings.
+"""
+
+from collections.abc import Iterable
+
+from kombu import Exchange, Queue
+
+EXCHANGE = "notifications"
+DEAD_LETTER_EXCHANGE = "notifications.dlx"
+MAX_PRIORITY = 3
+# RabbitMQ priorities (below MAX_PRIORITY): higher goes first.
+PRIORITY_LEVELS = {"high": 2, "normal": 1, "low": 0}
+
+_QUEUE_PREFIX = "notifications."
+_DEAD_SUFFIX = ".dead"
+MAINTENANCE_QUEUE = "notifications.maintenance"
+BROADCAST_QUEUE = "notifications.broadcast"  # the default of NOTIFIER_BROADCAST_QUEUE
+
+# Task names are part of the messages in the queues: renaming one strands what is queued.
+TASK_DELIVERY_SEND = "notifier.deliveries.send"
+TASK_DELIVERIES_SEND_BATCH = "notifier.deliveries.send_batch"
+TASK_DELIVERIES_SWEEP = "notifier.deliveries.sweep"
+TASK_BROADCAST_FAN_OUT = "notifier.broadcasts.fan_out"
+TASK_BROADCASTS_RESUME = "notifier.broadcasts.resume"
+
+
+def queue_name(channel: str) -> str:
+    return f"{_QUEUE_PREFIX}{channel}"
+
+
+def dead_letter_queue_name(channel: str) -> str:
+    return f"{queue_name(channel)}{_DEAD_SUFFIX}"
+
+
+def queue_channel(queue: str) -> str:
+    """The channel a queue carries ("" for a message with no queue, run in-process)."""
+    return queue.removeprefix(_QUEUE_PREFIX)
+
+
+def dead_letter_origin(dead_letter_queue: str) -> str:
+    return dead_letter_queue.removesuffix(_DEAD_SUFFIX)
+
+
+def celery_queues(*, channels: Iterable[str], broadcast_queue: str) -> list[Queue]:
+    """The queues workers consume (CELERY_TASK_QUEUES)."""
+    exchange = Exchange(EXCHANGE, type="direct", durable=True)
+    arguments = {"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-max-priority": MAX_PRIORITY}
+    return [
+        Queue(queue_name(channel), exchange, routing_key=queue_name(channel), durable=True, queue_arguments=arguments)
+        for channel in channels
+    ] + [
+        Queue(MAINTENANCE_QUEUE, exchange, routing_key=MAINTENANCE_QUEUE),
+        # Broadcast fan-outs run for seconds to minutes: on their own queue, they never hold up the sweep.
+        Queue(broadcast_queue, exchange, routing_key=broadcast_queue, durable=True),
+    ]
+
+
+def dead_letter_queues(*, channels: Iterable[str]) -> list[Queue]:
+    """What the broker dead-letters (rejected, undecodable), one queue per channel, kept until an
+    operator looks (`manage.py dlq`). Declared when a worker starts, never consumed by one."""
+    exchange = Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
+    return [
+        Queue(dead_letter_queue_name(channel), exchange, routing_key=queue_name(channel), durable=True)
+        for channel in channels
+    ]
+
+
+def celery_task_routes(*, broadcast_queue: str) -> dict:
+    """Sends are published to their channel queue explicitly (dispatch.py); periodic work goes to maintenance."""
+    return {
+        TASK_DELIVERIES_SWEEP: {"queue": MAINTENANCE_QUEUE},
+        TASK_BROADCASTS_RESUME: {"queue": MAINTENANCE_QUEUE},
+        TASK_BROADCAST_FAN_OUT: {"queue": broadcast_queue},
+    }

@@ -1,0 +1,125 @@
+"""Settings of the delivery pipeline: providers, channels and their backends, retries, the sweep,
+broadcasts, publishing. Imported by base.py; environment names are public (README, "Configuration").
+"""
+
+import ipaddress
+
+from apps.notifications import queues
+from notifier.settings.environment import env
+
+# --- Providers ----------------------------------------------------------------------------------
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
+TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="https://api.twilio.com")
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
+FCM_API_BASE_URL = env("FCM_API_BASE_URL", default="https://fcm.googleapis.com")
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+
+# --- Channels ------------------------------------------------------------------------------------
+# One backend class per channel, chosen by dotted path (see apps/channels/registry.py).
+# MAX_ATTEMPTS bounds the tries of one delivery before it goes to the dead-letter queue.
+NOTIFIER_CHANNELS = {
+    "email": {
+        "BACKEND": "apps.channels.backends.email.DjangoEmailBackend",
+        "OPTIONS": {},
+        "MAX_ATTEMPTS": env.int("NOTIFIER_EMAIL_MAX_ATTEMPTS", default=8),
+        # Deliveries one task sends on one SMTP connection, claimed and recorded together.
+        "BATCH_SIZE": env.int("NOTIFIER_EMAIL_BATCH_SIZE", default=50),
+    },
+    "in_app": {
+        "BACKEND": "apps.channels.backends.inbox.InboxBackend",
+        "OPTIONS": {"lock_timeout_seconds": env.float("NOTIFIER_INBOX_LOCK_TIMEOUT_SECONDS", default=5.0)},
+        "MAX_ATTEMPTS": env.int("NOTIFIER_IN_APP_MAX_ATTEMPTS", default=8),
+    },
+    "webhook": {
+        "BACKEND": "apps.channels.backends.webhook.WebhookBackend",
+        "OPTIONS": {
+            "connect_timeout": env.float("NOTIFIER_WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5.0),
+            "read_timeout": env.float("NOTIFIER_WEBHOOK_READ_TIMEOUT_SECONDS", default=10.0),
+            # The whole request, answer included: the read timeout bounds each read only, and a
+            # receiver dripping a byte at a time would hold a worker for as long as it likes.
+            "total_timeout": env.float("NOTIFIER_WEBHOOK_TOTAL_TIMEOUT_SECONDS", default=15.0),
+        },
+        "MAX_ATTEMPTS": env.int("NOTIFIER_WEBHOOK_MAX_ATTEMPTS", default=8),
+    },
+}
+# SMS and push need provider credentials, so each is enabled only when they are given: without
+# them the API refuses the channel up front ("not enabled on this server") rather than accepting
+# deliveries that could only end dead. A half-given configuration fails `manage.py check`.
+if TWILIO_ACCOUNT_SID:
+    NOTIFIER_CHANNELS["sms"] = {
+        "BACKEND": "apps.channels.backends.twilio.TwilioSmsBackend",
+        "OPTIONS": {"timeout": env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)},
+        "MAX_ATTEMPTS": env.int("NOTIFIER_SMS_MAX_ATTEMPTS", default=8),
+    }
+if FCM_CREDENTIALS_FILE:
+    NOTIFIER_CHANNELS["push"] = {
+        "BACKEND": "apps.channels.backends.fcm.FcmPushBackend",
+        "OPTIONS": {"timeout": env.float("FCM_TIMEOUT_SECONDS", default=10.0)},
+        "MAX_ATTEMPTS": env.int("NOTIFIER_PUSH_MAX_ATTEMPTS", default=8),
+    }
+# --- Webhook egress (apps/core/egress.py) ---
+# Webhooks (webhook_url, status_webhook_url: set by any API key holder) go only to public
+# addresses, so a tenant cannot make the workers call the metadata service or internal hosts.
+# Self-hosted installations whose receivers live on a private network list those networks here,
+# e.g. "10.20.0.0/16,fd00:1::/64"; a bad value stops startup.
+NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = [
+    str(ipaddress.ip_network(value.strip(), strict=False))
+    for value in env.list("NOTIFIER_WEBHOOK_ALLOWED_NETWORKS", default=[]) if value.strip()
+]
+
+# --- Webhook shares (apps/channels/shares.py) ---
+# Webhook sends of one project in flight at once, across every worker (leases in Redis; no bound
+# without REDIS_URL). Keep it well under the webhook workers' concurrency (8 in the README's
+# layout): a project whose receiver hangs then holds at most this many, and the others' webhooks
+# go on. A send over its share waits in the broker, not on a worker, retried after
+# NOTIFIER_SHARE_DEFER_SECONDS, doubling with each deferral up to NOTIFIER_SHARE_DEFER_MAX_SECONDS.
+NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
+NOTIFIER_SHARE_DEFER_SECONDS = env.float("NOTIFIER_SHARE_DEFER_SECONDS", default=1.0)
+NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS", default=30.0)
+# --- Delivery pipeline ----------------------------------------------------------------------------
+# Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.
+# The cap stays far below RabbitMQ's consumer_timeout (30 min): a retry is a countdown message
+# held unacknowledged by the worker until due. Longer waits are kept in the database instead and
+# published by the sweep when due (NOTIFIER_MAX_COUNTDOWN_SECONDS).
+NOTIFIER_RETRY_BACKOFF_BASE_SECONDS = env.float("NOTIFIER_RETRY_BACKOFF_BASE_SECONDS", default=5.0)
+NOTIFIER_RETRY_BACKOFF_MAX_SECONDS = env.float("NOTIFIER_RETRY_BACKOFF_MAX_SECONDS", default=600.0)
+NOTIFIER_MAX_COUNTDOWN_SECONDS = env.float("NOTIFIER_MAX_COUNTDOWN_SECONDS", default=300.0)
+# A provider's Retry-After is honoured up to this: beyond, a stuck or hostile provider would park
+# deliveries for good (and a value like 10**12 s would not even fit a datetime).
+NOTIFIER_MAX_RETRY_AFTER_SECONDS = env.float("NOTIFIER_MAX_RETRY_AFTER_SECONDS", default=3600.0)
+# The sweep's watchdog deadlines: a queued delivery whose message was lost, a delivery whose
+# worker died mid-send, a retry whose countdown message never came back.
+NOTIFIER_SWEEP_INTERVAL_SECONDS = env.float("NOTIFIER_SWEEP_INTERVAL_SECONDS", default=15.0)
+NOTIFIER_SWEEP_BATCH_SIZE = env.int("NOTIFIER_SWEEP_BATCH_SIZE", default=500)
+NOTIFIER_QUEUED_TIMEOUT_SECONDS = env.float("NOTIFIER_QUEUED_TIMEOUT_SECONDS", default=900.0)
+NOTIFIER_RETRY_GRACE_SECONDS = env.float("NOTIFIER_RETRY_GRACE_SECONDS", default=60.0)
+# A send that has not finished by the task's hard time limit is dead; the watchdog waits longer.
+NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", default=120)
+NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
+    "NOTIFIER_SENDING_TIMEOUT_SECONDS", default=NOTIFIER_SEND_TIME_LIMIT_SECONDS + 60
+)
+# --- Broadcasts (apps/notifications/broadcasts.py): the fan-out's batch size, how long one task run
+# goes on before handing over to a fresh one (under the task's soft time limit), when a silent
+# fan-out is presumed lost and republished by the sweep, and how many failed runs end it.
+NOTIFIER_BROADCAST_QUEUE = env("NOTIFIER_BROADCAST_QUEUE", default=queues.BROADCAST_QUEUE)
+NOTIFIER_BROADCAST_BATCH_SIZE = env.int("NOTIFIER_BROADCAST_BATCH_SIZE", default=1000)
+NOTIFIER_BROADCAST_RUN_SECONDS = env.float("NOTIFIER_BROADCAST_RUN_SECONDS", default=60.0)
+NOTIFIER_BROADCAST_STALE_SECONDS = env.float("NOTIFIER_BROADCAST_STALE_SECONDS", default=120.0)
+NOTIFIER_BROADCAST_MAX_ERRORS = env.int("NOTIFIER_BROADCAST_MAX_ERRORS", default=5)
+# A worker that cannot reach the database to claim tries the same message again after this long,
+# doubling per try up to the maximum (the sweep's queued deadline is the backstop).
+NOTIFIER_DATABASE_RETRY_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_SECONDS", default=2.0)
+NOTIFIER_DATABASE_RETRY_MAX_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_MAX_SECONDS", default=30.0)
+# A delivery still `queued` this long after it was last queued (no worker consumes its channel's
+# queue, or a backlog that old) ends `dead` with code `not_consumed` instead of being published
+# again forever; replay it once a worker serves the channel.
+NOTIFIER_QUEUED_MAX_AGE_SECONDS = env.float("NOTIFIER_QUEUED_MAX_AGE_SECONDS", default=24 * 3600.0)
+# --- Publishing when the broker is slow or down (apps/notifications/dispatch.py).
+# How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
+# publishers instead of refusing them, and the API must not hang on it.
+NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS = env.float("NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS", default=3.0)
+# After a failed publish, a process leaves publishing to the sweep for this long.
+NOTIFIER_PUBLISH_PAUSE_SECONDS = env.float("NOTIFIER_PUBLISH_PAUSE_SECONDS", default=5.0)
+
