@@ -54,11 +54,6 @@ def device_get(*, recipient: Recipient, token: str) -> Device:
         raise NotFound("This user has no device with that token.") from None
 
 
-def devices_active(*, recipient: Recipient) -> list[Device]:
-    """The devices a push goes to, oldest registration first."""
-    return list(Device.objects.filter(recipient=recipient, active=True).order_by("created_at", "id"))
-
-
 def device_active_exists(*, recipient: Recipient) -> bool:
     return Device.objects.filter(recipient=recipient, active=True).exists()
 

@@ -6,13 +6,15 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.channels.backends.fcm import PAYLOAD_LIMIT_BYTES, FcmPushBackend
 from apps.channels.base import DeactivateDevice, PermanentProviderError, TransientProviderError
 from apps.channels.registry import backend_get, backends_reset
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.sending import delivery_send
+from apps.notifications.sending import deliveries_send, delivery_send
 from apps.users.models import Device
 from tests.channels.messages import message_for, push_device
 from tests.fakes.fcm import FakeFcmServer
@@ -265,3 +267,23 @@ def test_the_pipeline_pushes_to_active_devices_only_and_deactivates_an_unregiste
     gone.refresh_from_db()
     assert gone.active is False
     assert Device.objects.filter(active=True).count() == 1
+
+
+def test_a_batch_of_pushes_loads_devices_and_earlier_attempts_once_not_per_delivery(push_enabled, fcm):
+    def pushes(count: int) -> list[str]:
+        ids = []
+        for _ in range(count):
+            recipient = RecipientFactory()
+            add_device(recipient, f"token-{recipient.id}")
+            ids.append(str(queued_delivery(recipient=recipient, channel="push", parts={"title": "Hi", "body": "b"}).id))
+        return ids
+
+    one, many = pushes(1), pushes(5)
+    with CaptureQueriesContext(connection) as single:
+        deliveries_send(delivery_ids=one)
+    with CaptureQueriesContext(connection) as batch:
+        result = deliveries_send(delivery_ids=many)
+
+    assert {o.status for o in result.outcomes.values()} == {DeliveryStatus.SENT}
+    assert len(fcm.messages) == 6
+    assert len(batch.captured_queries) == len(single.captured_queries)
