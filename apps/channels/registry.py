@@ -1,6 +1,7 @@
 """Channel backends chosen by dotted path from settings.NOTIFIER_CHANNELS, one instance per process."""
 
 from functools import cache
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -8,6 +9,8 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from apps.channels.base import ChannelBackend, ContactPoints
+
+B = TypeVar("B", bound=ChannelBackend)
 
 
 class ChannelDisabled(Exception):
@@ -69,6 +72,13 @@ def backends_get(channel: str) -> tuple[ChannelBackend, ...]:
 def backend_get(channel: str) -> ChannelBackend:
     """The backend that sends the channel's messages: the first of its backends."""
     return backends_get(channel)[0]
+
+
+def backend_find(channel: str, backend_class: type[B]) -> B | None:
+    """The channel's backend of this class (a provider's callback needs its own), or None."""
+    if not channel_enabled(channel):
+        return None
+    return next((backend for backend in backends_get(channel) if isinstance(backend, backend_class)), None)
 
 
 def channel_missing_contact_reason(*, channel: str, contacts: ContactPoints) -> str:

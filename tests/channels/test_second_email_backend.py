@@ -2,6 +2,7 @@
 alone: its own contact rule decides who is reachable, and notifications go out through it."""
 
 import pytest
+from django.core.checks import run_checks
 from django.test import override_settings
 
 from apps.notifications.models import Delivery, DeliveryStatus
@@ -64,3 +65,11 @@ def test_with_several_backends_a_user_either_can_reach_is_reachable_and_the_firs
     assert delivery_send(delivery_id=str(delivery.id)).status == DeliveryStatus.SENT
 
     assert [address for _, address, _ in second_email_backend.sent] == ["ada@partner.example"]
+
+
+@override_settings(NOTIFIER_CHANNELS={"email": {"BACKENDS": [PARTNER, {"BACKEND": "tests.channels.nowhere.Backend"}]}})
+def test_every_backend_of_a_channel_is_checked_at_startup():
+    errors = [e for e in run_checks() if e.id.startswith("notifier.")]
+
+    assert [e.id for e in errors] == ["notifier.E002"]
+    assert "tests.channels.nowhere" in errors[0].msg
