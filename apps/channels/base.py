@@ -156,6 +156,8 @@ class ChannelBackend:
     held_by_quiet_hours: bool = True
     # The largest payload the provider takes, in bytes (None: no limit of its own).
     payload_limit_bytes: int | None = None
+    # The message goes to the user's devices: the pipeline fills `devices` and `devices_reached`.
+    sends_to_devices: bool = False
     # Our own credentials, account or project refused by the provider are transient: retried
     # until the attempts run out, so the deliveries end `dead` and can be replayed from the
     # dead-letter queue once the configuration is fixed, rather than `failed` for a reason that

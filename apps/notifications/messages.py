@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from apps.channels.base import Action, ChannelMessage, DeactivateDevice, PushDevice
+from apps.channels.registry import backend_get, channel_enabled
 from apps.notifications.models import Delivery, DeliveryAttempt
 from apps.users.selectors import devices_active_by_recipient
 from apps.users.services import device_deactivate
@@ -17,15 +18,16 @@ from apps.users.services import device_deactivate
 
 @dataclass
 class BatchAddresses:
-    """What a batch's push messages need beyond its rows: loaded once per batch, not per delivery."""
+    """What a batch's messages need beyond its rows (for backends that send to the user's
+    devices: the devices, and what earlier attempts reached): loaded once per batch."""
 
     devices: dict[int, list] = field(default_factory=dict)  # recipient id → active devices
     reached: dict[str, dict[int, dict]] = field(default_factory=dict)  # delivery id → device id → result
 
 
 def batch_addresses_load(deliveries: Sequence[Delivery]) -> BatchAddresses:
-    """Two queries for a batch with push deliveries (devices, earlier attempts), none otherwise."""
-    push = [d for d in deliveries if d.channel == "push" and d.notification.recipient_id is not None]
+    """Two queries for a batch whose backend sends to devices (devices, earlier attempts), none otherwise."""
+    push = [d for d in deliveries if d.notification.recipient_id is not None and _sends_to_devices(d.channel)]
     if not push:
         return BatchAddresses()
     devices = devices_active_by_recipient(recipient_ids=[d.notification.recipient_id for d in push])
@@ -37,6 +39,11 @@ def batch_addresses_load(deliveries: Sequence[Delivery]) -> BatchAddresses:
             if result.get("outcome") == "sent":
                 reached.setdefault(str(delivery_id), {})[result["device_id"]] = result
     return BatchAddresses(devices=devices, reached=reached)
+
+
+def _sends_to_devices(channel: str) -> bool:
+    # A channel turned off since the delivery was queued has no backend: the send reports it.
+    return channel_enabled(channel) and backend_get(channel).sends_to_devices
 
 
 def channel_message_build(delivery: Delivery, content: dict, addresses: BatchAddresses) -> ChannelMessage:

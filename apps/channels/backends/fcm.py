@@ -115,6 +115,7 @@ class FcmPushBackend(ChannelBackend):
 
     channel = "push"
     payload_limit_bytes = PAYLOAD_LIMIT_BYTES
+    sends_to_devices = True
 
     def __init__(self, *, credentials_file: str = "", api_base_url: str = "", timeout: float = 10.0, **options):
         super().__init__(**options)

@@ -32,6 +32,7 @@ class OutboxBackend(ChannelBackend):
         self._like: ChannelBackend | None = import_string(like)() if like else None
         if self._like is not None:
             self.held_by_quiet_hours = self._like.held_by_quiet_hours
+            self.sends_to_devices = self._like.sends_to_devices
 
     def missing_contact_reason(self, contacts: ContactPoints) -> str:
         return self._like.missing_contact_reason(contacts) if self._like is not None else ""
