@@ -71,7 +71,7 @@ def test_a_send_at_within_the_horizon_waits(api, ada):
 def test_quiet_hours_at_the_end_of_the_calendar_do_not_crash(ada):
     moment = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)  # in Karachi (UTC+5), a day the calendar does not have
     ada.timezone = "Asia/Karachi"
-    assert quiet_hours_release_at(recipient=ada, channel="email", priority="normal", moment=moment) is None
+    assert quiet_hours_release_at(recipient=ada, priority="normal", moment=moment) is None
 
 
 # --- Phone numbers ---------------------------------------------------------------------------------

@@ -1,18 +1,23 @@
 """The contract between the delivery pipeline and a channel backend.
 
-A backend sends one rendered message for one delivery and either returns a ProviderResult or
-raises a ProviderError saying whether trying again can help. It never touches delivery state:
-the pipeline records attempts and outcomes.
+The pipeline builds a ChannelMessage from its rows (the addresses, the rendered content, the
+delivery id, what earlier attempts already reached); a backend sends it and either returns a
+SendResult or raises a ProviderError saying whether trying again can help. Both may carry
+actions (e.g. "deactivate this device") that the pipeline applies through the app owning the
+data. A backend knows none of our tables: it never reads or writes delivery, user or inbox rows.
+
+Each backend class also states its channel's facts: the contact it needs
+(`missing_contact_reason`), whether the user's quiet hours hold it, and its payload limits.
 """
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from apps.notifications.models import Delivery
+logger = logging.getLogger(__name__)
 
 
 def storable(value: Any) -> Any:
@@ -32,13 +37,77 @@ def storable(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class ProviderResult:
-    """What the provider said when it accepted the message."""
+class ContactPoints:
+    """How a user (and their project) can be reached, as plain values: what a backend's
+    `missing_contact_reason` reads to tell whether a delivery could go out at all."""
+
+    email: str = ""
+    phone: str = ""
+    has_active_device: bool = False
+    webhook_url: str = ""
+    webhook_secret: str = ""
+
+
+@dataclass(frozen=True)
+class PushDevice:
+    id: int
+    token: str
+    platform: str
+
+
+@dataclass(frozen=True)
+class ChannelMessage:
+    """One delivery's message, as a backend sends it: built by the pipeline, never changed after.
+
+    Only the fields of the delivery's channel are filled: `email` (email), `phone` (SMS),
+    `devices` and `devices_reached` (push: the user's active devices, and the per-device results
+    of earlier attempts that reached a device, by device id), `webhook_url`/`webhook_secret`
+    (webhook), `recipient_id` (in-app). `notification_id`, `template_key`, `user_external_id`
+    and `created_at` describe the notification for payloads that carry them (webhooks).
+    """
+
+    delivery_id: str
+    channel: str
+    content: dict[str, Any]
+    project_id: int | None = None
+    recipient_id: int | None = None
+    email: str = ""
+    phone: str = ""
+    devices: tuple[PushDevice, ...] = ()
+    devices_reached: dict[int, dict] = field(default_factory=dict)
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    notification_id: str = ""
+    template_key: str = ""
+    user_external_id: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeactivateDevice:
+    """The provider says this device token is gone for good (the app was removed, the token
+    rotated): the pipeline deactivates the device so no later push goes to it."""
+
+    device_id: int
+
+
+# What a backend may ask the pipeline to do with our data, whatever the send's outcome.
+Action = DeactivateDevice
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the provider said when it accepted the message.
+
+    `response` is kept on the attempt row; where a message has several addresses it says what
+    happened to each (push: `{"devices": [...]}`), and a later attempt reads it back.
+    """
 
     provider_message_id: str = ""
     response: dict[str, Any] = field(default_factory=dict)
     # The provider will call back with a delivery receipt for this message (receipts.py).
     receipt_expected: bool = False
+    actions: tuple[Action, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "provider_message_id", storable(self.provider_message_id))
@@ -46,14 +115,20 @@ class ProviderResult:
 
 
 class ProviderError(Exception):
-    """The provider did not take the message. `code` is the provider's own error code, if any."""
+    """The provider did not take the message. `code` is the provider's own error code, if any.
 
-    def __init__(self, message: str, *, code: str = "", response: dict[str, Any] | None = None):
+    `actions` are applied even though the message failed (one device refused for good while
+    another could not be reached for now).
+    """
+
+    def __init__(self, message: str, *, code: str = "", response: dict[str, Any] | None = None,
+                 actions: tuple[Action, ...] = ()):
         message = storable(message)
         super().__init__(message)
         self.message = message
         self.code = storable(str(code))
         self.response = storable(response or {})
+        self.actions = tuple(actions)
 
 
 class TransientProviderError(ProviderError):
@@ -76,13 +151,39 @@ class ChannelBackend:
     """
 
     channel: str = ""
+    # Quiet hours hold the channels that interrupt someone; a backend whose messages wait
+    # silently (an inbox) or go to the product rather than the user (webhooks) says False.
+    held_by_quiet_hours: bool = True
+    # The largest payload the provider takes, in bytes (None: no limit of its own).
+    payload_limit_bytes: int | None = None
+    # The message goes to the user's devices: the pipeline fills `devices` and `devices_reached`.
+    sends_to_devices: bool = False
+    # Our own credentials, account or project refused by the provider are transient: retried
+    # until the attempts run out, so the deliveries end `dead` and can be replayed from the
+    # dead-letter queue once the configuration is fixed, rather than `failed` for a reason that
+    # was never the user's.
+    credentials_errors_transient: bool = True
 
     def __init__(self, **options: Any):
         self.options = options
 
-    def send(self, delivery: "Delivery", content: dict[str, Any]) -> ProviderResult:
-        """Send `content` (the template's parts for this channel, rendered) for `delivery`."""
+    def missing_contact_reason(self, contacts: ContactPoints) -> str:
+        """Why a message of this backend cannot reach these contact points, or "" if it can.
+
+        A delivery with a reason is `skipped` when the notification is created.
+        """
+        return ""
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        """Send `message` (its `content` is the template's parts for this channel, rendered)."""
         raise NotImplementedError
+
+    def credentials_error(self, message: str, *, code: str, response: dict | None = None) -> ProviderError:
+        """The error for a provider refusing our credentials or account (see
+        `credentials_errors_transient`), logged since only an operator can fix it."""
+        logger.error("%s: the provider refused our credentials or account (%s): %s", type(self).__name__, code, message)
+        error_class = TransientProviderError if self.credentials_errors_transient else PermanentProviderError
+        return error_class(message, code=code, response=response)
 
 
 def retry_after_seconds(value: str | None, *, cap: float) -> float | None:

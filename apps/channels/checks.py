@@ -5,6 +5,7 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils.module_loading import import_string
 
 from apps.channels.base import ChannelBackend
+from apps.channels.registry import backend_configs
 
 
 @register()
@@ -15,12 +16,19 @@ def channel_backends_check(app_configs, **kwargs) -> list[Error]:
             errors.append(Error(f"Unknown channel {channel!r} in NOTIFIER_CHANNELS.", id="notifier.E001"))
             continue
         try:
-            backend_class = import_string(config["BACKEND"])
-        except (ImportError, KeyError) as exc:
-            errors.append(Error(f"Channel {channel!r}: cannot import its BACKEND ({exc}).", id="notifier.E002"))
+            backends = backend_configs(config)
+        except KeyError as exc:
+            errors.append(Error(f"Channel {channel!r}: no BACKEND or BACKENDS ({exc}).", id="notifier.E002"))
             continue
-        if not issubclass(backend_class, ChannelBackend):
-            errors.append(Error(f"Channel {channel!r}: {config['BACKEND']} is not a ChannelBackend.", id="notifier.E003"))
+        for backend in backends:
+            try:
+                backend_class = import_string(backend["BACKEND"])
+            except (ImportError, KeyError) as exc:
+                errors.append(Error(f"Channel {channel!r}: cannot import its BACKEND ({exc}).", id="notifier.E002"))
+                continue
+            if not issubclass(backend_class, ChannelBackend):
+                errors.append(Error(f"Channel {channel!r}: {backend['BACKEND']} is not a ChannelBackend.",
+                                    id="notifier.E003"))
     return errors
 
 
@@ -35,14 +43,15 @@ def channel_configuration_check(app_configs, **kwargs) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for channel, config in settings.NOTIFIER_CHANNELS.items():
         try:
-            backend_class = import_string(config["BACKEND"])
+            backends = [(import_string(b["BACKEND"]), b.get("OPTIONS", {})) for b in backend_configs(config)]
         except (ImportError, KeyError):
             continue  # reported by channel_backends_check
-        if not hasattr(backend_class, "configuration_errors"):
-            continue
-        backend = backend_class(**config.get("OPTIONS", {}))
-        for problem in backend.configuration_errors():
-            messages.append(Error(f"Channel {channel!r}: {problem}", id="notifier.E010"))
-        for problem in getattr(backend, "configuration_warnings", list)():
-            messages.append(Warning(f"Channel {channel!r}: {problem}", id="notifier.W010"))
+        for backend_class, options in backends:
+            if not hasattr(backend_class, "configuration_errors"):
+                continue
+            backend = backend_class(**options)
+            for problem in backend.configuration_errors():
+                messages.append(Error(f"Channel {channel!r}: {problem}", id="notifier.E010"))
+            for problem in getattr(backend, "configuration_warnings", list)():
+                messages.append(Warning(f"Channel {channel!r}: {problem}", id="notifier.W010"))
     return messages

@@ -1,11 +1,16 @@
 """Channel backends chosen by dotted path from settings.NOTIFIER_CHANNELS, one instance per process."""
 
 from functools import cache
+from typing import TypeVar
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
-from apps.channels.base import ChannelBackend
+from apps.channels.base import ChannelBackend, ContactPoints
+
+B = TypeVar("B", bound=ChannelBackend)
 
 
 class ChannelDisabled(Exception):
@@ -44,12 +49,48 @@ def _channel_config(channel: str) -> dict:
         raise ChannelDisabled(channel) from None
 
 
+def backend_configs(config: dict) -> list[dict]:
+    """A channel's backends, in order, each `{"BACKEND": dotted path, "OPTIONS": {...}}`.
+
+    A channel names one backend (`BACKEND`, `OPTIONS`) or several (`BACKENDS`: a list of such
+    dicts, the first one preferred: the order a provider failover would follow).
+    """
+    if "BACKENDS" in config:
+        return list(config["BACKENDS"])
+    return [{"BACKEND": config["BACKEND"], "OPTIONS": config.get("OPTIONS", {})}]
+
+
 @cache
+def backends_get(channel: str) -> tuple[ChannelBackend, ...]:
+    """The process's backend instances for the channel, in order; raises ChannelDisabled if it is not enabled."""
+    return tuple(
+        import_string(backend["BACKEND"])(**backend.get("OPTIONS", {}))
+        for backend in backend_configs(_channel_config(channel))
+    )
+
+
 def backend_get(channel: str) -> ChannelBackend:
-    """The process's backend instance for the channel; raises ChannelDisabled if it is not enabled."""
-    config = _channel_config(channel)
-    backend_class = import_string(config["BACKEND"])
-    return backend_class(**config.get("OPTIONS", {}))
+    """The backend that sends the channel's messages: the first of its backends."""
+    return backends_get(channel)[0]
+
+
+def backend_find(channel: str, backend_class: type[B]) -> B | None:
+    """The channel's backend of this class (a provider's callback needs its own), or None."""
+    if not channel_enabled(channel):
+        return None
+    return next((backend for backend in backends_get(channel) if isinstance(backend, backend_class)), None)
+
+
+def channel_missing_contact_reason(*, channel: str, contacts: ContactPoints) -> str:
+    """Why no backend of the channel can reach these contact points (the first one's reason),
+    or "" if one can; raises ChannelDisabled if the channel is not enabled."""
+    reasons = [backend.missing_contact_reason(contacts) for backend in backends_get(channel)]
+    return "" if not all(reasons) else reasons[0]
+
+
+def channel_held_by_quiet_hours(channel: str) -> bool:
+    """Whether the user's quiet hours hold the channel's deliveries (its backend says)."""
+    return backend_get(channel).held_by_quiet_hours
 
 
 def max_attempts(channel: str) -> int:
@@ -67,4 +108,11 @@ def batch_size(channel: str) -> int:
 
 def backends_reset() -> None:
     """Forget the backend instances (settings changed, or a test wants fresh connections)."""
-    backend_get.cache_clear()
+    backends_get.cache_clear()
+
+
+@receiver(setting_changed)
+def _backends_reset_on_change(*, setting, **kwargs) -> None:
+    # Tests (override_settings) choose other backends: the instances built for the old ones go.
+    if setting == "NOTIFIER_CHANNELS":
+        backends_reset()

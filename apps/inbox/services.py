@@ -3,32 +3,38 @@ from django.utils import timezone
 
 from apps.inbox.live import inbox_message_announce
 from apps.inbox.models import InboxMessage
-from apps.notifications.models import Delivery
 from apps.users.models import Recipient
 
 
+class InboxRecipientGone(Exception):
+    """The user was erased before their message could be stored."""
+
+
 def inbox_message_create(
-    *, delivery: Delivery, title: str, body: str, url: str = "", lock_timeout_seconds: float | None = None
+    *, delivery_id: str, project_id: int, recipient_id: int, title: str, body: str, url: str = "",
+    lock_timeout_seconds: float | None = None,
 ) -> tuple[InboxMessage, bool]:
-    """Put the delivery's message in its user's inbox and tell live streams once committed.
+    """Put a delivery's message in its user's inbox and tell live streams once committed.
 
     Idempotent per delivery: a redelivered task gets the first message back (created=False).
-    Raises Recipient.DoesNotExist when the user was erased meanwhile. With lock_timeout_seconds,
+    Raises InboxRecipientGone when the user was erased meanwhile. With lock_timeout_seconds,
     waiting longer than that for the user's row raises OperationalError (PostgreSQL only).
     """
-    notification = delivery.notification
     with transaction.atomic():
         if lock_timeout_seconds is not None and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_seconds * 1000)}ms"])
         # Lock the user's row so that one user's messages commit in id order: a stream that has
         # sent message N must never see a smaller id commit afterwards, or it would skip it.
-        Recipient.objects.select_for_update().only("id").get(id=notification.recipient_id)
+        try:
+            Recipient.objects.select_for_update().only("id").get(id=recipient_id)
+        except Recipient.DoesNotExist:
+            raise InboxRecipientGone(recipient_id) from None
         message, created = InboxMessage.objects.get_or_create(
-            delivery=delivery,
+            delivery_id=delivery_id,
             defaults={
-                "project_id": notification.project_id,
-                "recipient_id": notification.recipient_id,
+                "project_id": project_id,
+                "recipient_id": recipient_id,
                 "title": title,
                 "body": body,
                 "url": url,

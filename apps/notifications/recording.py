@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
-from apps.channels.base import ProviderError, ProviderResult, TransientProviderError
+from apps.channels.base import ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import max_attempts
 from apps.notifications.clock import DbClock
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
@@ -91,7 +91,7 @@ def _attempt(delivery, *, outcome, started_at, started, result=None, error=None,
     )
 
 
-def attempted_sent(delivery, result: ProviderResult, *, clock: DbClock, started_at, started) -> Attempted:
+def attempted_sent(delivery, result: SendResult, *, clock: DbClock, started_at, started) -> Attempted:
     now = clock.now()
     return Attempted(
         delivery=delivery,

@@ -25,9 +25,10 @@ from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
-from apps.channels.base import PermanentProviderError, ProviderError, ProviderResult, TransientProviderError
+from apps.channels.base import PermanentProviderError, ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import ChannelDisabled, backend_get, backends_reset
 from apps.notifications.clock import DbClock
+from apps.notifications.messages import BatchAddresses, actions_apply, batch_addresses_load, channel_message_build
 from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus
 from apps.notifications.receipts import early_receipt_apply
 from apps.notifications.recording import (
@@ -131,7 +132,8 @@ def deliveries_claim(*, delivery_ids: Sequence[str]) -> tuple[list[Delivery], Db
                 return [], None
             claimed = list(
                 Delivery.objects.select_related(
-                    "notification__recipient", "notification__project", "notification__template_version"
+                    "notification__recipient", "notification__project", "notification__template",
+                    "notification__template_version",
                 ).filter(id__in=[row[0] for row in rows])
             )
     except (OperationalError, InterfaceError) as exc:
@@ -188,6 +190,7 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
     # batch's tail a trip through the sweep, never a send outliving its claim (on the threads
     # pool, which has no time limits, this bound is the one that holds).
     stop_at = time.monotonic() + settings.NOTIFIER_SEND_TIME_LIMIT_SECONDS / 2
+    addresses = batch_addresses_load(claimed)
     attempted = []
     for index, delivery in enumerate(claimed):
         if index and time.monotonic() > stop_at:
@@ -195,7 +198,7 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
             _release(claimed[index:])
             break
         try:
-            item = _send_one(delivery, clock=clock)
+            item = _send_one(delivery, addresses, clock=clock)
         except SoftTimeLimitExceeded:
             # The task's time is up: the sends not begun go back to `queued` uncounted, and the
             # sweep publishes them (recheck_at now) rather than this task overrunning its limit.
@@ -207,12 +210,12 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
     return attempted
 
 
-def _send_one(delivery: Delivery, *, clock: DbClock) -> Attempted | None:
+def _send_one(delivery: Delivery, addresses: BatchAddresses, *, clock: DbClock) -> Attempted | None:
     started_at = clock.now()
     started = time.monotonic()
     timing = {"clock": clock, "started_at": started_at, "started": started}
     try:
-        result = _send(delivery)
+        result = _send(delivery, addresses)
     except TransientProviderError as exc:
         return attempted_transient(delivery, exc, **timing)
     except PermanentProviderError as exc:
@@ -258,7 +261,7 @@ def _release(deliveries: list[Delivery]) -> None:
     )
 
 
-def _send(delivery: Delivery) -> ProviderResult:
+def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
     notification = delivery.notification
     if notification.recipient is None:
         raise PermanentProviderError("The user was deleted before this was sent.", code="user_deleted")
@@ -273,4 +276,10 @@ def _send(delivery: Delivery) -> ProviderResult:
         part = getattr(exc, "path", "")  # which part failed, e.g. "subject"
         where = f" ({delivery.channel}.{part})" if part else ""
         raise PermanentProviderError(f"The template could not be rendered{where}: {exc}", code="template_error") from exc
-    return backend.send(delivery, content)
+    try:
+        result = backend.send(channel_message_build(delivery, content, addresses))
+    except ProviderError as exc:
+        actions_apply(exc.actions)  # e.g. a device gone for good, though the message failed
+        raise
+    actions_apply(result.actions)
+    return result

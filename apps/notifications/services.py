@@ -9,9 +9,9 @@ from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.channels.contacts import missing_contact_reason
-from apps.channels.registry import channel_names
+from apps.channels.registry import channel_held_by_quiet_hours, channel_missing_contact_reason, channel_names
 from apps.core.exceptions import ApplicationError, Conflict, NotFound
+from apps.notifications.contacts import contact_points
 from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queued_recheck_at
 from apps.notifications.models import (
     ACTIVE_STATUSES,
@@ -144,7 +144,8 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
                                details={"template": request.template_key})
 
     wanted = channels_to_send(requested=request.channels, template_channels=list(version.channels))
-    skip_reasons = {c: missing_contact_reason(channel=c, recipient=recipient, project=project) for c in wanted}
+    contacts = contact_points(recipient=recipient, project=project)
+    skip_reasons = {c: channel_missing_contact_reason(channel=c, contacts=contacts) for c in wanted}
     if all(skip_reasons.values()):
         raise ApplicationError("no_deliverable_channel", "The user cannot be reached on any of these channels.",
                                details={c: reason for c, reason in skip_reasons.items()})
@@ -165,8 +166,8 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
     deliveries = [
         _delivery_new(
             notification, channel, skip_reasons[channel], now=now, send_at=request.send_at if scheduled else None,
-            quiet_until=quiet_hours_release_at(recipient=recipient, channel=channel, priority=request.priority,
-                                               moment=due),
+            quiet_until=quiet_hours_release_at(recipient=recipient, priority=request.priority, moment=due)
+            if channel_held_by_quiet_hours(channel) else None,
         )
         for channel in wanted
     ]

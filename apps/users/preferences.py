@@ -6,10 +6,9 @@ user set it, else `channels[channel]`, else yes. So a user can turn SMS off in g
 take security codes by SMS (`{"channels": {"sms": false}, "categories": {"security": {"sms": true}}}`).
 
 Quiet hours hold a delivery `pending` until they end, read in the user's time zone (UTC when they
-have none). They hold the channels that interrupt someone (email, SMS, push), not the in-app inbox
-(silent until opened) nor webhooks (they go to the product's backend, not to the user); and not
-`high` priority notifications, which are what the user is waiting for (a login code held until
-morning is useless).
+have none). They hold the channels that interrupt someone (each channel's backend says whether it
+does: ChannelBackend.held_by_quiet_hours); and not `high` priority notifications, which are what
+the user is waiting for (a login code held until morning is useless).
 """
 
 import zoneinfo
@@ -17,7 +16,6 @@ from datetime import UTC, datetime, time, timedelta
 
 from apps.users.models import Recipient
 
-QUIET_HOURS_EXEMPT_CHANNELS = frozenset({"in_app", "webhook"})
 QUIET_HOURS_EXEMPT_PRIORITIES = frozenset({"high"})
 
 
@@ -31,10 +29,11 @@ def channel_declined_reason(*, recipient: Recipient, channel: str, category: str
     return f"the user turned {channel} off"
 
 
-def quiet_hours_release_at(*, recipient: Recipient, channel: str, priority: str, moment: datetime) -> datetime | None:
-    """When the user's quiet hours let a delivery due at `moment` go, or None if they do not hold it."""
+def quiet_hours_release_at(*, recipient: Recipient, priority: str, moment: datetime) -> datetime | None:
+    """When the user's quiet hours let a delivery due at `moment` go, or None if they do not hold it
+    (for a channel quiet hours hold: the caller asks the channel)."""
     start, end = recipient.quiet_hours_start, recipient.quiet_hours_end
-    if start is None or end is None or channel in QUIET_HOURS_EXEMPT_CHANNELS or priority in QUIET_HOURS_EXEMPT_PRIORITIES:
+    if start is None or end is None or priority in QUIET_HOURS_EXEMPT_PRIORITIES:
         return None
     zone = recipient_zone(recipient)
     try:

@@ -28,7 +28,7 @@ NOTIFIER_CHANNELS = {
         "BATCH_SIZE": env.int("NOTIFIER_EMAIL_BATCH_SIZE", default=50),
     },
     "in_app": {
-        "BACKEND": "apps.channels.backends.inbox.InboxBackend",
+        "BACKEND": "apps.inbox.backend.InboxBackend",
         "OPTIONS": {"lock_timeout_seconds": env.float("NOTIFIER_INBOX_LOCK_TIMEOUT_SECONDS", default=5.0)},
         "MAX_ATTEMPTS": env.int("NOTIFIER_IN_APP_MAX_ATTEMPTS", default=8),
     },

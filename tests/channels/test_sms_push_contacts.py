@@ -11,8 +11,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def sms_and_push_enabled(settings, project):
-    outbox = {"BACKEND": "apps.channels.backends.locmem.OutboxBackend"}
-    settings.NOTIFIER_CHANNELS = {**settings.NOTIFIER_CHANNELS, "sms": outbox, "push": outbox}
+    def outbox_like(backend: str) -> dict:
+        return {"BACKEND": "apps.channels.backends.locmem.OutboxBackend", "OPTIONS": {"like": backend}}
+
+    settings.NOTIFIER_CHANNELS = {**settings.NOTIFIER_CHANNELS,
+                                  "sms": outbox_like("apps.channels.backends.twilio.TwilioSmsBackend"),
+                                  "push": outbox_like("apps.channels.backends.fcm.FcmPushBackend")}
     TemplateVersionFactory(template__project=project, template__key="hello",
                            channels={"email": {"subject": "s", "text": "t"}, "sms": {"text": "t"},
                                      "push": {"title": "t", "body": "b"}})

@@ -5,9 +5,8 @@ from django.core.checks import run_checks
 
 from apps.channels.backends.twilio import TwilioSmsBackend
 from apps.channels.base import PermanentProviderError, TransientProviderError
-from tests.channels.deliveries import delivery_for
+from tests.channels.messages import message_for
 from tests.support.processes import free_port
-from tests.users.factories import RecipientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -21,13 +20,12 @@ def backend(twilio, settings):
                             api_base_url=twilio.base_url, timeout=5)
 
 
-@pytest.fixture
-def delivery():
-    return delivery_for(RecipientFactory(phone="+14155550123"), "sms", {"text": "Your code is {{ code }}"})
+def sms(text: str, phone: str = "+14155550123"):
+    return message_for("sms", {"text": text}, phone=phone)
 
 
-def test_a_message_reaches_twilio_with_a_status_callback_and_its_sid_comes_back(backend, twilio, delivery):
-    result = backend.send(delivery, {"text": "Your code is 123456"})
+def test_a_message_reaches_twilio_with_a_status_callback_and_its_sid_comes_back(backend, twilio):
+    result = backend.send(sms("Your code is 123456"))
 
     [message] = twilio.messages
     assert (message["To"], message["From"], message["Body"]) == ("+14155550123", FROM_NUMBER, "Your code is 123456")
@@ -37,10 +35,10 @@ def test_a_message_reaches_twilio_with_a_status_callback_and_its_sid_comes_back(
     assert result.response["status"] == "queued"
 
 
-def test_one_client_serves_every_message_of_the_process(backend, twilio, delivery):
-    backend.send(delivery, {"text": "one"})
+def test_one_client_serves_every_message_of_the_process(backend, twilio):
+    backend.send(sms("one"))
     client = backend._client
-    backend.send(delivery, {"text": "two"})
+    backend.send(sms("two"))
 
     assert backend._client is client
     assert [m["Body"] for m in twilio.messages] == ["one", "two"]
@@ -55,11 +53,11 @@ def test_one_client_serves_every_message_of_the_process(backend, twilio, deliver
         (21614, "'To' number is not a valid mobile number"),
     ],
 )
-def test_twilio_refusing_the_number_is_a_permanent_error_with_its_code(backend, twilio, delivery, code, text):
+def test_twilio_refusing_the_number_is_a_permanent_error_with_its_code(backend, twilio, code, text):
     twilio.reject_number("+14155550123", 400, code, text)
 
     with pytest.raises(PermanentProviderError) as raised:
-        backend.send(delivery, {"text": "hi"})
+        backend.send(sms("hi"))
 
     assert raised.value.code == str(code)
     assert text in raised.value.message
@@ -71,43 +69,41 @@ def test_twilio_refusing_the_number_is_a_permanent_error_with_its_code(backend, 
     ("http_status", "code"),
     [(429, 20429), (400, 21611), (400, 30001), (500, 20500), (503, 20503)],
 )
-def test_throttling_queue_overflow_and_server_errors_are_transient(backend, twilio, delivery, http_status, code):
+def test_throttling_queue_overflow_and_server_errors_are_transient(backend, twilio, http_status, code):
     twilio.fail_next(1, http_status, code, "try later")
 
     with pytest.raises(TransientProviderError) as raised:
-        backend.send(delivery, {"text": "hi"})
+        backend.send(sms("hi"))
     assert raised.value.code == str(code)
 
     # The SDK does not retry by itself: the next attempt is the pipeline's, and it goes through.
     assert twilio.attempts == 1
-    assert backend.send(delivery, {"text": "hi"}).provider_message_id == twilio.messages[0]["sid"]
+    assert backend.send(sms("hi")).provider_message_id == twilio.messages[0]["sid"]
 
 
-def test_wrong_credentials_are_retried_not_failed_so_the_delivery_can_be_replayed(twilio, delivery, settings):
+def test_wrong_credentials_are_retried_not_failed_so_the_delivery_can_be_replayed(twilio, settings):
     backend = TwilioSmsBackend(account_sid=twilio.account_sid, auth_token="wrong", from_number=FROM_NUMBER,
                                api_base_url=twilio.base_url)
 
     with pytest.raises(TransientProviderError) as raised:
-        backend.send(delivery, {"text": "hi"})
+        backend.send(sms("hi"))
 
     assert raised.value.code == "20003"
 
 
-def test_twilio_unreachable_is_transient(delivery):
+def test_twilio_unreachable_is_transient():
     backend = TwilioSmsBackend(account_sid="AC1", auth_token="t", from_number=FROM_NUMBER,
                                api_base_url=f"http://127.0.0.1:{free_port()}", timeout=2)
 
     with pytest.raises(TransientProviderError) as raised:
-        backend.send(delivery, {"text": "hi"})
+        backend.send(sms("hi"))
 
     assert raised.value.code == "connection"
 
 
-def test_a_user_whose_phone_was_removed_fails_without_calling_twilio(backend, twilio, delivery):
-    delivery.notification.recipient.phone = ""
-
+def test_a_user_whose_phone_was_removed_fails_without_calling_twilio(backend, twilio):
     with pytest.raises(PermanentProviderError) as raised:
-        backend.send(delivery, {"text": "hi"})
+        backend.send(sms("hi", phone=""))
 
     assert raised.value.code == "no_phone"
     assert twilio.attempts == 0

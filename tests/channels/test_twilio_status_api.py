@@ -169,3 +169,14 @@ def test_a_receipt_before_the_send_is_recorded_is_kept_and_applied_when_it_is(se
     sent_sms.refresh_from_db()
     assert (sent_sms.status, sent_sms.last_error_code) == (DeliveryStatus.UNDELIVERED, "30003")
     assert not EarlyReceipt.objects.exists()
+
+
+def test_receipts_reach_twilio_when_it_is_not_the_channels_first_backend(settings, sent_sms):
+    twilio = settings.NOTIFIER_CHANNELS["sms"]
+    settings.NOTIFIER_CHANNELS = {**settings.NOTIFIER_CHANNELS, "sms": {"BACKENDS": [
+        {"BACKEND": "apps.channels.backends.locmem.OutboxBackend"}, twilio]}}
+
+    assert callback(status_params(sent_sms, "delivered")).status_code == 204
+
+    sent_sms.refresh_from_db()
+    assert sent_sms.status == DeliveryStatus.DELIVERED

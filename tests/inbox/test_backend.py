@@ -2,17 +2,19 @@
 
 import copy
 import threading
+from dataclasses import replace
 
 import psycopg
 import pytest
 from django.db import connection
 
-from apps.channels.backends.inbox import InboxBackend
 from apps.channels.base import PermanentProviderError
 from apps.channels.registry import backends_reset
+from apps.inbox.backend import InboxBackend
 from apps.inbox.models import InboxMessage
 from apps.notifications.models import Delivery, DeliveryStatus
 from apps.notifications.sending import delivery_send
+from tests.channels.messages import message_for
 from tests.inbox.factories import IN_APP_PARTS
 from tests.notifications.factories import queued_delivery
 from tests.users.factories import RecipientFactory
@@ -83,13 +85,13 @@ def test_a_user_deleted_before_sending_fails_the_delivery_for_good():
 @pytest.mark.django_db
 def test_a_user_deleted_while_sending_is_a_permanent_error():
     ada = RecipientFactory()
-    delivery = Delivery.objects.select_related("notification").get(
-        id=queued_delivery(recipient=ada, channel="in_app", parts=IN_APP_PARTS).id
-    )
-    ada.delete()  # after the pipeline loaded the delivery, before the backend stores the message
+    delivery = queued_delivery(recipient=ada, channel="in_app", parts=IN_APP_PARTS)
+    message = message_for("in_app", {"title": "t", "body": "b"}, project_id=ada.project_id, recipient_id=ada.id)
+    message = replace(message, delivery_id=str(delivery.id))
+    ada.delete()  # after the pipeline built the message, before the backend stores it
 
     with pytest.raises(PermanentProviderError) as error:
-        InboxBackend().send(delivery, {"title": "t", "body": "b"})
+        InboxBackend().send(message)
     assert error.value.code == "user_deleted"
 
 

@@ -4,21 +4,21 @@ like any backend (NOTIFIER_CHANNELS[...]["BACKEND"]), for answers the fake serve
 from collections import deque
 from collections.abc import Callable
 
-from apps.channels.base import ChannelBackend, ProviderResult
+from apps.channels.base import ChannelBackend, ChannelMessage, SendResult
 
 # Each send takes the next step: an exception to raise (the provider's answer), or a callable
-# run with the delivery while the provider is "busy" (something else happening meanwhile).
+# run with the message while the provider is "busy" (something else happening meanwhile).
 script: deque[BaseException | Callable] = deque()
 # Delivery ids the provider accepted, oldest first.
 accepted: list[str] = []
 
 
 class ScriptedBackend(ChannelBackend):
-    def send(self, delivery, content) -> ProviderResult:
+    def send(self, message: ChannelMessage) -> SendResult:
         if script:
             step = script.popleft()
             if isinstance(step, BaseException):
                 raise step
-            step(delivery)
-        accepted.append(str(delivery.id))
-        return ProviderResult(provider_message_id=f"scripted-{len(accepted)}")
+            step(message)
+        accepted.append(message.delivery_id)
+        return SendResult(provider_message_id=f"scripted-{len(accepted)}")

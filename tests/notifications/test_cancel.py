@@ -23,8 +23,8 @@ def cancel(delivery: Delivery):
 def cancelled_while_sending_then(answer):
     """A script step: the cancel arrives while the provider is busy, then the provider answers."""
 
-    def step(delivery):
-        [summary] = cancel(delivery).deliveries.all()
+    def step(message):
+        [summary] = cancel(Delivery.objects.get(id=message.delivery_id)).deliveries.all()
         # The cancel answers honestly: still being sent, the cancel recorded.
         assert summary.status == DeliveryStatus.SENDING and summary.cancel_requested_at is not None
         if answer is not None:

@@ -151,7 +151,7 @@ def test_quiet_hours_across_midnight(local_moment, release):
     paris = zoneinfo.ZoneInfo("Europe/Paris")
     user = Recipient(timezone="Europe/Paris", quiet_hours_start=time(22, 0), quiet_hours_end=time(7, 0))
 
-    released = quiet_hours_release_at(recipient=user, channel="sms", priority="normal",
+    released = quiet_hours_release_at(recipient=user, priority="normal",
                                       moment=local_moment.replace(tzinfo=paris))
 
     assert released == (release.replace(tzinfo=paris) if release else None)
@@ -160,7 +160,7 @@ def test_quiet_hours_across_midnight(local_moment, release):
 def test_a_user_without_a_time_zone_has_quiet_hours_in_utc():
     user = Recipient(timezone="", quiet_hours_start=time(22, 0), quiet_hours_end=time(7, 0))
 
-    released = quiet_hours_release_at(recipient=user, channel="push", priority="low",
+    released = quiet_hours_release_at(recipient=user, priority="low",
                                       moment=datetime(2026, 11, 21, 23, 0, tzinfo=UTC))
 
     assert released == datetime(2026, 11, 22, 7, 0, tzinfo=UTC)

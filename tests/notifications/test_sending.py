@@ -242,7 +242,7 @@ def test_a_send_that_outlived_its_claim_does_not_overwrite_what_the_sweep_did(sc
     # The provider takes longer than the sending deadline: meanwhile the sweep takes the
     # delivery back (as if the worker had died) and queues it again.
     settings.NOTIFIER_SENDING_TIMEOUT_SECONDS = 0
-    scripted.script.append(lambda delivery: deliveries_sweep())
+    scripted.script.append(lambda message: deliveries_sweep())
     delivery = DeliveryFactory()
 
     assert send(delivery) is None

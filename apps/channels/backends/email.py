@@ -11,7 +11,14 @@ from django.core.exceptions import ValidationError
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
 
-from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError
+from apps.channels.base import (
+    ChannelBackend,
+    ChannelMessage,
+    ContactPoints,
+    PermanentProviderError,
+    SendResult,
+    TransientProviderError,
+)
 from apps.channels.headers import DELIVERY_ID_HEADER
 
 logger = logging.getLogger(__name__)
@@ -44,27 +51,30 @@ class DjangoEmailBackend(ChannelBackend):
         self.idle_check_seconds = idle_check_seconds
         self._local = threading.local()
 
-    def send(self, delivery, content) -> ProviderResult:
-        address = delivery.notification.recipient.email
+    def missing_contact_reason(self, contacts: ContactPoints) -> str:
+        return "" if contacts.email else "the user has no email address"
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        address, content = message.email, message.content
         if not address:  # removed since the notification was accepted
             raise PermanentProviderError("The user has no email address.", code="no_address")
         try:
             validate_email(address)
         except ValidationError:
             raise PermanentProviderError(f"Invalid email address {address!r}.", code="invalid_address") from None
-        message_id = delivery_message_id(delivery_id=delivery.id, from_email=self.from_email)
-        message = EmailMultiAlternatives(
+        message_id = delivery_message_id(delivery_id=message.delivery_id, from_email=self.from_email)
+        email = EmailMultiAlternatives(
             subject=content["subject"],
             body=content["text"],
             from_email=self.from_email,
             to=[address],
-            headers={"Message-ID": message_id, DELIVERY_ID_HEADER: str(delivery.id)},
+            headers={"Message-ID": message_id, DELIVERY_ID_HEADER: message.delivery_id},
             connection=self._connection_get(),
         )
         if content.get("html"):
-            message.attach_alternative(content["html"], "text/html")
+            email.attach_alternative(content["html"], "text/html")
         try:
-            message.send()
+            email.send()
         except BadHeaderError as exc:  # a rendered subject with a line break can never be sent
             raise PermanentProviderError(str(exc), code="invalid_header") from exc
         except smtplib.SMTPRecipientsRefused as exc:
@@ -78,7 +88,7 @@ class DjangoEmailBackend(ChannelBackend):
             self._connection_discard()
             raise TransientProviderError(f"SMTP error: {exc}", code="smtp_error") from exc
         self._local.last_used = time.monotonic()
-        return ProviderResult(provider_message_id=message_id)
+        return SendResult(provider_message_id=message_id)
 
     def _raise_for_reply(self, code: int, reply: bytes | str):
         text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)

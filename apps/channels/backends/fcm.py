@@ -1,19 +1,20 @@
 """Push through Firebase Cloud Messaging (HTTP v1), with the official `firebase-admin` SDK.
 
 A push delivery goes to every active device of the user, one FCM request per device (the SDK's
-`send_each`), and ProviderResult.response records each device's outcome:
+`send_each`), and SendResult.response records each device's outcome:
 `{"devices": [{"device_id", "token_suffix", "platform", "outcome", "message_id" | "error_code"}]}`.
 Only the last characters of a token are ever stored or logged.
 
 Outcomes, per device: `sent`; `unregistered` (FCM's UNREGISTERED: the app is gone or the token
-rotated; the device is deactivated and the others are unaffected); `permanent_error`
-(INVALID_ARGUMENT, SENDER_ID_MISMATCH, ...); `transient_error` (UNAVAILABLE, INTERNAL,
-QUOTA_EXCEEDED with its Retry-After, timeouts, and our own credential or project problems, which
-must end `dead` and replayable rather than `failed`). For the delivery:
+rotated; the result asks the pipeline to deactivate the device, and the others are unaffected);
+`permanent_error` (INVALID_ARGUMENT, SENDER_ID_MISMATCH, ...); `transient_error` (UNAVAILABLE,
+INTERNAL, QUOTA_EXCEEDED with its Retry-After, timeouts, and our own credential or project
+problems: credentials errors, transient like every backend's). For the delivery:
 
 - a device failed transiently → TransientProviderError, even if others got the message. The
   retry sends only to the devices no earlier attempt reached: each attempt's per-device
-  outcomes are in its DeliveryAttempt.provider_response, which the next attempt reads. So a
+  outcomes are kept with the attempt, and the pipeline hands the next attempt those that
+  reached a device (ChannelMessage.devices_reached). So a
   retry never pushes twice to one phone, and a phone that was briefly unreachable still gets it.
   (The price: when the attempts run out, the delivery reads `dead` though some devices got it;
   its attempts say which.)
@@ -40,9 +41,17 @@ from firebase_admin import credentials, exceptions, messaging
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError, retry_after_seconds
-from apps.users.selectors import devices_active
-from apps.users.services import device_deactivate
+from apps.channels.base import (
+    ChannelBackend,
+    ChannelMessage,
+    ContactPoints,
+    DeactivateDevice,
+    PermanentProviderError,
+    PushDevice,
+    SendResult,
+    TransientProviderError,
+    retry_after_seconds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +67,12 @@ _FCM_ERROR_CODES = {
     messaging.QuotaExceededError: "QUOTA_EXCEEDED",
     messaging.ThirdPartyAuthError: "THIRD_PARTY_AUTH_ERROR",
 }
-# Worth trying again. UNAUTHENTICATED, PERMISSION_DENIED and THIRD_PARTY_AUTH_ERROR are our
-# configuration (credentials, project, APNs key): retried until the attempts run out, then
-# replayable from the dead-letter queue once fixed. Anything not named here is permanent.
+# Worth trying again. Anything not named here or below is permanent.
 _TRANSIENT_CODES = frozenset({
     "UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "UNKNOWN",
-    "UNAUTHENTICATED", "PERMISSION_DENIED", "THIRD_PARTY_AUTH_ERROR",
 })
+# Our configuration (credentials, project, APNs key): credentials errors (ChannelBackend).
+_CREDENTIALS_CODES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED", "THIRD_PARTY_AUTH_ERROR"})
 
 # A refused connection is retried once (the request never left); nothing else: no status
 # retries, no Retry-After sleeps, and no resending a POST whose answer was lost.
@@ -106,6 +114,8 @@ class FcmPushBackend(ChannelBackend):
     """
 
     channel = "push"
+    payload_limit_bytes = PAYLOAD_LIMIT_BYTES
+    sends_to_devices = True
 
     def __init__(self, *, credentials_file: str = "", api_base_url: str = "", timeout: float = 10.0, **options):
         super().__init__(**options)
@@ -127,13 +137,18 @@ class FcmPushBackend(ChannelBackend):
             return [f"FCM_CREDENTIALS_FILE {self.credentials_file!r} is not a service-account key with a project_id."]
         return []
 
-    def send(self, delivery, content) -> ProviderResult:
+    def missing_contact_reason(self, contacts: ContactPoints) -> str:
+        return "" if contacts.has_active_device else "the user has no active device for push"
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        content = message.content
         notification = messaging.Notification(title=str(content["title"]), body=str(content["body"]))
         data = {str(key): str(value) for key, value in (content.get("data") or {}).items()}
         _payload_size_check(notification, data)
 
-        sent_before = _devices_sent_before(delivery)
-        devices = [d for d in devices_active(recipient=delivery.notification.recipient) if d.id not in sent_before]
+        sent_before = {device_id: {**result, "earlier_attempt": True}
+                       for device_id, result in message.devices_reached.items()}
+        devices = [d for d in message.devices if d.id not in sent_before]
         if not devices and not sent_before:
             raise PermanentProviderError("The user has no active device.", code="no_active_device")
 
@@ -141,7 +156,7 @@ class FcmPushBackend(ChannelBackend):
         for start in range(0, len(devices), _BATCH_SIZE):
             results += self._send_batch(devices[start:start + _BATCH_SIZE], notification, data)
         for result in results:
-            logger.info("push delivery %s: device …%s %s %s", delivery.id, result["token_suffix"],
+            logger.info("push delivery %s: device …%s %s %s", message.delivery_id, result["token_suffix"],
                         result["outcome"], result.get("error_code", "—"))
         return _outcome([*sent_before.values(), *results])
 
@@ -152,16 +167,16 @@ class FcmPushBackend(ChannelBackend):
             firebase_admin.delete_app(self._app)
         self._app = self._service = None
 
-    def _send_batch(self, devices, notification, data) -> list[dict]:
+    def _send_batch(self, devices: list[PushDevice], notification, data) -> list[dict]:
         messages = [_message(device.token, notification, data) for device in devices]
         try:
             responses = self._service_get().send_each(messages)
         except (exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
             # The whole batch failed before FCM answered (e.g. no OAuth token): every device of it.
-            return [_result(device, _error_outcome(device, exc)) for device in devices]
+            return [_result(device, self._error_outcome(exc)) for device in devices]
         return [
             _result(device, {"outcome": "sent", "message_id": response.message_id}) if response.success
-            else _result(device, _error_outcome(device, response.exception))
+            else _result(device, self._error_outcome(response.exception))
             for device, response in zip(devices, responses.responses, strict=True)
         ]
 
@@ -178,6 +193,20 @@ class FcmPushBackend(ChannelBackend):
             self._service = _MessagingService(app, base_url=self.api_base_url)
             self._app = app
         return self._service
+
+    def _error_outcome(self, exc: Exception) -> dict:
+        code = _error_code(exc)
+        outcome = {"error_code": code, "error": str(exc)[:500]}
+        if code == "UNREGISTERED":
+            return {"outcome": "unregistered", **outcome}
+        if code in _CREDENTIALS_CODES:
+            error = self.credentials_error(outcome["error"], code=code)
+            if isinstance(error, TransientProviderError):
+                return {"outcome": "transient_error", "retry_after": _retry_after(exc), **outcome}
+            return {"outcome": "permanent_error", **outcome}
+        if code in _TRANSIENT_CODES:
+            return {"outcome": "transient_error", "retry_after": _retry_after(exc), **outcome}
+        return {"outcome": "permanent_error", **outcome}
 
 
 def _message(token: str, notification: messaging.Notification, data: dict[str, str]) -> messaging.Message:
@@ -202,29 +231,8 @@ def _payload_size_check(notification: messaging.Notification, data: dict[str, st
         )
 
 
-def _devices_sent_before(delivery) -> dict[int, dict]:
-    """Per-device results of earlier attempts that reached the device, by device id."""
-    sent: dict[int, dict] = {}
-    for response in delivery.attempts.values_list("provider_response", flat=True):
-        for result in (response or {}).get("devices", []):
-            if result.get("outcome") == "sent":
-                sent[result["device_id"]] = {**result, "earlier_attempt": True}
-    return sent
-
-
-def _result(device, outcome: dict) -> dict:
+def _result(device: PushDevice, outcome: dict) -> dict:
     return {"device_id": device.id, "token_suffix": device.token[-6:], "platform": device.platform, **outcome}
-
-
-def _error_outcome(device, exc: Exception) -> dict:
-    code = _error_code(exc)
-    outcome = {"error_code": code, "error": str(exc)[:500]}
-    if code == "UNREGISTERED":
-        device_deactivate(device_id=device.id)
-        return {"outcome": "unregistered", **outcome}
-    if code in _TRANSIENT_CODES:
-        return {"outcome": "transient_error", "retry_after": _retry_after(exc), **outcome}
-    return {"outcome": "permanent_error", **outcome}
 
 
 def _error_code(exc: Exception) -> str:
@@ -243,20 +251,22 @@ def _retry_after(exc: Exception) -> float | None:
     return retry_after_seconds(value, cap=settings.NOTIFIER_MAX_RETRY_AFTER_SECONDS)
 
 
-def _outcome(results: list[dict]) -> ProviderResult:
+def _outcome(results: list[dict]) -> SendResult:
     response = {"devices": results}
+    actions = tuple(DeactivateDevice(device_id=r["device_id"]) for r in results if r["outcome"] == "unregistered")
     transient = [r for r in results if r["outcome"] == "transient_error"]
     if transient:
         waits = [r["retry_after"] for r in transient if r.get("retry_after") is not None]
         raise TransientProviderError(
             f"{len(transient)} of {len(results)} devices could not be reached for now: {transient[0]['error']}",
             code=transient[0]["error_code"], retry_after=max(waits) if waits else None, response=response,
+            actions=actions,
         )
     sent = [r for r in results if r["outcome"] == "sent"]
     if sent:
-        return ProviderResult(provider_message_id=sent[0]["message_id"], response=response)
+        return SendResult(provider_message_id=sent[0]["message_id"], response=response, actions=actions)
     codes = {r["error_code"] for r in results}
     raise PermanentProviderError(
         f"No device of the user accepted the push: {results[0]['error']}",
-        code=codes.pop() if len(codes) == 1 else "all_devices_failed", response=response,
+        code=codes.pop() if len(codes) == 1 else "all_devices_failed", response=response, actions=actions,
     )

@@ -5,9 +5,8 @@ Twilio's answers are sorted by its error code first, then by HTTP status
 
 - transient: HTTP 429 / 20429 (too many concurrent requests), 21611 and 30001 (the sender's
   queue is full), any 5xx, connection errors and timeouts;
-- our own configuration (401/403: wrong credentials, suspended account): transient too, so the
-  deliveries end `dead` once their attempts run out and can be replayed from the dead-letter
-  queue after the fix, instead of being `failed` for a reason that was never the user's;
+- our own configuration (401/403: wrong credentials, suspended account): a credentials error,
+  transient like every backend's (ChannelBackend.credentials_errors_transient);
 - everything else Twilio refuses with a 4xx is permanent: 21211 invalid 'To', 21610 the user
   replied STOP, 21612 unroutable, 21614 not SMS-capable, ...
 
@@ -15,7 +14,6 @@ Twilio does not send Retry-After on 429, and the SDK's exception would not carry
 those retries follow the pipeline's own backoff.
 """
 
-import logging
 from urllib.parse import urlsplit
 
 import requests
@@ -26,9 +24,14 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError
-
-logger = logging.getLogger(__name__)
+from apps.channels.base import (
+    ChannelBackend,
+    ChannelMessage,
+    ContactPoints,
+    PermanentProviderError,
+    SendResult,
+    TransientProviderError,
+)
 
 TRANSIENT_ERROR_CODES = frozenset({20429, 21611, 30001})
 # HTTP statuses that mean our account or credentials are wrong, not the message.
@@ -108,14 +111,17 @@ class TwilioSmsBackend(ChannelBackend):
         """Whether a request to `url` carrying `params` was signed by Twilio with our auth token."""
         return bool(signature) and RequestValidator(self.auth_token).validate(url, params, signature)
 
-    def send(self, delivery, content) -> ProviderResult:
-        to = delivery.notification.recipient.phone
+    def missing_contact_reason(self, contacts: ContactPoints) -> str:
+        return "" if contacts.phone else "the user has no phone number"
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        to = message.phone
         if not to:
             raise PermanentProviderError("The user has no phone number.", code="no_phone")
         status_callback = status_callback_url() if self._status_callback is None else self._status_callback
         try:
-            message = self._client_get().messages.create(
-                to=to, from_=self.from_number, body=content["text"], status_callback=status_callback or None
+            sent = self._client_get().messages.create(
+                to=to, from_=self.from_number, body=message.content["text"], status_callback=status_callback or None
             )
         except TwilioRestException as exc:
             raise self._error_for(status=exc.status, code=exc.code, text=exc.msg) from exc
@@ -127,9 +133,9 @@ class TwilioSmsBackend(ChannelBackend):
             raise TransientProviderError(f"Twilio did not answer in time: {exc}", code="timeout") from exc
         except (requests.RequestException, TwilioException) as exc:
             raise TransientProviderError(f"Cannot reach Twilio: {exc}", code="connection") from exc
-        return ProviderResult(
-            provider_message_id=message.sid,
-            response={"status": message.status, "num_segments": message.num_segments},
+        return SendResult(
+            provider_message_id=sent.sid,
+            response={"status": sent.status, "num_segments": sent.num_segments},
             receipt_expected=bool(status_callback),
         )
 
@@ -144,14 +150,12 @@ class TwilioSmsBackend(ChannelBackend):
             self._client = client
         return self._client
 
-    @staticmethod
-    def _error_for(*, status: int, code: int | None, text: str) -> TransientProviderError | PermanentProviderError:
+    def _error_for(self, *, status: int, code: int | None, text: str) -> TransientProviderError | PermanentProviderError:
         code = code or status
         message = f"Twilio HTTP {status}, error {code}: {text}"
         response = {"http_status": status, "code": code, "more_info": f"https://www.twilio.com/docs/errors/{code}"}
         if code in TRANSIENT_ERROR_CODES or status == 429 or status >= 500:
             return TransientProviderError(message, code=str(code), response=response)
-        if status in CONFIGURATION_HTTP_STATUSES:
-            logger.error("Twilio refused our credentials (%s); check TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN", code)
-            return TransientProviderError(message, code=str(code), response=response)
+        if status in CONFIGURATION_HTTP_STATUSES:  # check TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN
+            return self.credentials_error(message, code=str(code), response=response)
         return PermanentProviderError(message, code=str(code), response=response)

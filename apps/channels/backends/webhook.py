@@ -15,7 +15,15 @@ from datetime import UTC
 import requests
 from django.conf import settings
 
-from apps.channels.base import ChannelBackend, PermanentProviderError, ProviderResult, TransientProviderError, retry_after_seconds
+from apps.channels.base import (
+    ChannelBackend,
+    ChannelMessage,
+    ContactPoints,
+    PermanentProviderError,
+    SendResult,
+    TransientProviderError,
+    retry_after_seconds,
+)
 from apps.channels.headers import DELIVERY_ID_HEADER
 from apps.core.deadline import request_deadline
 from apps.core.egress import AddressNotAllowed, pinned_session
@@ -51,6 +59,7 @@ class WebhookBackend(ChannelBackend):
     """
 
     channel = "webhook"
+    held_by_quiet_hours = False  # it goes to the product's backend, not to the user
 
     def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 10.0, total_timeout: float = 15.0,
                  **options):
@@ -59,36 +68,40 @@ class WebhookBackend(ChannelBackend):
         self.total_timeout = total_timeout
         self._session: requests.Session | None = None
 
-    def send(self, delivery, content) -> ProviderResult:
-        notification = delivery.notification
-        project = notification.project
-        if not project.webhook_url or not project.webhook_secret:
+    def missing_contact_reason(self, contacts: ContactPoints) -> str:
+        # Webhooks are always signed, so the secret is as necessary as the URL.
+        if contacts.webhook_url and contacts.webhook_secret:
+            return ""
+        return "the project has no webhook_url and webhook_secret"
+
+    def send(self, message: ChannelMessage) -> SendResult:
+        if not message.webhook_url or not message.webhook_secret:
             raise PermanentProviderError("The project has no webhook_url and webhook_secret.", code="webhook_not_configured")
         body = json.dumps(
             {
-                "id": str(delivery.id),
-                "notification_id": str(notification.id),
-                "to": notification.to,
-                "template": notification.template_version.template.key,
-                "data": content,
-                "created_at": notification.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                "id": message.delivery_id,
+                "notification_id": message.notification_id,
+                "to": message.user_external_id,
+                "template": message.template_key,
+                "data": message.content,
+                "created_at": message.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             },
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode()
         timestamp = int(time.time())
-        signature = webhook_signature(secret=project.webhook_secret, timestamp=timestamp, body=body)
+        signature = webhook_signature(secret=message.webhook_secret, timestamp=timestamp, body=body)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: f"t={timestamp},v1={signature}",
-            DELIVERY_ID_HEADER: str(delivery.id),
+            DELIVERY_ID_HEADER: message.delivery_id,
         }
         with request_deadline(self.total_timeout) as deadline:
             try:
                 response = self._session_get().post(
-                    project.webhook_url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False,
+                    message.webhook_url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False,
                     stream=True,
                 )
             except AddressNotAllowed as exc:
@@ -111,10 +124,10 @@ class WebhookBackend(ChannelBackend):
                 self._session_discard()
         return self._result(response, answer)
 
-    def _result(self, response: requests.Response, answer: dict) -> ProviderResult:
+    def _result(self, response: requests.Response, answer: dict) -> SendResult:
         status = response.status_code
         if 200 <= status < 300:
-            return ProviderResult(response=answer)
+            return SendResult(response=answer)
         message = f"The webhook answered HTTP {status}."
         if status in _TRANSIENT_STATUSES or status >= 500:
             raise TransientProviderError(message, code=str(status), response=answer, retry_after=_retry_after(response))

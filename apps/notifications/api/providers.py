@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.channels.backends.twilio import TwilioSmsBackend, public_url
-from apps.channels.registry import backend_get, channel_names
+from apps.channels.registry import backend_find
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.schema import ERROR_RESPONSE_403
 from apps.notifications.receipts import delivery_report_receipt
@@ -63,8 +63,7 @@ class TwilioStatusCallbackApi(APIView):
 
 
 def _twilio_backend() -> TwilioSmsBackend:
-    channel = TwilioSmsBackend.channel
-    backend = backend_get(channel) if channel in channel_names() else None
-    if not isinstance(backend, TwilioSmsBackend):
+    backend = backend_find(TwilioSmsBackend.channel, TwilioSmsBackend)
+    if backend is None:
         raise NotFound("SMS through Twilio is not enabled on this server.")
     return backend
