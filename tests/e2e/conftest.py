@@ -11,6 +11,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from tests.e2e.clients import Api
 from tests.support.processes import (
     celery_beat,
     celery_worker,
@@ -92,20 +93,9 @@ def web(e2e_env, process_logs, web_port):
 @pytest.fixture
 def http(api_key, web) -> requests.Session:
     """A requests session for the web process, authenticated as `project`; relative URLs allowed."""
-    session = _BaseUrlSession(web)
-    session.headers["Authorization"] = f"Api-Key {api_key.raw_key}"
+    session = Api(web, api_key.raw_key)
     yield session
     session.close()
-
-
-class _BaseUrlSession(requests.Session):
-    def __init__(self, base_url: str):
-        super().__init__()
-        self.base_url = base_url
-
-    def request(self, method, url, *args, **kwargs):
-        kwargs.setdefault("timeout", 15)
-        return super().request(method, self.base_url + url if url.startswith("/") else url, *args, **kwargs)
 
 
 def notification_when_final(http, notification_id: str, timeout: float = 30) -> dict:
