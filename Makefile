@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 PORT ?= 8000
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test lint migrate clean
+.PHONY: install run test lint migrate clean bench
 
 # Reinstall whenever a requirements file changes.
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/prod.txt
@@ -27,6 +27,14 @@ run: migrate
 ## make test: the whole suite against PostgreSQL and RabbitMQ on localhost.
 test: install
 	DJANGO_SETTINGS_MODULE=notifier.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make bench: the Procfile's processes on PostgreSQL and RabbitMQ under load (docs/performance.md).
+$(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
+	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

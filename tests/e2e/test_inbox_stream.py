@@ -189,7 +189,8 @@ def test_erasing_a_user_ends_their_open_stream_at_once(cluster):
     try:
         stream.wait_connected()
         assert api.delete("/api/v1/users/ada").status_code == 204
-        assert stream.wait_ended(timeout=5), "the stream stayed open after its user was erased"
+        # 12 s leaves a loaded machine its margin and is still far inside the 30 s heartbeat.
+        assert stream.wait_ended(timeout=12), "the stream stayed open after its user was erased"
     finally:
         stream.close()
 

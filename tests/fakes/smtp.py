@@ -5,7 +5,9 @@ connections and any number of mail transactions per connection (MAIL, RCPT,
 DATA, repeated), parses each accepted message, and can be scripted to answer
 the way a real server fails: a 4xx reply to DATA (transient: throttling,
 greylisting; the ESP drops the message and the sender must retry) or a 5xx
-reply to RCPT TO (permanent: the mailbox does not exist).
+reply to RCPT TO (permanent: the mailbox does not exist). ``latency`` makes
+each accepted DATA take that long, like an ESP's queueing, without blocking
+other connections.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import random
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import cast
@@ -30,11 +33,13 @@ _PARSER = BytesParser(policy=email.policy.default)
 
 @dataclass(frozen=True)
 class ReceivedMail:
-    """One accepted mail transaction: the SMTP envelope and the parsed message."""
+    """One accepted mail transaction: the SMTP envelope, the parsed message and when it arrived
+    (``time.time()``, so that a test can compare it with a database timestamp)."""
 
     mail_from: str
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
+    received_at: float = field(default_factory=time.time)
 
 
 class _Handler:
@@ -52,6 +57,8 @@ class _Handler:
         return reply
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._server.latency:
+            await asyncio.sleep(self._server.latency)
         reply = self._server._data_reply(envelope)
         stall = self._server._stall_take() if reply.startswith("250") else 0.0
         if stall:
@@ -68,9 +75,11 @@ class FakeSmtpServer(FakeServer):
 
     host = "127.0.0.1"
 
-    def __init__(self) -> None:
+    def __init__(self, *, latency: float = 0.0, port: int | None = None) -> None:
+        """``latency``: seconds each DATA command waits before its reply (0: none)."""
         super().__init__()
-        self.port = free_port()
+        self.port = port or free_port()
+        self.latency = latency
         self._failure_rate = 0.0
         self._failure_rate_reply = ""
         self._random = random.Random()
@@ -109,6 +118,13 @@ class FakeSmtpServer(FakeServer):
     def messages(self) -> list[EmailMessage]:
         """Accepted messages, oldest first (a copy)."""
         return [mail.message for mail in self.received]
+
+    def take_received(self) -> list[ReceivedMail]:
+        """Accepted transactions since the last call, oldest first, forgetting them: a long run
+        (the benchmark) reads them as they come without holding every message in memory."""
+        with self._lock:
+            taken, self._recorded = self._recorded, []
+        return taken
 
     def received_for(self, address: str) -> list[EmailMessage]:
         """Accepted messages whose envelope recipients include ``address`` (case-insensitive)."""

@@ -1,0 +1,130 @@
+"""The load generator: closed-loop HTTP clients in separate processes, through the public API.
+
+`run_load()` starts `processes` copies of this module (`python -m bench.load CONFIG`), each running
+its share of the clients on one asyncio loop with aiohttp keep-alive connections, and merges what
+they report. A client sends its next request as soon as the previous answer arrives, so
+throughput and latency are both read from the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from bench.seed import user_id
+from tests.support.processes import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    base_url: str
+    api_key: str
+    path: str
+    kind: str  # "single" or "bulk": what one request body carries
+    clients: int
+    seconds: float
+    users: int
+    template: str
+    batch: int = 1  # notifications per request (bulk)
+    max_requests: int = 0  # per client; 0: until `seconds` have passed
+
+
+def request_body(spec: LoadSpec, rng: random.Random) -> dict:
+    def one() -> dict:
+        return {"to": user_id(rng.randrange(spec.users)), "template": spec.template,
+                "data": {"name": "Ada", "order": rng.randrange(10**9)}}
+
+    if spec.kind == "bulk":
+        return {"notifications": [one() for _ in range(spec.batch)]}
+    return one()
+
+
+def accepted_in(kind: str, status: int, payload) -> int:
+    """Notifications this answer accepted: a 202 for one; the results without an error for bulk."""
+    if kind == "bulk":
+        if status != 200 or not isinstance(payload, dict):
+            return 0
+        return sum(1 for result in payload.get("results", []) if isinstance(result, dict) and "error" not in result)
+    return 1 if status == 202 else 0
+
+
+async def _client(session, spec: LoadSpec, seed: int, deadline: float, out: dict) -> None:
+    import aiohttp
+
+    rng = random.Random(seed)
+    url = spec.base_url + spec.path
+    headers = {"Authorization": f"Api-Key {spec.api_key}"}
+    sent = 0
+    while time.monotonic() < deadline and (not spec.max_requests or sent < spec.max_requests):
+        body = request_body(spec, rng)
+        started = time.perf_counter()
+        try:
+            async with session.post(url, json=body, headers=headers) as response:
+                status = response.status
+                payload = await response.json(content_type=None) if spec.kind == "bulk" else await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            out["statuses"][type(exc).__name__] += 1
+            continue
+        finally:
+            sent += 1
+        out["latencies_ms"].append(round((time.perf_counter() - started) * 1000, 3))
+        out["statuses"][str(status)] += 1
+        out["accepted"] += accepted_in(spec.kind, status, payload)
+
+
+async def _run(spec: LoadSpec, first_seed: int) -> dict:
+    import aiohttp
+
+    out = {"latencies_ms": [], "statuses": Counter(), "accepted": 0}
+    connector = aiohttp.TCPConnector(limit=spec.clients)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        started = time.time()
+        deadline = time.monotonic() + spec.seconds
+        await asyncio.gather(*(_client(session, spec, first_seed + n, deadline, out) for n in range(spec.clients)))
+        out["started_at"], out["finished_at"] = started, time.time()
+    return out
+
+
+def run_load(spec: LoadSpec, *, processes: int = 2) -> dict:
+    """Run `spec.clients` clients split over `processes` processes; merged counts and latencies."""
+    processes = max(1, min(processes, spec.clients))
+    shares = [spec.clients // processes + (1 if n < spec.clients % processes else 0) for n in range(processes)]
+    children = []
+    for n, clients in enumerate(shares):
+        config = {**spec.__dict__, "clients": clients, "seed": n * 100_000}
+        children.append(subprocess.Popen([sys.executable, "-m", "bench.load", json.dumps(config)], cwd=REPO_ROOT,
+                                         stdout=subprocess.PIPE, text=True, start_new_session=True))
+    try:
+        reports = [json.loads(child.communicate(timeout=spec.seconds + 180)[0]) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+    statuses = Counter()
+    for report in reports:
+        statuses.update(report["statuses"])
+    return {
+        "latencies_ms": [value for report in reports for value in report["latencies_ms"]],
+        "statuses": dict(statuses),
+        "accepted": sum(report["accepted"] for report in reports),
+        "started_at": min(report["started_at"] for report in reports),
+        "finished_at": max(report["finished_at"] for report in reports),
+    }
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    seed = config.pop("seed")
+    out = asyncio.run(_run(LoadSpec(**config), seed))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""`make bench` cannot rot: its smoke mode runs the whole harness (fresh database and vhost, the
+Procfile's processes, the load generator, every probe) in seconds, and Ctrl-C leaves nothing behind."""
+
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.smtp import FakeSmtpServer
+from tests.support.processes import REPO_ROOT, wait_until
+
+pytestmark = pytest.mark.e2e
+
+RUN_NAME = f"bench_smoke_{os.environ.get('NOTIFIER_TEST_RUN') or 'test'}"
+SCENARIO_FIELDS = {
+    "noop": {"available", "tasks", "seconds", "per_s", "workers", "complete"},
+    "single": {"available", "runs"},
+    "email": {"available", "accepted", "accepted_per_s", "delivered", "delivered_per_s", "delivered_per_s_best_60s",
+              "delivered_per_channel", "accepted_to_provider_ms", "commits_per_delivery", "queries_per_delivery",
+              "ratio_to_noop", "cpu_ms_per_delivery"},
+}
+RUN_FIELDS = {"clients", "requests", "accepted", "accepted_per_s", "latency_ms", "errors", "errors_by_status"}
+
+
+def bench_command(out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "bench", "--run-name", RUN_NAME, "--out", str(out), *args]
+
+
+def bench_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
+    result = subprocess.run(bench_command(tmp_path, "--smoke"), cwd=REPO_ROOT, env=bench_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert (tmp_path / "latest.md").read_text().startswith("# make bench")
+    assert report["smoke"] is True and report["settings"] == "notifier.settings.bench"
+    assert {"web", "worker", "beat"} <= set(report["processes"])
+    for scenario, fields in SCENARIO_FIELDS.items():
+        assert fields <= set(report["scenarios"][scenario]), scenario
+    for run in report["scenarios"]["single"]["runs"]:
+        assert RUN_FIELDS <= set(run)
+        assert {"p50", "p95", "p99"} == set(run["latency_ms"])
+        assert run["accepted"] > 0 and run["errors"] == 0, run
+    for scenario in ("bulk", "broadcast"):  # measured where the endpoint exists, reported as missing where not
+        section = report["scenarios"][scenario]
+        assert section["available"] or section["reason"].startswith("not available"), section
+
+    email = report["scenarios"]["email"]
+    assert email["delivered"] == email["accepted"] > 0, email
+    assert email["delivered_per_channel"]["email"]["sent"] == email["delivered"]
+    assert email["accepted_to_provider_ms"]["p50"] > 0
+    # Whichever process ran them, all statements are counted: at least the worker's claim, read,
+    # status update and attempt insert per delivery (the API's share depends on the feed: bulk
+    # batches it).
+    assert email["commits_per_delivery"] > 0 and email["queries_per_delivery"] >= 4, email
+    assert email["cpu_ms_per_delivery"]["worker"] > 0
+    assert report["scenarios"]["noop"]["per_s"] > 0 and report["scenarios"]["noop"]["complete"]
+    for name in ("web", "worker", "beat", "smtp"):
+        assert report["memory"][name]["largest_peak_mb"] > 0, name
+    assert report["database"]["max_connections_in_use"] > 0
+    assert all(line["result"] in {"PASS", "MISS", "N/A"} and "target" in line for line in report["targets"])
+    assert "email: commits per delivery" in result.stdout
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_stops_every_process_the_bench_started(tmp_path):
+    log = tmp_path / "bench.log"
+    with log.open("wb") as out:
+        # 20 s of load from one client: still running when the signal comes.
+        bench = subprocess.Popen(bench_command(tmp_path, "--only", "single", "--single-clients", "1", "--users", "50"),
+                                 cwd=REPO_ROOT, env=bench_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "single POST" in log.read_text() or bench.poll() is not None, timeout=180,
+                   message="the bench's load to start")
+        started = _descendants(bench.pid)
+        assert len(started) >= 4, log.read_text()  # smtp, web, worker (+ its pool), beat
+        bench.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+        assert bench.wait(timeout=90) == 130, log.read_text()[-3000:]
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    wait_until(lambda: not any(_alive(pid) for pid in started), timeout=10,
+               message=f"the bench's processes to exit\n{log.read_text()[-3000:]}")
+
+
+def test_the_fake_smtp_server_can_take_as_long_as_an_esp_per_message():
+    with FakeSmtpServer(latency=0.2) as server, smtplib.SMTP(server.host, server.port, timeout=10) as client:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "hi"
+        message.set_content("hello")
+        before = time.time()
+        client.send_message(message)
+        elapsed = time.time() - before
+
+        [received] = server.take_received()
+        assert elapsed >= 0.2
+        assert before <= received.received_at <= time.time()
+        assert server.take_received() == [] and server.attempts == 1
