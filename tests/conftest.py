@@ -6,6 +6,10 @@ from rest_framework.test import APIClient
 
 from tests.support.services import TEST_VHOST_PREFIX, rabbitmq_vhost_reset, unreachable_services
 
+# The fake providers' fixtures (smtp, twilio, fcm, receiver and their session servers), shared by the
+# channel, pipeline and end-to-end tests.
+pytest_plugins = ["tests.fakes.fixtures"]
+
 
 def pytest_sessionstart(session):
     db = settings.DATABASES["default"]

@@ -27,7 +27,6 @@ from apps.core.egress import (
     pinned_session,
 )
 from tests.fakes.dns import FakeDns
-from tests.fakes.webhook import WebhookReceiver
 
 PUBLIC = "93.184.215.14"
 
@@ -47,12 +46,6 @@ NOT_PUBLIC = [
 @pytest.fixture
 def dns(monkeypatch):
     return FakeDns.install(monkeypatch)
-
-
-@pytest.fixture
-def receiver():
-    with WebhookReceiver() as server:
-        yield server
 
 
 @pytest.mark.parametrize("address", NOT_PUBLIC)

@@ -16,7 +16,7 @@ from apps.channels.registry import backends_reset
 from apps.notifications.models import Delivery, DeliveryStatus
 from apps.notifications.sending import delivery_send
 from tests.fakes.dns import FakeDns
-from tests.fakes.webhook import Reply, WebhookReceiver
+from tests.fakes.webhook import Reply
 from tests.notifications.factories import queued_delivery
 from tests.support.processes import free_port
 from tests.users.factories import RecipientFactory
@@ -37,19 +37,6 @@ def signature_valid(request, secret: str, tolerance: int = 300) -> bool:
         and abs(time.time() - timestamp) <= tolerance
         and request.headers["X-Notifier-Timestamp"] == fields["t"]
     )
-
-
-@pytest.fixture(scope="module")
-def receiver_server():
-    with WebhookReceiver() as server:
-        yield server
-
-
-@pytest.fixture
-def receiver(receiver_server):
-    receiver_server.reset()
-    yield receiver_server
-    receiver_server.reset()
 
 
 @pytest.fixture
@@ -207,16 +194,21 @@ def test_a_redirect_is_not_followed(ada, receiver):
     assert [r.path for r in receiver.requests] == ["/hook"]
 
 
-def test_a_receiver_that_hangs_times_out_and_is_retried(ada, receiver, short_timeouts):
-    receiver.reply_with(Reply(200, delay=6.0))
+def assert_cut_off_and_retried(ada, receiver, reply: Reply, *, within: float) -> None:
+    """The receiver answers with `reply`; the send gives up within `within` seconds, to retry."""
+    receiver.reply_with(reply)
     started = time.monotonic()
 
     delivery = send(webhook_delivery(ada))
 
-    # The read timeout is 0.5 s; the wide margin is for shared machines, the hang is far longer.
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < within
     assert delivery.status == DeliveryStatus.RETRYING
     assert attempts(delivery) == [("transient_error", "timeout")]
+
+
+def test_a_receiver_that_hangs_times_out_and_is_retried(ada, receiver, short_timeouts):
+    # The read timeout is 0.5 s; the wide margin is for shared machines, the hang is far longer.
+    assert_cut_off_and_retried(ada, receiver, Reply(200, delay=6.0), within=4)
 
 
 @pytest.fixture
@@ -227,15 +219,8 @@ def dripping_allowed(settings):
 
 def test_a_receiver_dripping_its_answer_is_cut_off_at_the_total_deadline(ada, receiver, dripping_allowed):
     # A byte every 0.3 s never trips the 1 s read timeout; the whole answer would take ~25 s.
-    receiver.reply_with(Reply(200, drip=0.3))
-    started = time.monotonic()
-
-    delivery = send(webhook_delivery(ada))
-
     # The deadline is 2 s; the margin is for shared machines, the drip is far longer.
-    assert time.monotonic() - started < 8
-    assert delivery.status == DeliveryStatus.RETRYING
-    assert attempts(delivery) == [("transient_error", "timeout")]
+    assert_cut_off_and_retried(ada, receiver, Reply(200, drip=0.3), within=8)
     # The cut connection is not reused: the next delivery goes out normally.
     assert send(webhook_delivery(ada)).status == DeliveryStatus.SENT
 

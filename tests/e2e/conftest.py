@@ -1,7 +1,7 @@
 """Fixtures that run the real thing: Celery workers, beat and web processes on RabbitMQ and
 PostgreSQL, sending through the real provider SDKs to a real SMTP server and fake Twilio and FCM
-servers. Processes are shared by the session and configured for every channel; the database is
-flushed after each test (transactional tests), the fake servers reset."""
+servers (tests/fakes/fixtures.py). Processes are shared by the session and configured for every
+channel; the database is flushed after each test (transactional tests), the fake servers reset."""
 
 import socket
 import subprocess
@@ -11,9 +11,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from tests.fakes.fcm import FakeFcmServer
-from tests.fakes.smtp import FakeSmtpServer
-from tests.fakes.twilio import FakeTwilioServer
+from tests.e2e.clients import Api
 from tests.support.processes import (
     celery_beat,
     celery_worker,
@@ -38,53 +36,6 @@ E2E_SETTINGS = {
     "NOTIFIER_RETRY_BACKOFF_MAX_SECONDS": 4,
     "NOTIFIER_BROADCAST_STALE_SECONDS": 3,
 }
-
-
-@pytest.fixture(scope="session")
-def smtp_server():
-    with FakeSmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def smtp(smtp_server):
-    smtp_server.reset()
-    yield smtp_server
-    smtp_server.reset()
-
-
-@pytest.fixture(scope="session")
-def twilio_server():
-    with FakeTwilioServer() as server:
-        yield server
-
-
-@pytest.fixture
-def twilio(twilio_server):
-    twilio_server.reset()
-    yield twilio_server
-    twilio_server.reset()
-
-
-@pytest.fixture(scope="session")
-def fcm_server():
-    with FakeFcmServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def fcm_credentials_file(fcm_server, tmp_path_factory):
-    """A service-account key whose token_uri is the fake's OAuth endpoint."""
-    path = tmp_path_factory.mktemp("fcm") / "service-account.json"
-    fcm_server.write_service_account(path)
-    return path
-
-
-@pytest.fixture
-def fcm(fcm_server):
-    fcm_server.reset()
-    yield fcm_server
-    fcm_server.reset()
 
 
 @pytest.fixture(scope="session")
@@ -142,20 +93,9 @@ def web(e2e_env, process_logs, web_port):
 @pytest.fixture
 def http(api_key, web) -> requests.Session:
     """A requests session for the web process, authenticated as `project`; relative URLs allowed."""
-    session = _BaseUrlSession(web)
-    session.headers["Authorization"] = f"Api-Key {api_key.raw_key}"
+    session = Api(web, api_key.raw_key)
     yield session
     session.close()
-
-
-class _BaseUrlSession(requests.Session):
-    def __init__(self, base_url: str):
-        super().__init__()
-        self.base_url = base_url
-
-    def request(self, method, url, *args, **kwargs):
-        kwargs.setdefault("timeout", 15)
-        return super().request(method, self.base_url + url if url.startswith("/") else url, *args, **kwargs)
 
 
 def notification_when_final(http, notification_id: str, timeout: float = 30) -> dict:

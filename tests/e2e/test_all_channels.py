@@ -8,7 +8,6 @@ delivery `sent`.
 import pytest
 
 from tests.e2e.conftest import notification_when_final
-from tests.fakes.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -21,15 +20,9 @@ TEMPLATE = {"channels": {
 }}
 
 
-@pytest.fixture
-def webhook_receiver():
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
 def test_one_notification_reaches_every_channel_once_per_address_and_device(
-        http, worker, smtp, twilio, fcm, webhook_receiver):
-    assert http.patch("/api/v1/project", json={"webhook_url": webhook_receiver.url,
+        http, worker, smtp, twilio, fcm, receiver):
+    assert http.patch("/api/v1/project", json={"webhook_url": receiver.url,
                                                "webhook_secret": "whsec_all"}).status_code == 200
     assert http.put("/api/v1/users/ada", json={"email": "ada@example.com", "phone": "+14155550123"}).status_code == 201
     for token, platform in [("token-phone-aaaa", "android"), ("token-tablet-bbbb", "ios")]:
@@ -50,7 +43,7 @@ def test_one_notification_reaches_every_channel_once_per_address_and_device(
     assert mail["Subject"] == "Order A-17 shipped"
     assert [(m["To"], m["Body"]) for m in twilio.messages] == [("+14155550123", "Order A-17 shipped")]
     assert sorted(m["token"] for m in fcm.messages) == ["token-phone-aaaa", "token-tablet-bbbb"]
-    [hook] = webhook_receiver.wait_for_requests(1)
+    [hook] = receiver.wait_for_requests(1)
     assert hook.json()["data"] == {"event": "order.shipped", "order": "A-17"}
 
     token = http.post("/api/v1/users/ada/token").json()["token"]

@@ -5,16 +5,10 @@ Heartbeats are long (30 s) on the processes whose latency is measured, so an eve
 within a second can only have been pushed, not found by a heartbeat's catch-up read.
 """
 
-import json
-import queue
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,116 +22,18 @@ from django.test import override_settings
 from apps.inbox.live import wake_socket_dir
 from apps.inbox.tokens import inbox_token_issue
 from apps.users.models import Recipient
+from tests.e2e.clients import IN_APP_TEMPLATE, Api, EventStream, notify, user_with_token
 from tests.e2e.conftest import E2E_SETTINGS
 from tests.support.processes import BIN, REPO_ROOT, celery_worker, free_port, process_env, wait_until, web_server
 from tests.support.services import rabbitmq_vhost_reset, redis_url_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-IN_APP_TEMPLATE = {"channels": {"in_app": {"title": "{{ title }}", "body": "Hello {{ name }}", "url": "/n/{{ n }}"}}}
 # The requirement: a user sees an in-app message within a second of it existing.
 MAX_LATENCY_SECONDS = 1.0
 
 
-# --- A browser's EventSource, in a thread ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class Event:
-    id: str
-    event: str
-    data: dict
-    received_at: float  # time.time()
-
-
-class EventStream:
-    """Reads text/event-stream like EventSource: events, comments (heartbeats) and the retry hint."""
-
-    def __init__(self, url: str, *, token: str = "", via_query: bool = False, last_event_id: str = ""):
-        headers = {"Accept": "text/event-stream"}
-        params = {}
-        if via_query:
-            params["token"] = token
-        elif token:
-            headers["Authorization"] = f"Bearer {token}"
-        if last_event_id:
-            headers["Last-Event-ID"] = last_event_id
-        self.response = requests.get(url, headers=headers, params=params, stream=True, timeout=(5, None))
-        self.status_code = self.response.status_code
-        self.retry_ms: int | None = None
-        self.comments: list[str] = []
-        self._events: queue.Queue[Event] = queue.Queue()
-        self._connected = threading.Event()
-        self._ended = threading.Event()
-        if self.status_code == 200:
-            threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        fields: dict[str, str] = {}
-        try:
-            for raw in self.response.iter_lines(chunk_size=1024):
-                line = raw.decode()
-                if line.startswith(":"):
-                    self.comments.append(line[1:].strip())
-                elif line:
-                    name, _, value = line.partition(":")
-                    fields[name] = value[1:] if value.startswith(" ") else value
-                else:
-                    if "retry" in fields:
-                        self.retry_ms = int(fields.pop("retry"))
-                        self._connected.set()
-                    if "data" in fields:
-                        self._events.put(Event(fields.get("id", ""), fields.get("event", "message"),
-                                               json.loads(fields["data"]), time.time()))
-                    fields = {}
-        except (requests.RequestException, AttributeError, ValueError):
-            pass  # closed by the test
-        finally:
-            self._ended.set()
-
-    def wait_connected(self, timeout: float = 10) -> None:
-        assert self._connected.wait(timeout), "the stream sent no retry hint"
-
-    def wait_ended(self, timeout: float) -> bool:
-        """Whether the server ended the stream within timeout."""
-        return self._ended.wait(timeout)
-
-    def next_event(self, timeout: float = 15) -> Event:
-        try:
-            return self._events.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no event within {timeout}s") from None
-
-    def pending_events(self) -> list[Event]:
-        events = []
-        while not self._events.empty():
-            events.append(self._events.get_nowait())
-        return events
-
-    def close(self) -> None:
-        """Hang up, as a browser does when the tab closes."""
-        # Shut the socket down first: the reader thread blocks in recv() until the next byte,
-        # and closing the response alone would wait for it (the next heartbeat).
-        sock = getattr(self.response.raw.connection, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed by the server
-        self.response.close()
-
-
 # --- Processes -------------------------------------------------------------------------------------
-
-class Api(requests.Session):
-    def __init__(self, base_url: str, api_key: str):
-        super().__init__()
-        self.base_url = base_url
-        self.headers["Authorization"] = f"Api-Key {api_key}"
-
-    def request(self, method, url, *args, **kwargs):
-        kwargs.setdefault("timeout", 15)
-        return super().request(method, self.base_url + url, *args, **kwargs)
-
 
 @pytest.fixture(scope="module")
 def redis_cluster(e2e_env, process_logs):
@@ -164,22 +60,6 @@ def redis_cluster(e2e_env, process_logs):
 def cluster(redis_cluster, api_key):
     redis_cluster["api_b"] = Api(redis_cluster["b"], api_key.raw_key)
     return redis_cluster
-
-
-def user_with_token(api: Api, external_id: str) -> str:
-    assert api.put(f"/api/v1/users/{external_id}", json={"name": external_id.title()}).status_code in (200, 201)
-    response = api.post(f"/api/v1/users/{external_id}/token")
-    assert response.status_code == 200, response.text
-    return response.json()["token"]
-
-
-def notify(api: Api, external_id: str, title: str, n: int = 0) -> float:
-    """POST a notification; return when it was posted (time.time())."""
-    posted_at = time.time()
-    response = api.post("/api/v1/notifications", json={"to": external_id, "template": "news",
-                                                       "data": {"title": title, "name": external_id, "n": n}})
-    assert response.status_code == 202, response.text
-    return posted_at
 
 
 def inbox(base_url: str, token: str) -> list[dict]:

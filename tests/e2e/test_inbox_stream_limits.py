@@ -10,7 +10,7 @@ import redis
 from django.conf import settings
 
 from apps.users.models import Recipient
-from tests.e2e.test_inbox_stream import IN_APP_TEMPLATE, Api, EventStream, notify, user_with_token
+from tests.e2e.clients import IN_APP_TEMPLATE, Api, EventStream, notify, user_with_token
 from tests.support.processes import celery_worker, wait_until, web_server
 from tests.support.services import rabbitmq_vhost_reset, redis_url_for_run
 

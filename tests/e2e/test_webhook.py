@@ -10,7 +10,7 @@ import pytest
 from apps.core.egress import ADDRESS_NOT_ALLOWED_MESSAGE
 from apps.projects.models import Project
 from tests.e2e.conftest import notification_when_final
-from tests.fakes.webhook import Reply, WebhookReceiver
+from tests.fakes.webhook import Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -18,21 +18,13 @@ SECRET = "whsec_e2e_91d3"
 TEMPLATE = {"channels": {"webhook": {"event": "invoice.paid", "invoice": "{{ invoice }}", "amount": "{{ amount }}"}}}
 
 
-@pytest.fixture(scope="module")
-def receiver_server():
-    with WebhookReceiver() as server:
-        yield server
-
-
 @pytest.fixture
-def receiver(receiver_server, http):
-    receiver_server.reset()
-    project = http.patch("/api/v1/project", json={"webhook_url": receiver_server.url, "webhook_secret": SECRET})
+def receiver(receiver, http):
+    project = http.patch("/api/v1/project", json={"webhook_url": receiver.url, "webhook_secret": SECRET})
     assert project.status_code == 200, project.text
     assert http.put("/api/v1/users/acme", json={"name": "Acme"}).status_code == 201
     assert http.put("/api/v1/templates/invoice-paid", json=TEMPLATE).status_code == 201
-    yield receiver_server
-    receiver_server.reset()
+    return receiver
 
 
 def send_invoice_paid(http) -> dict:

@@ -10,8 +10,8 @@ import pytest
 from django.conf import settings
 
 from apps.notifications.models import Delivery
+from tests.e2e.clients import Api
 from tests.e2e.conftest import notification_when_final
-from tests.e2e.test_inbox_stream import Api
 from tests.fakes.webhook import Reply, WebhookReceiver
 from tests.projects.factories import ApiKeyFactory
 from tests.support.processes import celery_worker, web_server

@@ -20,9 +20,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
-from collections import deque
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -31,14 +28,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 
-from tests.fakes.loopback import LoopbackHttpServer
+from tests.fakes.loopback import FakeHttpHandler, LoopbackHttpServer
 
 _JWT_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # google-auth puts this audience in service-account assertions whatever the token_uri.
 _TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 _SEND_PATH = re.compile(r"^/v1/projects/(?P<project>[^/]+)/messages:send$")
 _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
-
 
 
 def fcm_error(http_status: int, status_name: str, message: str, fcm_error_code: str | None) -> dict[str, Any]:
@@ -59,6 +55,25 @@ _BAD_CREDENTIALS = (
 _UNAUTHENTICATED: _Reply = (401, fcm_error(401, "UNAUTHENTICATED", _BAD_CREDENTIALS, None), {"WWW-Authenticate": "Bearer"})
 
 
+class _Handler(FakeHttpHandler):
+    fake: FakeFcmServer
+
+    def answer_post(self, body: bytes) -> None:
+        raw = body.decode()
+        match = _SEND_PATH.match(self.path)
+        if self.path == "/token":
+            form = {key: values[0] for key, values in parse_qs(raw).items()}
+            self._reply(*self.fake._issue_token(form))
+        elif match is not None:
+            body = json.loads(raw or "{}")
+            self._reply(*self.fake._send(match["project"], self.headers.get("Authorization"), body))
+        else:
+            self._reply(404, fcm_error(404, "NOT_FOUND", f"{self.path} not found", None))
+
+    def _reply(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self.reply_json(status, payload, headers, content_type="application/json; charset=UTF-8")
+
+
 class FakeFcmServer(LoopbackHttpServer):
     """FCM v1 and its token endpoint on 127.0.0.1 and a free port, recording sent messages.
 
@@ -66,15 +81,12 @@ class FakeFcmServer(LoopbackHttpServer):
     """
 
     thread_name = "fake-fcm"
+    handler = _Handler
 
     def __init__(self, project_id: str = "notifier-test") -> None:
         self.project_id = project_id
-        self._lock = threading.Lock()
-        self._messages: list[dict[str, Any]] = []
-        self._attempts = 0
         self._public_keys: dict[str, bytes] = {}  # private_key_id -> PEM public key
         self._access_tokens: set[str] = set()
-        self._next_failures: deque[_Reply] = deque()
         self._unregistered: set[str] = set()
         super().__init__()
 
@@ -82,7 +94,6 @@ class FakeFcmServer(LoopbackHttpServer):
     def fcm_url_template(self) -> str:
         """This fake's counterpart of ``messaging._MessagingService.FCM_URL`` ({0}: project id)."""
         return self.base_url + "/v1/projects/{0}/messages:send"
-
 
     def write_service_account(self, path: str | Path) -> dict[str, str]:
         """Write a service-account key file for ``self.project_id`` whose token_uri is this fake.
@@ -111,35 +122,13 @@ class FakeFcmServer(LoopbackHttpServer):
         Path(path).write_text(json.dumps(info, indent=2))
         return info
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        return _make_handler(self)
-
-    # -- what was received -------------------------------------------------
-
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The ``message`` objects of accepted sends, oldest first."""
-        with self._lock:
-            return list(self._messages)
+        return self.recorded
 
-    @property
-    def attempts(self) -> int:
-        """Authenticated ``messages:send`` requests, failed ones and SDK retries included."""
-        with self._lock:
-            return self._attempts
-
-    def clear(self) -> None:
-        """Forget accepted messages and the attempt count; scripted failures stay."""
-        with self._lock:
-            self._messages.clear()
-            self._attempts = 0
-
-    def reset(self) -> None:
-        """``clear()`` and drop every scripted failure."""
-        self.clear()
-        with self._lock:
-            self._next_failures.clear()
-            self._unregistered.clear()
+    def _scripts_clear(self) -> None:
+        self._unregistered.clear()
 
     # -- scripted failures -------------------------------------------------
 
@@ -159,9 +148,7 @@ class FakeFcmServer(LoopbackHttpServer):
         ``retry_after`` (seconds) is sent as the ``Retry-After`` header.
         """
         headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-        reply = (http_status, fcm_error(http_status, status_name, message, fcm_error_code), headers)
-        with self._lock:
-            self._next_failures.extend([reply] * count)
+        self._script_next(count, (http_status, fcm_error(http_status, status_name, message, fcm_error_code), headers))
 
     def unregister_token(self, token: str) -> None:
         """Make every send to this registration token (or installation id) fail with UNREGISTERED."""
@@ -187,11 +174,12 @@ class FakeFcmServer(LoopbackHttpServer):
     def _send(self, project: str, authorization: str | None, body: dict[str, Any]) -> _Reply:
         with self._lock:
             scheme, _, token = (authorization or "").partition(" ")
-            if scheme != "Bearer" or token not in self._access_tokens:
-                return _UNAUTHENTICATED
-            self._attempts += 1
-            if self._next_failures:
-                return self._next_failures.popleft()
+            authenticated = scheme == "Bearer" and token in self._access_tokens
+        if not authenticated:
+            return _UNAUTHENTICATED
+        failure = self._take_attempt()
+        if failure is not None:
+            return failure
         if project != self.project_id:
             text = f"Permission 'cloudmessaging.messages.create' denied on project {project} (or it may not exist)."
             return 403, fcm_error(403, "PERMISSION_DENIED", text, None), {}
@@ -201,48 +189,14 @@ class FakeFcmServer(LoopbackHttpServer):
             return 400, fcm_error(400, "INVALID_ARGUMENT", "Request contains an invalid argument.", "INVALID_ARGUMENT"), {}
         device = message.get("token") or message.get("fid")
         with self._lock:
-            if device in self._unregistered:
-                return _UNREGISTERED
-            if body.get("validate_only"):
-                return 200, {"name": f"projects/{project}/messages/fake_message_id"}, {}
-            self._messages.append(message)
+            unregistered = device in self._unregistered
+        if unregistered:
+            return _UNREGISTERED
+        if body.get("validate_only"):
+            return 200, {"name": f"projects/{project}/messages/fake_message_id"}, {}
+        self._record(message)
         message_id = f"0:{secrets.randbelow(10**16)}%{secrets.token_hex(8)}"
         return 200, {"name": f"projects/{project}/messages/{message_id}"}, {}
-
-
-def _make_handler(fake: FakeFcmServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's pooled session expects
-
-        def do_POST(self) -> None:
-            if self.server is not fake._httpd:  # a keep-alive connection from before stop(): drop it
-                self.close_connection = True
-                return
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-            match = _SEND_PATH.match(self.path)
-            if self.path == "/token":
-                form = {key: values[0] for key, values in parse_qs(raw).items()}
-                self._reply(*fake._issue_token(form))
-            elif match is not None:
-                body = json.loads(raw or "{}")
-                self._reply(*fake._send(match["project"], self.headers.get("Authorization"), body))
-            else:
-                self._reply(404, fcm_error(404, "NOT_FOUND", f"{self.path} not found", None))
-
-        def _reply(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Silence per-request logging."""
-
-    return Handler
 
 
 __all__ = ["FakeFcmServer", "fcm_error"]

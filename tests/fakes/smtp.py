@@ -15,27 +15,20 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import random
-import socket
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
-from types import TracebackType
 from typing import cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from tests.fakes.base import FakeServer
+from tests.support.processes import free_port
+
 _PARSER = BytesParser(policy=email.policy.default)
-
-
-def _free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return cast(int, sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,7 @@ class _Handler:
         return reply
 
 
-class FakeSmtpServer:
+class FakeSmtpServer(FakeServer):
     """SMTP server on 127.0.0.1 and a free port, recording every accepted message.
 
     Use as a context manager, or call ``start()`` and ``stop()``. All methods are
@@ -84,12 +77,9 @@ class FakeSmtpServer:
 
     def __init__(self, *, latency: float = 0.0, port: int | None = None) -> None:
         """``latency``: seconds each DATA command waits before its reply (0: none)."""
-        self.port = port or _free_port()
+        super().__init__()
+        self.port = port or free_port()
         self.latency = latency
-        self._lock = threading.Lock()
-        self._received: list[ReceivedMail] = []
-        self._attempts = 0
-        self._next_failures: deque[str] = deque()
         self._failure_rate = 0.0
         self._failure_rate_reply = ""
         self._random = random.Random()
@@ -117,37 +107,23 @@ class FakeSmtpServer:
             self._controller.stop()
             self._controller = None
 
-    def __enter__(self) -> FakeSmtpServer:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-
     # -- what was received -------------------------------------------------
 
     @property
     def received(self) -> list[ReceivedMail]:
         """Accepted transactions, oldest first (a copy)."""
-        with self._lock:
-            return list(self._received)
+        return self.recorded
 
     @property
     def messages(self) -> list[EmailMessage]:
         """Accepted messages, oldest first (a copy)."""
         return [mail.message for mail in self.received]
 
-    @property
-    def attempts(self) -> int:
-        """DATA commands received, failed ones included (one per send attempt)."""
-        with self._lock:
-            return self._attempts
-
     def take_received(self) -> list[ReceivedMail]:
         """Accepted transactions since the last call, oldest first, forgetting them: a long run
         (the benchmark) reads them as they come without holding every message in memory."""
         with self._lock:
-            taken, self._received = self._received, []
+            taken, self._recorded = self._recorded, []
         return taken
 
     def received_for(self, address: str) -> list[EmailMessage]:
@@ -155,20 +131,10 @@ class FakeSmtpServer:
         wanted = address.lower()
         return [m.message for m in self.received if wanted in (r.lower() for r in m.rcpt_tos)]
 
-    def clear(self) -> None:
-        """Forget received messages and the attempt count; scripted failures stay."""
-        with self._lock:
-            self._received.clear()
-            self._attempts = 0
-
-    def reset(self) -> None:
-        """``clear()`` and drop every scripted failure."""
-        self.clear()
-        with self._lock:
-            self._next_failures.clear()
-            self._failure_rate = 0.0
-            self._rejected_recipients.clear()
-            self._stalls.clear()
+    def _scripts_clear(self) -> None:
+        self._failure_rate = 0.0
+        self._rejected_recipients.clear()
+        self._stalls.clear()
 
     # -- scripted failures -------------------------------------------------
 
@@ -178,8 +144,7 @@ class FakeSmtpServer:
         Calls queue up: ``fail_next(2); fail_next(1, 554, "5.7.1 rejected")`` fails
         three transactions, the last one permanently.
         """
-        with self._lock:
-            self._next_failures.extend([f"{code} {message}"] * count)
+        self._script_next(count, f"{code} {message}")
 
     def set_failure_rate(self, rate: float, code: int = 451, seed: int | None = None) -> None:
         """Fail a random fraction ``rate`` (0..1) of DATA commands with ``code``.
@@ -217,17 +182,16 @@ class FakeSmtpServer:
             return self._rejected_recipients.get(address.lower())
 
     def _data_reply(self, envelope: Envelope) -> str:
+        failure = self._take_attempt()
+        if failure is not None:
+            return failure
         with self._lock:
-            self._attempts += 1
-            if self._next_failures:
-                return self._next_failures.popleft()
             if self._failure_rate and self._random.random() < self._failure_rate:
                 return self._failure_rate_reply
         content = cast(bytes, envelope.original_content)
         message = _PARSER.parsebytes(content)
         mail = ReceivedMail(cast(str, envelope.mail_from), tuple(envelope.rcpt_tos), message)
-        with self._lock:
-            self._received.append(mail)
+        self._record(mail)
         return "250 2.0.0 OK: queued"
 
 

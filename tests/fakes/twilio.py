@@ -15,24 +15,19 @@ signed with ``X-Twilio-Signature`` (HMAC-SHA1 of URL and sorted parameters).
 from __future__ import annotations
 
 import base64
-import json
 import re
 import secrets
-import threading
-from collections import deque
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.fakes.loopback import LoopbackHttpServer
+from tests.fakes.loopback import FakeHttpHandler, LoopbackHttpServer
 
 API_VERSION = "2010-04-01"
 _MESSAGES_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Messages\.json$")
-
 
 
 def _error(http_status: int, code: int, message: str) -> dict[str, Any]:
@@ -56,6 +51,21 @@ def send_status_callback(
     return requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10).status_code
 
 
+class _Handler(FakeHttpHandler):
+    fake: FakeTwilioServer
+
+    def answer_post(self, raw: bytes) -> None:
+        body = raw.decode()
+        match = _MESSAGES_PATH.match(self.path)
+        if not self.fake._authorized(self.headers.get("Authorization")):
+            self.reply_json(401, _error(401, 20003, "Authenticate"), {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+        elif match is None or match["account"] != self.fake.account_sid:
+            self.reply_json(404, _error(404, 20404, f"The requested resource {self.path} was not found"))
+        else:
+            form = {key: values[0] for key, values in parse_qs(body).items()}
+            self.reply_json(*self.fake._create_message(form))
+
+
 class FakeTwilioServer(LoopbackHttpServer):
     """Twilio Messages API on 127.0.0.1 and a free port, recording accepted messages.
 
@@ -63,51 +73,26 @@ class FakeTwilioServer(LoopbackHttpServer):
     """
 
     thread_name = "fake-twilio"
+    handler = _Handler
 
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
         self.auth_token = auth_token or secrets.token_hex(16)
-        self._lock = threading.Lock()
-        self._messages: list[dict[str, str]] = []
-        self._attempts = 0
-        self._next_failures: deque[tuple[int, dict[str, Any]]] = deque()
         self._rejected_numbers: dict[str, tuple[int, dict[str, Any]]] = {}
         self._receipt_before_reply: str | None = None
         self.callback_answers: list[int] = []
         super().__init__()
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        return _make_handler(self)
-
-    # -- what was received -------------------------------------------------
-
     @property
     def messages(self) -> list[dict[str, str]]:
         """Accepted messages, oldest first: the form parameters (To, From, Body,
         StatusCallback, ...) plus ``sid``."""
-        with self._lock:
-            return [dict(m) for m in self._messages]
+        return [dict(m) for m in self.recorded]
 
-    @property
-    def attempts(self) -> int:
-        """Authenticated create-message requests, failed ones included."""
-        with self._lock:
-            return self._attempts
-
-    def clear(self) -> None:
-        """Forget accepted messages and the attempt count; scripted failures stay."""
-        with self._lock:
-            self._messages.clear()
-            self._attempts = 0
-
-    def reset(self) -> None:
-        """``clear()`` and drop every scripted failure."""
-        self.clear()
-        with self._lock:
-            self._next_failures.clear()
-            self._rejected_numbers.clear()
-            self._receipt_before_reply = None
-            self.callback_answers.clear()
+    def _scripts_clear(self) -> None:
+        self._rejected_numbers.clear()
+        self._receipt_before_reply = None
+        self.callback_answers.clear()
 
     # -- scripted failures -------------------------------------------------
 
@@ -117,8 +102,7 @@ class FakeTwilioServer(LoopbackHttpServer):
         E.g. ``fail_next(1, 429, 20429, "Too Many Requests")`` or
         ``fail_next(2, 503, 20503, "Service Unavailable")``. Calls queue up.
         """
-        with self._lock:
-            self._next_failures.extend([(http_status, _error(http_status, twilio_code, message))] * count)
+        self._script_next(count, (http_status, _error(http_status, twilio_code, message)))
 
     def reject_number(self, to: str, http_status: int = 400, twilio_code: int = 21211, message: str | None = None) -> None:
         """Always fail messages to ``to``; by default as an invalid 'To' number (21211)."""
@@ -155,10 +139,10 @@ class FakeTwilioServer(LoopbackHttpServer):
         return header is not None and secrets.compare_digest(header, f"Basic {expected}")
 
     def _create_message(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        failure = self._take_attempt()
+        if failure is not None:
+            return failure
         with self._lock:
-            self._attempts += 1
-            if self._next_failures:
-                return self._next_failures.popleft()
             if form.get("To") in self._rejected_numbers:
                 return self._rejected_numbers[form["To"]]
         if not form.get("To"):
@@ -168,8 +152,8 @@ class FakeTwilioServer(LoopbackHttpServer):
         if not (form.get("Body") or form.get("MediaUrl") or form.get("ContentSid")):
             return 400, _error(400, 21602, "Message body is required.")
         sid = "SM" + secrets.token_hex(16)
+        self._record({**form, "sid": sid})
         with self._lock:
-            self._messages.append({**form, "sid": sid})
             receipt_status, self._receipt_before_reply = self._receipt_before_reply, None
         if receipt_status and form.get("StatusCallback"):
             self.callback_answers.append(self.send_status_callback(sid, receipt_status))
@@ -201,41 +185,6 @@ class FakeTwilioServer(LoopbackHttpServer):
             "to": form["To"],
             "uri": f"{uri}.json",
         }
-
-
-def _make_handler(fake: FakeTwilioServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, like the SDK's pooled requests.Session expects
-
-        def do_POST(self) -> None:
-            if self.server is not fake._httpd:  # a keep-alive connection from before stop(): drop it
-                self.close_connection = True
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode()
-            match = _MESSAGES_PATH.match(self.path)
-            if not fake._authorized(self.headers.get("Authorization")):
-                self._reply(401, _error(401, 20003, "Authenticate"))
-            elif match is None or match["account"] != fake.account_sid:
-                self._reply(404, _error(404, 20404, f"The requested resource {self.path} was not found"))
-            else:
-                form = {key: values[0] for key, values in parse_qs(body).items()}
-                self._reply(*fake._create_message(form))
-
-        def _reply(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if status == 401:
-                self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Silence per-request logging."""
-
-    return Handler
 
 
 __all__ = ["FakeTwilioServer", "send_status_callback"]

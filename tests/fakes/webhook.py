@@ -4,13 +4,10 @@ script, the way real receivers fail (5xx, 429 with Retry-After, 410, a redirect,
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 
-from tests.fakes.loopback import LoopbackHttpServer
+from tests.fakes.loopback import FakeHttpHandler, LoopbackHttpServer
 
 
 @dataclass(frozen=True)
@@ -35,30 +32,60 @@ class ReceivedRequest:
         return json.loads(self.body)
 
 
+class _Handler(FakeHttpHandler):
+    fake: WebhookReceiver
+
+    def answer_post(self, body: bytes) -> None:
+        request = ReceivedRequest(path=self.path, headers=dict(self.headers), body=body, received_at=time.time())
+        reply = self.fake._next_reply(request)
+        time.sleep(reply.delay)
+        payload = reply.body.encode()
+        if reply.drip:
+            self._drip(reply, payload)
+            return
+        try:
+            self.send_response(reply.status)
+            for name, value in {"Content-Type": "application/json", **reply.headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (a timeout test)
+
+    def _drip(self, reply: Reply, payload: bytes) -> None:
+        head = f"HTTP/1.1 {reply.status} OK\r\nContent-Type: application/json\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+        answer = (head + f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+        self.close_connection = True
+        try:
+            for index in range(len(answer)):
+                self.wfile.write(answer[index:index + 1])
+                self.wfile.flush()
+                time.sleep(reply.drip)
+        except OSError:
+            pass  # the client cut it off (the deadline test)
+
+
 class WebhookReceiver(LoopbackHttpServer):
     """`with WebhookReceiver() as receiver:` serves on 127.0.0.1; `receiver.url` is the hook address."""
 
     thread_name = "webhook-receiver"
-
-    def __init__(self) -> None:
-        self.requests: list[ReceivedRequest] = []
-        self._replies: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        super().__init__()
+    handler = _Handler
 
     @property
     def url(self) -> str:
         return f"{self.base_url}/hook"
 
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """Every request received, oldest first (a copy)."""
+        return self.recorded
+
     def reply_with(self, *replies: Reply) -> None:
         """Answer the next requests with these, in order; then 200 again."""
-        with self._lock:
-            self._replies.extend(replies)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._replies.clear()
-            self.requests.clear()
+        for reply in replies:
+            self._script_next(1, reply)
 
     def wait_for_requests(self, count: int, timeout: float = 10) -> list[ReceivedRequest]:
         deadline = time.monotonic() + timeout
@@ -66,53 +93,7 @@ class WebhookReceiver(LoopbackHttpServer):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"received {len(self.requests)} webhook requests, expected {count}")
             time.sleep(0.02)
-        return list(self.requests)
+        return self.requests
 
     def _next_reply(self, request: ReceivedRequest) -> Reply:
-        with self._lock:
-            self.requests.append(request)
-            return self._replies.popleft() if self._replies else Reply()
-
-    def _handler_class(self):
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                reply = receiver._next_reply(
-                    ReceivedRequest(path=self.path, headers=dict(self.headers), body=body, received_at=time.time())
-                )
-                time.sleep(reply.delay)
-                payload = reply.body.encode()
-                if reply.drip:
-                    self._drip(reply, payload)
-                    return
-                try:
-                    self.send_response(reply.status)
-                    for name, value in {"Content-Type": "application/json", **reply.headers}.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (a timeout test)
-
-            def _drip(self, reply: Reply, payload: bytes) -> None:
-                head = f"HTTP/1.1 {reply.status} OK\r\nContent-Type: application/json\r\n"
-                head += "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
-                answer = (head + f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
-                self.close_connection = True
-                try:
-                    for index in range(len(answer)):
-                        self.wfile.write(answer[index:index + 1])
-                        self.wfile.flush()
-                        time.sleep(reply.drip)
-                except OSError:
-                    pass  # the client cut it off (the deadline test)
-
-            def log_message(self, format, *args):
-                pass
-
-        return Handler
+        return self._take_attempt(request) or Reply()

@@ -42,26 +42,18 @@ def scripted(settings):
     backends.accepted.clear()
 
 
-@pytest.fixture(scope="session")
-def mail_server():
-    with FakeSmtpServer() as server:
-        yield server
-
-
 @pytest.fixture
-def smtp(settings, mail_server) -> FakeSmtpServer:
-    """Email goes through the real backend to a real (fake) SMTP server."""
+def smtp(settings, smtp) -> FakeSmtpServer:
+    """Email goes through the real backend to the shared fake SMTP server."""
     settings.NOTIFIER_CHANNELS = {
         "email": {"BACKEND": "apps.channels.backends.email.DjangoEmailBackend", "MAX_ATTEMPTS": MAX_ATTEMPTS},
     }
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = mail_server.host, mail_server.port
+    settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     settings.EMAIL_TIMEOUT = 5
-    mail_server.reset()
-    yield mail_server
-    mail_server.reset()
+    return smtp
 
 
 class PrivateQueue:

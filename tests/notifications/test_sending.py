@@ -138,7 +138,7 @@ class TestSmtpAnswers:
         assert send(delivery).status == DeliveryStatus.FAILED
         assert delivery.last_error_code == "554"
 
-    def test_a_mail_server_that_is_down_is_a_transient_error(self, smtp, settings, mail_server):
+    def test_a_mail_server_that_is_down_is_a_transient_error(self, smtp, settings):
         settings.EMAIL_PORT = _closed_port()
         delivery = DeliveryFactory()
 
