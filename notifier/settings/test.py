@@ -16,5 +16,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed on
 # Retries fast enough that a test can watch several of them.
 NOTIFIER_RETRY_BACKOFF_BASE_SECONDS = env.float("NOTIFIER_RETRY_BACKOFF_BASE_SECONDS", default=0.5)
 # The fake receivers listen on 127.0.0.1; 127.0.0.2 and the rest of loopback stay refused, so the
-# tests can see the egress rule at work (tests/channels/test_egress.py).
+# tests can see the egress rule at work (tests/core/test_egress.py).
 NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
