@@ -60,10 +60,9 @@ def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     assert email["delivered"] == email["accepted"] > 0, email
     assert email["delivered_per_channel"]["email"]["sent"] == email["delivered"]
     assert email["accepted_to_provider_ms"]["p50"] > 0
-    # Whichever process ran them, all statements are counted: at least the worker's claim, read,
-    # status update and attempt insert per delivery (the API's share depends on the feed: bulk
-    # batches it).
-    assert email["commits_per_delivery"] > 0 and email["queries_per_delivery"] >= 4, email
+    # Statements and commits are counted (how many a delivery costs depends on how the feed and
+    # the worker batch them: a bulk request and a 50-email task share theirs).
+    assert email["commits_per_delivery"] > 0 and email["queries_per_delivery"] > 0, email
     assert email["cpu_ms_per_delivery"]["worker"] > 0
     assert report["scenarios"]["noop"]["per_s"] > 0 and report["scenarios"]["noop"]["complete"]
     for name in ("web", "worker", "beat", "smtp"):
