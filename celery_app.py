@@ -69,17 +69,25 @@ def size_held_messages(sender, instance, conf, **kwargs) -> None:
 
 
 @celeryd_after_setup.connect
-def size_database_pool(sender, instance, conf, **kwargs) -> None:
-    # A threads worker's tasks share its process's connection pool, sized for a web process
-    # (NOTIFIER_DB_POOL_MAX_SIZE): give it one connection per task running at once, or sends
-    # would queue for a connection. The capacity check counts a worker at its concurrency.
+def database_pool_for_worker(sender, instance, conf, **kwargs) -> None:
+    """Fit the connection pool, sized for a web process, to this worker (before its pool children fork).
+
+    A worker waits at most NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS for a connection: when the
+    database refuses connections, a send gives up before the task's soft time limit and its
+    message is tried again a few seconds later (tasks.py), instead of dying on the time limit.
+    A threads worker's tasks also share one pool: it gets a connection per task running at once,
+    or sends would queue for one. The capacity check counts a worker at its concurrency.
+    """
+    from django.conf import settings
     from django.db import connections
 
-    if not isinstance(instance.concurrency, int) or instance.pool_cls.__module__ != "celery.concurrency.thread":
-        return
     connection = connections["default"]
     pool_options = connection.settings_dict.get("OPTIONS", {}).get("pool")
-    if isinstance(pool_options, dict) and pool_options.get("max_size", 0) < instance.concurrency:
-        pool_options["max_size"] = instance.concurrency
-        connection.close()
-        connection.close_pool()  # a pool made before now has the old size; the next query makes a new one
+    if not isinstance(pool_options, dict):
+        return
+    pool_options["timeout"] = min(pool_options.get("timeout", 30.0), settings.NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS)
+    threads = instance.pool_cls.__module__ == "celery.concurrency.thread"
+    if threads and isinstance(instance.concurrency, int):
+        pool_options["max_size"] = max(pool_options.get("max_size", 0), instance.concurrency)
+    connection.close()
+    connection.close_pool()  # a pool made before now has the old options; the next query makes a new one

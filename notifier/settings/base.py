@@ -91,6 +91,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'n
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Connections one web process may hold (README, "Capacity").
 NOTIFIER_DB_POOL_MAX_SIZE = env.int("NOTIFIER_DB_POOL_MAX_SIZE", default=8)
+# A worker's wait for a connection: short, so that while the database refuses connections a send
+# gives up well inside the task's time limit and is tried again seconds later (celery_app.py).
+NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS = env.float("NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS", default=2.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat write to the one file at once in embedded mode: WAL lets readers run
     # beside the writer, IMMEDIATE takes the write lock up front (no upgrade deadlocks), and the
