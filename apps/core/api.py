@@ -118,3 +118,11 @@ class CreatedAtCursorPagination(CursorPagination):
     max_page_size = 200
     page_size_query_param = "limit"
     ordering = ("-created_at", "-id")
+
+
+def paginated_response(view, request, queryset, *, serializer_class):
+    """One page of `queryset` in the view's cursor pagination (`view.pagination_class`, which the
+    schema generator reads too), serialized, with its `next`/`previous` links."""
+    paginator = view.pagination_class()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)

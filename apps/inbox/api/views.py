@@ -8,6 +8,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import paginated_response
 from apps.inbox.api.serializers import (
     InboxCountSerializer,
     InboxListQuerySerializer,
@@ -39,9 +40,7 @@ class InboxListApi(_InboxApi):
         query = InboxListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         messages = inbox_list(recipient=request.auth.recipient, **query.validated_data)
-        paginator = InboxCursorPagination()
-        page = paginator.paginate_queryset(messages, request, view=self)
-        return paginator.get_paginated_response(InboxMessageSerializer(page, many=True).data)
+        return paginated_response(self, request, messages, serializer_class=InboxMessageSerializer)
 
 
 class InboxUnreadCountApi(_InboxApi):

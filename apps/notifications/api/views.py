@@ -4,7 +4,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api import CreatedAtCursorPagination, error_body
+from apps.core.api import CreatedAtCursorPagination, error_body, paginated_response
 from apps.core.exceptions import ApplicationError
 from apps.core.fields import IdempotencyKeyField, idempotency_key_from_header
 from apps.notifications.api.serializers import (
@@ -70,9 +70,7 @@ class NotificationListApi(APIView):
         query = NotificationListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         notifications = notification_list(project=request.auth.project, **query.validated_data)
-        paginator = CreatedAtCursorPagination()
-        page = paginator.paginate_queryset(notifications, request, view=self)
-        return paginator.get_paginated_response(NotificationListItemSerializer(page, many=True).data)
+        return paginated_response(self, request, notifications, serializer_class=NotificationListItemSerializer)
 
 
 class NotificationBulkApi(APIView):
