@@ -132,13 +132,16 @@ def broadcast(bench: Bench, *, audience: dict, monitor) -> dict:
         # Still fanning out: stop it, or it would feed the next scenario's workers and counts.
         bench.api("POST", f"{path}/{created['id']}/cancel", {})
     depth = bench.broker("depth")["ready"]
+    queued = _broadcast_deliveries_queued(bench.stack.database_url, broadcast_id=created["id"])
     bench.targets.check("broadcast", "seconds until every delivery is created and queued", seconds, "≤", 30, " s")
     bench.targets.check("broadcast", "notifications created", state.get("created"), "=", bench.users)
-    bench.targets.check("broadcast", "email messages queued", depth, "≥", bench.users)
+    # Deliveries, not messages: email travels up to NOTIFIER_EMAIL_BATCH_SIZE deliveries a message.
+    bench.targets.check("broadcast", "deliveries queued (or already sent)", queued, "=", bench.users)
     largest = max((memory["largest_peak_mb"] for memory in monitor.memory_report().values()), default=0)
     bench.targets.check("broadcast", "largest process peak (VmHWM)", largest, "≤", 500, " MB")
     bench.broker("purge")
-    return {"available": True, "accepted": True, "seconds": seconds, "state": state, "queued_messages": depth}
+    return {"available": True, "accepted": True, "seconds": seconds, "state": state, "queued_messages": depth,
+            "queued_deliveries": queued}
 
 
 def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, monitor, seconds: float) -> dict:
@@ -226,6 +229,15 @@ def _best_window_rate(times: list[float], window: float) -> float:
             start += 1
         best = max(best, end - start + 1)
     return round(best / window, 1)
+
+
+def _broadcast_deliveries_queued(database_url: str, *, broadcast_id: str) -> int:
+    """The broadcast's deliveries that are queued or further along (not `pending`, not `skipped`)."""
+    with connect(database_url) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM notifications_delivery d JOIN notifications_notification n ON n.id = d.notification_id"
+            " WHERE n.broadcast_id = %s AND d.status NOT IN ('pending', 'skipped', 'cancelled')", [broadcast_id]
+        ).fetchone()[0]
 
 
 def _delivered_per_channel(database_url: str, *, since: float) -> dict[str, dict]:
