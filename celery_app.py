@@ -8,13 +8,78 @@ from pathlib import Path
 
 from celery import Celery
 from celery.beat import PersistentScheduler
-from celery.signals import celeryd_after_setup, worker_ready
+from celery.signals import (
+    before_task_publish,
+    celeryd_after_setup,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifier.settings.dev")
 
 app = Celery("notifier")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# The header that carries the correlation id of whatever published a task (an API request, or a
+# task working for one). Not AMQP's `correlation_id` property, which Celery sets to the task id.
+CORRELATION_HEADER = "notifier_correlation_id"
+
+
+@setup_logging.connect
+def logging_from_settings(**kwargs) -> None:
+    # Connected, this stops Celery configuring logging its own way: workers and beat then write
+    # the same lines as the web process (JSON in production, masked, with the correlation id).
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@before_task_publish.connect
+def correlation_id_to_message(headers=None, **kwargs) -> None:
+    from apps.core.correlation import correlation_id_get
+
+    correlation_id = correlation_id_get()
+    if correlation_id and headers is not None:
+        headers.setdefault(CORRELATION_HEADER, correlation_id)
+
+
+_task_tokens: dict[str, object] = {}
+
+
+@task_prerun.connect
+def correlation_id_from_message(task_id=None, task=None, **kwargs) -> None:
+    from apps.core.correlation import correlation_bind
+
+    _task_tokens[task_id] = correlation_bind(getattr(task.request, CORRELATION_HEADER, None) or "")
+
+
+@task_postrun.connect
+def correlation_id_unbind(task_id=None, **kwargs) -> None:
+    from apps.core.correlation import correlation_unbind
+
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        correlation_unbind(token)
+
+
+@worker_process_shutdown.connect
+def metrics_process_dead(pid=None, **kwargs) -> None:
+    # prometheus_client's multiprocess mode: a pool child that exits takes its live gauges with
+    # it; its counters and histograms stay in the folder and keep counting in the totals.
+    import os
+
+    from prometheus_client import multiprocess
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        multiprocess.mark_process_dead(pid or os.getpid(), folder)
 
 
 @worker_ready.connect

@@ -4,16 +4,27 @@ Metrics name endpoints, queues and error rates: useful to an attacker mapping th
 NOTIFIER_METRICS_TOKEN set, a scrape must send `Authorization: Bearer <token>` (Prometheus:
 `authorization: {credentials: ...}` in the scrape config); NOTIFIER_METRICS_ALLOWED_NETWORKS
 limits the client addresses as well.
+
+What one scrape shows: in multiprocess mode (PROMETHEUS_MULTIPROC_DIR, the default), the sum over
+every process of this host that writes to that folder (web, workers, beat), whichever web process
+answers; plus the collectors of NOTIFIER_METRICS_COLLECTORS, read at scrape time (the dead-letter
+queue from the database, queue depths from the broker). See docs/operations.md, "Metrics".
 """
 
 import hmac
 import ipaddress
+import logging
+import os
+from pathlib import Path
 
 from django.conf import settings
-from django.http import JsonResponse
-from django_prometheus.exports import ExportToDjangoView
+from django.http import HttpResponse, JsonResponse
+from django.utils.module_loading import import_string
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from apps.core.api import error_body
+
+logger = logging.getLogger(__name__)
 
 
 def metrics_view(request):
@@ -26,7 +37,66 @@ def metrics_view(request):
             response = JsonResponse(error_body("not_authenticated", "Metrics need the scrape token (Bearer)."), status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return ExportToDjangoView(request)
+    return HttpResponse(generate_latest(_Scrape()), content_type=CONTENT_TYPE_LATEST)
+
+
+class _Scrape:
+    """What one scrape collects: the processes' metrics, then each scrape-time collector."""
+
+    def collect(self):
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if folder:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=folder)
+            yield from registry.collect()
+        else:
+            yield from REGISTRY.collect()
+        for path in settings.NOTIFIER_METRICS_COLLECTORS:
+            try:
+                yield from import_string(path)().collect()
+            except Exception:
+                # One source failing (a bug, a timeout) leaves its metrics out, not the scrape.
+                logger.exception("metrics: collector %s failed", path)
+
+
+def metrics_folder_clean(*, folder: str | None = None) -> int:
+    """Remove a previous run's files from the multiprocess folder, at a process's start; return how many.
+
+    prometheus_client wants the folder wiped between runs: files of processes gone would otherwise
+    add old counts to the new run's. "A run" is this host's processes together, which start in
+    any order: a process that finds a live process's file in the folder joins that run and only
+    drops the live-gauge files of processes gone (what mark_process_dead does); one that finds
+    none alive starts a new run and removes every file of a process gone. Counters of a pool
+    child that exits during a run stay, so totals never go backwards while the host runs.
+    """
+    folder = folder or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder or not Path(folder).is_dir():
+        return 0
+    files = {}
+    for path in Path(folder).glob("*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit():
+            files.setdefault(int(pid), []).append(path)
+    alive = {pid for pid in files if pid == os.getpid() or _alive(pid)}
+    removed = 0
+    for pid, paths in files.items():
+        if pid in alive:
+            continue
+        for path in paths:
+            if not alive or path.name.startswith("gauge_live"):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def _client_in(networks: list[str], request) -> bool:

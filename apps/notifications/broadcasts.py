@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.core.correlation import correlation_id_get
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus
 from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
@@ -88,7 +89,7 @@ def broadcast_create(
         project=project, template=newest[0].template, data=data, channels=channels, category=category,
         priority=priority, send_at=send_at, to=to, audience=None if to is not None else audience,
         total=len(to) if to is not None else None, idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint, heartbeat_at=timezone.now(),
+        request_fingerprint=fingerprint, heartbeat_at=timezone.now(), correlation_id=correlation_id_get(),
     )
     try:
         with transaction.atomic():

@@ -33,6 +33,9 @@ class Notification(models.Model):
     # The broadcast that fanned out to this user, if any.
     broadcast = models.ForeignKey("Broadcast", null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="notifications")
+    # The id of the API request that created it (X-Request-ID; a broadcast's for its fan-out):
+    # workers, the sweep and status webhooks log and send it, so one id follows it everywhere.
+    correlation_id = models.CharField(max_length=128, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -80,6 +83,8 @@ class Broadcast(models.Model):
     category = models.CharField(max_length=CATEGORY_MAX_LENGTH, blank=True)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
     send_at = models.DateTimeField(null=True, blank=True)
+    # The creating request's id, given to every notification of the fan-out.
+    correlation_id = models.CharField(max_length=128, blank=True, default="")
     to = models.JSONField(null=True, blank=True, help_text="External ids, without repeats; null for an audience.")
     audience = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=BroadcastStatus.choices, default=BroadcastStatus.PENDING)

@@ -20,6 +20,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from apps.channels.base import ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import max_attempts
 from apps.notifications.clock import DbClock
+from apps.notifications.metrics import attempts_observe
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def attempts_record(*, attempted: list[Attempted], give_up_at: float) -> list[At
     wait = _RECORD_RETRY_FIRST_SECONDS
     while True:
         try:
-            return _record(attempted)
+            recorded = _record(attempted)
         except (OperationalError, InterfaceError):
             connection.close_if_unusable_or_obsolete()
             if time.monotonic() + wait > give_up_at:
@@ -177,6 +178,10 @@ def attempts_record(*, attempted: list[Attempted], give_up_at: float) -> list[At
             # Not the connection: the same write would fail again. Leave them to the sweep.
             logger.exception("could not record %d attempts; the sweep takes the deliveries back", len(attempted))
             return []
+        else:
+            # Counted once recorded: the API and /metrics report the same events.
+            attempts_observe(recorded)
+            return recorded
 
 
 def _record(attempted: list[Attempted]) -> list[Attempted]:

@@ -27,8 +27,10 @@ from django.utils import timezone
 
 from apps.channels.base import PermanentProviderError, ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import ChannelDisabled, backend_get, backends_reset
+from apps.core.correlation import correlation_bound
 from apps.notifications.clock import DbClock
 from apps.notifications.messages import BatchAddresses, actions_apply, batch_addresses_load, channel_message_build
+from apps.notifications.metrics import provider_latency
 from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus
 from apps.notifications.receipts import early_receipt_apply
 from apps.notifications.recording import (
@@ -198,7 +200,9 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
             _release(claimed[index:])
             break
         try:
-            item = _send_one(delivery, addresses, clock=clock)
+            # Each send's log lines name the request that created its notification.
+            with correlation_bound(delivery.notification.correlation_id):
+                item = _send_one(delivery, addresses, clock=clock)
         except SoftTimeLimitExceeded:
             # The task's time is up: the sends not begun go back to `queued` uncounted, and the
             # sweep publishes them (recheck_at now) rather than this task overrunning its limit.
@@ -276,10 +280,14 @@ def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
         part = getattr(exc, "path", "")  # which part failed, e.g. "subject"
         where = f" ({delivery.channel}.{part})" if part else ""
         raise PermanentProviderError(f"The template could not be rendered{where}: {exc}", code="template_error") from exc
+    message = channel_message_build(delivery, content, addresses)
+    started = time.monotonic()
     try:
-        result = backend.send(channel_message_build(delivery, content, addresses))
+        result = backend.send(message)
     except ProviderError as exc:
         actions_apply(exc.actions)  # e.g. a device gone for good, though the message failed
         raise
+    finally:
+        provider_latency.labels(delivery.channel).observe(time.monotonic() - started)
     actions_apply(result.actions)
     return result

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.channels.registry import channel_held_by_quiet_hours, channel_missing_contact_reason, channel_names
+from apps.core.correlation import correlation_id_get
 from apps.core.exceptions import ApplicationError, Conflict, NotFound
 from apps.notifications.contacts import contact_points
 from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queued_recheck_at
@@ -162,6 +163,7 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
         project=project, recipient=recipient, to=request.to, template=version.template, template_version=version,
         data=request.data, category=request.category, priority=request.priority, send_at=request.send_at,
         idempotency_key=request.idempotency_key, request_fingerprint=request.fingerprint, broadcast=broadcast,
+        correlation_id=broadcast.correlation_id if broadcast is not None else correlation_id_get(),
     )
     deliveries = [
         _delivery_new(

@@ -20,7 +20,8 @@ of hours costs a handful of spare messages per delivery, not one per deadline.
 """
 
 import logging
-from dataclasses import asdict, dataclass
+from collections import Counter as Tally
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -35,6 +36,7 @@ from apps.notifications.dispatch import (
     publishing_paused,
     queued_recheck_at,
 )
+from apps.notifications.metrics import sweep_observe
 from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
 from apps.notifications.queues import queue_name
 
@@ -52,9 +54,13 @@ class SweepResult:
     worker_lost: int = 0
     dead: int = 0
     cancelled: int = 0
+    # For /metrics: deliveries the run ended, by (channel, status), and lost attempts by channel.
+    ended_by_channel: Tally = field(default_factory=Tally, repr=False)
+    lost_by_channel: Tally = field(default_factory=Tally, repr=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {"requeued": self.requeued, "worker_lost": self.worker_lost, "dead": self.dead,
+                "cancelled": self.cancelled}
 
 
 def deliveries_sweep(*, batch_size: int | None = None, max_batches: int = _MAX_BATCHES_PER_RUN) -> SweepResult:
@@ -74,6 +80,7 @@ def deliveries_sweep(*, batch_size: int | None = None, max_batches: int = _MAX_B
             break
     if result.requeued or result.dead or result.cancelled:
         logger.info("sweep: %s", result.as_dict())
+    sweep_observe(result)
     return result
 
 
@@ -105,6 +112,7 @@ def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepR
         for d in lost
     )
     result.worker_lost += len(lost)
+    result.lost_by_channel.update(d.channel for d in lost)
 
     # A cancel came while it was being sent: whatever that attempt did, nothing more is sent.
     cancelled = [d.id for d in lost if d.cancel_requested_at is not None]
@@ -127,6 +135,9 @@ def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepR
     dead.update(_end_unconsumed(overdue, ended=ended | dead, now=now))
     result.dead += len(dead)
     ended |= dead
+    channels = {d.id: d.channel for d in overdue}
+    result.ended_by_channel.update((channels[i], DeliveryStatus.CANCELLED) for i in cancelled)
+    result.ended_by_channel.update((channels[i], DeliveryStatus.DEAD) for i in dead)
 
     requeue = [d for d in overdue if d.id not in ended]
     Delivery.objects.filter(id__in=[d.id for d in requeue if d.status != DeliveryStatus.QUEUED]).update(

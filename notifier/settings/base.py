@@ -52,6 +52,8 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # First: every later middleware's log lines carry the request's correlation id.
+    "apps.core.correlation.CorrelationIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -364,15 +366,56 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
+# Log lines: JSON (one object per line, for a log pipeline) or text (for a terminal). Production
+# defaults to JSON, the dev and test settings to text. Both mask addresses and credentials and
+# carry the correlation id (apps/core/logs.py). Celery workers and beat use this configuration too
+# (celery_app.py), and uvicorn's loggers are routed through it in the web processes.
+NOTIFIER_LOG_FORMAT = env("NOTIFIER_LOG_FORMAT", default="text")
+_LOG_HANDLER = {"class": "logging.StreamHandler", "formatter": NOTIFIER_LOG_FORMAT, "filters": ["correlation_id"]}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"correlation_id": {"()": "apps.core.logs.CorrelationIdFilter"}},
+    "formatters": {
+        "text": {"()": "apps.core.logs.TextFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "apps.core.logs.JsonFormatter"},
+    },
+    "handlers": {"console": _LOG_HANDLER},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # The twilio SDK logs each request's URL and headers at INFO, a dozen lines per SMS.
         "twilio.http_client": {"level": "WARNING"},
+        # uvicorn configures its own handlers before Django starts; these replace them.
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True},
+        # Our middleware logs each request with its correlation id: uvicorn's line would repeat it.
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
     },
 }
+# Celery configures logging itself unless told not to; celery_app.py applies LOGGING instead.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Metrics --------------------------------------------------------------------------------------
+# prometheus_client's multiprocess mode: every process of this host (uvicorn workers, Celery pool
+# children, beat) writes its metrics to files here, and one scrape of /metrics on any web process
+# reads them all (docs/operations.md, "Metrics"). It must be set before prometheus_client is
+# imported, which Django does only after reading these settings. Empty: each process keeps its own,
+# and /metrics shows only the web process that answered.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
+if PROMETHEUS_MULTIPROC_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+    # The one folder made here, not in NOTIFIER_STATE_DIRS: metrics are created as apps load,
+    # before any app's ready() could make it. Only when missing (a read-only root is fine).
+    if not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+        Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+else:
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+# The broker is asked for queue depths at each scrape, with this timeout: a broker that is down or
+# silent costs a scrape at most this long, and /metrics still answers.
+NOTIFIER_METRICS_BROKER_TIMEOUT_SECONDS = env.float("NOTIFIER_METRICS_BROKER_TIMEOUT_SECONDS", default=1.0)
+# Collectors read at scrape time, by dotted path (the metrics view lives below the apps it reads).
+NOTIFIER_METRICS_COLLECTORS = [
+    "apps.notifications.metrics.DeadLetterCollector",
+    "apps.notifications.metrics.QueueDepthCollector",
+]

@@ -21,6 +21,10 @@ env("DATABASE_URL")
 env("CELERY_BROKER_URL")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 DEBUG = False
+# A log pipeline reads JSON; NOTIFIER_LOG_FORMAT=text for a terminal.
+if env("NOTIFIER_LOG_FORMAT", default="json") == "json":
+    NOTIFIER_LOG_FORMAT = "json"
+    LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405
 
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # X-Forwarded-Proto is believed only when an operator says a proxy sets it: otherwise any client
