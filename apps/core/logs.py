@@ -1,7 +1,7 @@
 """Log lines: JSON in production, text in development; every line masked and correlated.
 
 Both formatters mask what they write, after everything (message, arguments, exception text,
-extra fields) has been put together: a masking filter that rewrote only `record.msg` would miss
+extra fields) has been put together (the JSON one field by field): a masking filter that rewrote only `record.msg` would miss
 an address inside an exception's text or an argument formatted later. What is masked:
 
 - email addresses: `ada@example.com` → `a***@example.com`;
@@ -68,13 +68,24 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(_JsonFormatter):
-    """One JSON object per line: timestamp, level, logger, message, correlation_id, process,
-    exception text and any `extra` fields; masked as a whole."""
+    """One JSON object per line: timestamp, level, logger, message, correlation_id, pid,
+    exception text and any `extra` fields; every string in it masked."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("timestamp", True)
         kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger", "process": "pid"})
         super().__init__("%(levelname)s %(name)s %(message)s %(correlation_id)s %(process)d", *args, **kwargs)
 
-    def format(self, record: logging.LogRecord) -> str:
-        return mask(super().format(record))
+    def process_log_record(self, log_data: dict) -> dict:
+        # Masked field by field before serialising (masking the JSON text could cut an escape).
+        return {key: _masked(value) for key, value in super().process_log_record(log_data).items()}
+
+
+def _masked(value):
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    return value

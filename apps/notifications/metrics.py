@@ -154,7 +154,7 @@ def queue_depths(*, timeout: float) -> dict[str, int] | None:
     options = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
     depths = {}
     try:
-        with app.connection_for_read(connect_timeout=timeout, heartbeat=0,
+        with app.connection_for_read(settings.CELERY_BROKER_URL, connect_timeout=timeout, heartbeat=0,
                                      transport_options=options) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
             channel = connection.default_channel

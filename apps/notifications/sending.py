@@ -203,6 +203,7 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
             # Each send's log lines name the request that created its notification.
             with correlation_bound(delivery.notification.correlation_id):
                 item = _send_one(delivery, addresses, clock=clock)
+                _attempt_log(item)
         except SoftTimeLimitExceeded:
             # The task's time is up: the sends not begun go back to `queued` uncounted, and the
             # sweep publishes them (recheck_at now) rather than this task overrunning its limit.
@@ -244,6 +245,22 @@ def _send_one(delivery: Delivery, addresses: BatchAddresses, *, clock: DbClock) 
         return attempted_final(delivery, ProviderError(f"{type(exc).__name__}: {exc}", code="internal_error"),
                                outcome=AttemptOutcome.INTERNAL_ERROR, status=DeliveryStatus.DEAD, **timing)
     return attempted_sent(delivery, result, **timing)
+
+
+def _attempt_log(item: Attempted | None) -> None:
+    # One line per attempt, under the notification's correlation id; addresses in a provider's
+    # answer are masked by the log formatter.
+    if item is None:
+        return
+    attempt, delivery = item.attempt, item.delivery
+    fields = {"delivery_id": str(delivery.id), "notification_id": str(delivery.notification_id),
+              "channel": delivery.channel, "attempt": attempt.number, "outcome": attempt.outcome,
+              "duration_ms": attempt.duration_ms}
+    if attempt.outcome == AttemptOutcome.SENT:
+        logger.info("delivery %s attempt %d sent", delivery.id, attempt.number, extra=fields)
+    else:
+        logger.warning("delivery %s attempt %d: %s %s: %s", delivery.id, attempt.number, attempt.outcome,
+                       attempt.error_code, attempt.error_message, extra={**fields, "error_code": attempt.error_code})
 
 
 def _timed_out(delivery: Delivery, *, clock: DbClock) -> Attempted:

@@ -219,3 +219,16 @@ def test_deliveries_of_a_broadcast_are_cancellable_but_one_being_sent_goes_on(ap
     api.post(f"{URL}/{broadcast.id}/cancel")
 
     assert notified(broadcast) == {"u0": ["cancelled"], "u1": ["sending"]}
+
+
+def test_every_notification_of_a_broadcast_carries_the_broadcast_requests_correlation_id(api, project, template):
+    for n in range(3):
+        RecipientFactory(project=project, external_id=f"c{n}")
+    response = api.post(URL, {"template": "news", "to": ["c0", "c1", "c2"]}, format="json",
+                        HTTP_X_REQUEST_ID="campaign-42")
+    assert response.status_code == 202 and response["X-Request-ID"] == "campaign-42"
+
+    broadcast = fan_out(response.json())
+
+    assert set(Notification.objects.filter(broadcast=broadcast).values_list("correlation_id", flat=True)) == {
+        "campaign-42"}
