@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess, values
 
 from apps.core.api import error_body
 
@@ -57,6 +57,27 @@ class _Scrape:
             except Exception:
                 # One source failing (a bug, a timeout) leaves its metrics out, not the scrape.
                 logger.exception("metrics: collector %s failed", path)
+
+
+def metrics_folder_prepare() -> None:
+    """Make the multiprocess folder if missing and clean it, as the process starts (before any
+    metric of ours is created: the apps' ready(), ahead of the tasks and the first request).
+
+    Where it cannot be made (a read-only filesystem), the process keeps its metrics to itself
+    rather than fail to start: prometheus_client chose its file-backed values when imported, so
+    the choice is undone here too.
+    """
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        logger.warning("metrics folder %s cannot be made (%s): this process's metrics stay its own", folder, exc)
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        values.ValueClass = values.MutexValue
+        return
+    metrics_folder_clean(folder=folder)
 
 
 def metrics_folder_clean(*, folder: str | None = None) -> int:

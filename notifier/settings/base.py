@@ -403,12 +403,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # imported, which Django does only after reading these settings. Empty: each process keeps its own,
 # and /metrics shows only the web process that answered.
 PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
+# The folder is made when a process starts (apps/core/metrics.py, metrics_folder_prepare).
 if PROMETHEUS_MULTIPROC_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
-    # The one folder made here, not in NOTIFIER_STATE_DIRS: metrics are created as apps load,
-    # before any app's ready() could make it. Only when missing (a read-only root is fine).
-    if not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
-        Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 else:
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 # The broker is asked for queue depths at each scrape, with this timeout: a broker that is down or
