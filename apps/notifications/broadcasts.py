@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.correlation import correlation_id_get
+from apps.core.correlation import correlation_bound, correlation_id_get
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus
 from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
@@ -149,10 +149,13 @@ def broadcast_fan_out(*, broadcast_id, batch_size: int | None = None, run_second
     """
     batch_size = batch_size or settings.NOTIFIER_BROADCAST_BATCH_SIZE
     deadline = time.monotonic() + (run_seconds or settings.NOTIFIER_BROADCAST_RUN_SECONDS)
-    while (status := _fan_out_batch(broadcast_id=broadcast_id, batch_size=batch_size)) in UNFINISHED:
-        if time.monotonic() > deadline:
-            broadcast_fan_out_publish(broadcast_id=broadcast_id)
-            break
+    # Under the broadcast request's id, also when the sweep resumed the fan-out (no header then).
+    correlation_id = Broadcast.objects.filter(id=broadcast_id).values_list("correlation_id", flat=True).first()
+    with correlation_bound(correlation_id or correlation_id_get()):
+        while (status := _fan_out_batch(broadcast_id=broadcast_id, batch_size=batch_size)) in UNFINISHED:
+            if time.monotonic() > deadline:
+                broadcast_fan_out_publish(broadcast_id=broadcast_id)
+                break
     return status
 
 
