@@ -335,9 +335,14 @@ NOTIFIER_METRICS_ALLOWED_NETWORKS = [
 ]
 # How far ahead a notification's send_at may be (a 400 beyond): a year covers any reminder.
 NOTIFIER_MAX_SEND_AT_DAYS = env.int("NOTIFIER_MAX_SEND_AT_DAYS", default=365)
+# Requests per API key (apps/projects/throttling.py): N/s, N/m, N/h or N/d, or `off`; a project's
+# own `api_rate_limit` (set in the admin) overrides it. A bucket of N refilling over the period,
+# shared by every web process through Redis (each process its own without REDIS_URL).
+NOTIFIER_API_RATE_LIMIT = env("NOTIFIER_API_RATE_LIMIT", default="100/s")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.projects.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.projects.authentication.HasProjectApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.projects.throttling.ApiKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser"],  # a too-deep body is a 400, not a 500
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",

@@ -8,6 +8,7 @@ from apps.core.api import CreatedAtCursorPagination, error_body, paginated_respo
 from apps.core.exceptions import ApplicationError
 from apps.core.fields import IdempotencyKeyField, idempotency_key_from_header
 from apps.notifications.api.serializers import (
+    BULK_MAX_NOTIFICATIONS,
     NotificationBulkEnvelopeSerializer,
     NotificationBulkItemSerializer,
     NotificationBulkRequestSerializer,
@@ -74,6 +75,13 @@ class NotificationListApi(APIView):
 
 
 class NotificationBulkApi(APIView):
+    @staticmethod
+    def rate_limit_cost(request) -> int:
+        """Each notification counts against the key's rate (a bulk is not a way round it); a body
+        that is not a list costs 1 and gets its 400."""
+        items = request.data.get("notifications") if isinstance(request.data, dict) else None
+        return min(len(items), BULK_MAX_NOTIFICATIONS) if isinstance(items, list) else 1
+
     @extend_schema(request=NotificationBulkRequestSerializer, responses={200: NotificationBulkResultSerializer})
     def post(self, request):
         """Up to 1,000 notifications at once; each item is accepted or refused on its own."""
