@@ -12,6 +12,7 @@ from notifier.settings.environment import BASE_DIR, env
 from notifier.settings.pipeline import *  # noqa: F403  (providers, channels and delivery tuning)
 from notifier.settings.pipeline import (
     NOTIFIER_BROADCAST_QUEUE,
+    NOTIFIER_RETENTION_INTERVAL_SECONDS,
     NOTIFIER_SEND_TIME_LIMIT_SECONDS,
     NOTIFIER_SWEEP_INTERVAL_SECONDS,
 )
@@ -48,6 +49,7 @@ LOCAL_APPS = [
     "apps.notifications",
     "apps.channels",
     "apps.inbox",
+    "apps.retention",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -299,6 +301,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": queues.TASK_BROADCASTS_RESUME,
         "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
+    },
+    "retention-purge": {
+        "task": queues.TASK_RETENTION_PURGE,
+        "schedule": NOTIFIER_RETENTION_INTERVAL_SECONDS,
+        "options": {"expires": NOTIFIER_RETENTION_INTERVAL_SECONDS},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

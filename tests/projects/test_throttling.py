@@ -76,7 +76,7 @@ def test_a_bulk_larger_than_the_bucket_goes_through_a_full_bucket_and_then_waits
 
     assert api.post("/api/v1/notifications/bulk", bulk, format="json").status_code == 200
     refused = api.get("/api/v1/project")
-    # 8 taken from 5: a debt of 3, then one more token, 4 × 12 minutes.
+    # 8 taken from 5: a debt of 3, then one more token, 4 times 12 minutes.
     assert refused.status_code == 429
     assert 2800 <= int(refused["Retry-After"]) <= 2880
 
