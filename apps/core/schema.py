@@ -29,7 +29,7 @@ _ERROR_STATUSES = {
 }
 # For operations that show an example of an error: a response drf-spectacular knows of can carry one
 # (the others get the shared response from add_error_envelope_and_stream below).
-ERROR_RESPONSES = {int(status): OpenApiResponse(ERROR_ENVELOPE, description=description)
+ERROR_RESPONSES = {int(status): OpenApiResponse({"$ref": "#/components/schemas/ErrorEnvelope"}, description=description)
                    for status, description in _ERROR_STATUSES.items()}
 # The rate per API key (apps/projects/throttling.py): every Api-Key operation may answer it.
 _RATE_LIMITED = {

@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from rest_framework import exceptions, throttling
@@ -56,18 +57,30 @@ _local_lock = threading.Lock()
 _last_fail_open_log = 0.0
 
 
-class RateLimited(exceptions.Throttled):
-    """A 429 (`rate_limited` in the envelope) with Retry-After and the RateLimit headers."""
+@dataclass(frozen=True)
+class Take:
+    """What a key's bucket said: let through or not, when to retry, what is left (whole requests)."""
 
-    def __init__(self, *, wait: float, rate: Rate):
-        super().__init__(wait=wait, detail=f"Too many requests for this API key ({rate.count} per "
-                                           f"{rate.period_seconds} s).")
-        self.rate = rate
+    rate: Rate
+    allowed: bool
+    wait: float = 0.0
+    remaining: int = 0
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"RateLimit-Limit": str(self.rate.count), "RateLimit-Remaining": "0",
-                "RateLimit-Reset": str(max(1, math.ceil(self.wait)))}
+        # RateLimit-Reset: seconds until the bucket is full again (or until this request would pass).
+        reset = self.wait if not self.allowed else (self.rate.count - self.remaining) / self.rate.per_second
+        return {"RateLimit-Limit": str(self.rate.count), "RateLimit-Remaining": str(max(0, self.remaining)),
+                "RateLimit-Reset": str(max(1 if not self.allowed else 0, math.ceil(reset)))}
+
+
+class RateLimited(exceptions.Throttled):
+    """A 429 (`rate_limited` in the envelope) with Retry-After and the RateLimit headers."""
+
+    def __init__(self, take: Take):
+        super().__init__(wait=take.wait, detail=f"Too many requests for this API key ({take.rate.count} per "
+                                                f"{take.rate.period_seconds} s).")
+        self.headers = {**take.headers, "RateLimit-Remaining": "0"}
 
 
 def api_rate_of(project: Project) -> Rate | None:
@@ -80,20 +93,20 @@ def api_rate_of(project: Project) -> Rate | None:
     return rate_parse(settings.NOTIFIER_API_RATE_LIMIT or "off")
 
 
-def api_key_take(*, api_key_id: int, rate: Rate, cost: int) -> tuple[bool, float]:
-    """Take `cost` from the key's bucket: (allowed, seconds to wait when not)."""
+def api_key_take(*, api_key_id: int, rate: Rate, cost: int) -> Take | None:
+    """Take `cost` from the key's bucket; None when Redis could not say (the request goes through)."""
     if not settings.REDIS_URL:
         return _local_take(api_key_id=api_key_id, rate=rate, cost=cost)
     key = f"{settings.NOTIFIER_INBOX_CHANNEL_PREFIX}ratelimit.{api_key_id}"
     try:
-        allowed, _tokens, wait_ms = redis_run(
+        allowed, tokens, wait_ms = redis_run(
             lambda client: _bucket_script(client)(keys=[key], args=[rate.count, rate.period_seconds * 1000, cost],
                                                   client=client)
         )
     except RedisUnavailable as exc:
         _log_fail_open(exc)
-        return True, 0.0
-    return bool(allowed), wait_ms / 1000
+        return None
+    return Take(rate=rate, allowed=bool(allowed), wait=wait_ms / 1000, remaining=int(tokens))
 
 
 def _bucket_script(client):
@@ -103,7 +116,7 @@ def _bucket_script(client):
     return _script
 
 
-def _local_take(*, api_key_id: int, rate: Rate, cost: int) -> tuple[bool, float]:
+def _local_take(*, api_key_id: int, rate: Rate, cost: int) -> Take:
     with _local_lock:
         now = time.monotonic()
         tokens, then = _local_buckets.get(api_key_id, (rate.count, now))
@@ -111,9 +124,9 @@ def _local_take(*, api_key_id: int, rate: Rate, cost: int) -> tuple[bool, float]
         need = min(cost, rate.count)
         if tokens < need:
             _local_buckets[api_key_id] = (tokens, now)
-            return False, (need - tokens) / rate.per_second
+            return Take(rate=rate, allowed=False, wait=(need - tokens) / rate.per_second, remaining=math.floor(tokens))
         _local_buckets[api_key_id] = (tokens - cost, now)
-        return True, 0.0
+        return Take(rate=rate, allowed=True, remaining=math.floor(tokens - cost))
 
 
 def local_buckets_clear() -> None:
@@ -141,7 +154,24 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
             return True
         cost_of = getattr(view, "rate_limit_cost", None)
         cost = max(1, cost_of(request)) if cost_of else 1
-        allowed, wait = api_key_take(api_key_id=request.auth.pk, rate=rate, cost=cost)
-        if not allowed:
-            raise RateLimited(wait=wait, rate=rate)
+        take = api_key_take(api_key_id=request.auth.pk, rate=rate, cost=cost)
+        if take is None:
+            return True
+        if not take.allowed:
+            raise RateLimited(take)
+        request._request.notifier_rate_limit_headers = take.headers  # for RateLimitHeadersMiddleware
         return True
+
+
+class RateLimitHeadersMiddleware:
+    """Puts the RateLimit-* headers of an API-key request on its answer, so a client can pace itself
+    before it meets a 429 (DRF throttles cannot touch the response)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        for name, value in getattr(request, "notifier_rate_limit_headers", {}).items():
+            response[name] = value
+        return response

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.projects.throttling.RateLimitHeadersMiddleware",  # RateLimit-* on API-key answers
     # Before Prometheus' own: exceptions go up the list, so Prometheus counts one before it becomes a 503.
     "apps.core.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",

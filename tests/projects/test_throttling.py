@@ -5,6 +5,9 @@ import logging
 import uuid
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from rest_framework.test import APIClient
 
 from apps.core.redis import redis_pause_reset
@@ -34,7 +37,11 @@ def limited(api_key, rate: str) -> None:
 def test_the_request_over_the_rate_gets_a_429_with_retry_after(api, api_key, redis_buckets):
     limited(api_key, "3/h")
 
-    assert [api.get("/api/v1/project").status_code for _ in range(3)] == [200, 200, 200]
+    answers = [api.get("/api/v1/project") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    # Every answer says how much is left, so a client can pace itself before a 429.
+    assert [a["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    assert {a["RateLimit-Limit"] for a in answers} == {"3"}
     refused = api.get("/api/v1/project")
 
     assert refused.status_code == 429
@@ -120,3 +127,17 @@ def test_the_rate_is_shown_to_the_key_holder_but_cannot_be_changed_through_the_a
     assert api.patch("/api/v1/project", {"api_rate_limit": "off"}, format="json").status_code == 200
     api_key.project.refresh_from_db()
     assert api_key.project.api_rate_limit == "600/m"
+
+
+@pytest.mark.parametrize("rate", ["100", "0/s", "10/w", "fast", "1e3/s"])
+def test_the_admin_refuses_a_rate_it_cannot_read(api_key, rate):
+    api_key.project.api_rate_limit = rate
+    with pytest.raises(ValidationError) as refused:
+        api_key.project.full_clean()
+    assert "api_rate_limit" in refused.value.message_dict
+
+
+def test_a_bad_default_rate_stops_the_process_at_its_checks(settings):
+    settings.NOTIFIER_API_RATE_LIMIT = "100 per second"
+    with pytest.raises(SystemCheckError, match="NOTIFIER_API_RATE_LIMIT"):
+        call_command("check")
