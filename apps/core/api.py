@@ -27,7 +27,7 @@ _DRF_ERROR_CODES = {
     drf_exceptions.MethodNotAllowed: "method_not_allowed",
     drf_exceptions.NotAcceptable: "not_acceptable",
     drf_exceptions.UnsupportedMediaType: "unsupported_media_type",
-    drf_exceptions.Throttled: "throttled",
+    drf_exceptions.Throttled: "rate_limited",
     drf_exceptions.ValidationError: "invalid",
 }
 
@@ -77,6 +77,8 @@ def exception_handler(exc, context):
         details = {}
         message = str(exc.detail)
     response.data = error_body(code, message, details)
+    for name, value in getattr(exc, "headers", {}).items():  # e.g. a 429's RateLimit-* headers
+        response[name] = value
     return response
 
 

@@ -1,6 +1,10 @@
+from datetime import datetime
+
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.core.batches import BatchDeletion, rows_delete_in_batches
 from apps.inbox.live import inbox_message_announce
 from apps.inbox.models import InboxMessage
 from apps.users.models import Recipient
@@ -62,3 +66,14 @@ def inbox_message_mark_unread(*, message: InboxMessage) -> InboxMessage:
 def inbox_read_all(*, recipient: Recipient) -> int:
     """Mark every unread message of the user read; return how many changed."""
     return InboxMessage.objects.filter(recipient=recipient, read_at__isnull=True).update(read_at=timezone.now())
+
+
+def inbox_messages_expired(*, before: datetime) -> QuerySet:
+    """Messages older than the inbox's retention period, read or not."""
+    return InboxMessage.objects.filter(created_at__lt=before)
+
+
+def inbox_messages_purge(*, before: datetime, batch_size: int, deadline: float) -> BatchDeletion:
+    """Delete messages created before `before`, oldest first (ids grow with time), in batches."""
+    return rows_delete_in_batches(queryset=inbox_messages_expired(before=before), order_by=("id",),
+                                  batch_size=batch_size, deadline=deadline)

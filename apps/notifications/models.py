@@ -190,6 +190,12 @@ class Delivery(models.Model):
                 name="delivery_active_recheck",
             ),
             models.Index(fields=["status", "channel"], name="delivery_status_channel"),
+            # Retention's query: final deliveries, oldest first (apps/notifications/retention.py).
+            models.Index(
+                fields=["status_changed_at"],
+                condition=~models.Q(status__in=["pending", "queued", "sending", "retrying"]),
+                name="delivery_final_changed",
+            ),
             # The dead-letter queue of record: what `dlq list` and the admin's Dead letters read.
             models.Index(
                 fields=["status_changed_at"],

@@ -30,6 +30,7 @@ TASK_DELIVERIES_SEND_BATCH = "notifier.deliveries.send_batch"
 TASK_DELIVERIES_SWEEP = "notifier.deliveries.sweep"
 TASK_BROADCAST_FAN_OUT = "notifier.broadcasts.fan_out"
 TASK_BROADCASTS_RESUME = "notifier.broadcasts.resume"
+TASK_RETENTION_PURGE = "notifier.retention.purge"
 
 
 def queue_name(channel: str) -> str:
@@ -78,5 +79,6 @@ def celery_task_routes(*, broadcast_queue: str) -> dict:
     return {
         TASK_DELIVERIES_SWEEP: {"queue": MAINTENANCE_QUEUE},
         TASK_BROADCASTS_RESUME: {"queue": MAINTENANCE_QUEUE},
+        TASK_RETENTION_PURGE: {"queue": MAINTENANCE_QUEUE},
         TASK_BROADCAST_FAN_OUT: {"queue": broadcast_queue},
     }

@@ -16,7 +16,7 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "default_locale", "webhook_url", "created_at")
+    list_display = ("name", "default_locale", "webhook_url", "api_rate_limit", "created_at")
     search_fields = ("name",)
     exclude = ("webhook_secret",)
     inlines = [ApiKeyInline]

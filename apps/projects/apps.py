@@ -7,4 +7,4 @@ class ProjectsConfig(AppConfig):
     verbose_name = "Projects and API keys"
 
     def ready(self) -> None:
-        from apps.projects import schema  # noqa: F401  (registers the OpenAPI description of API keys)
+        from apps.projects import checks, schema  # noqa: F401  (register the rate check and the OpenAPI description of API keys)

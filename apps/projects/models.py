@@ -1,5 +1,7 @@
 from django.db import models
 
+from apps.projects.rates import validate_rate
+
 
 class Project(models.Model):
     """A tenant: a product backend with its own users, templates, notifications and API keys."""
@@ -9,6 +11,11 @@ class Project(models.Model):
     webhook_url = models.URLField(blank=True, max_length=1000)
     webhook_secret = models.CharField(blank=True, max_length=200)
     status_webhook_url = models.URLField(blank=True, max_length=1000)
+    # Set by the operator (the admin), never through the API: a key holder must not raise its own limit.
+    api_rate_limit = models.CharField(
+        blank=True, max_length=32, validators=[validate_rate],
+        help_text="Requests per API key: N/s, N/m, N/h or N/d, or 'off'. Blank: NOTIFIER_API_RATE_LIMIT.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

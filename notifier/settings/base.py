@@ -12,6 +12,7 @@ from notifier.settings.environment import BASE_DIR, env
 from notifier.settings.pipeline import *  # noqa: F403  (providers, channels and delivery tuning)
 from notifier.settings.pipeline import (
     NOTIFIER_BROADCAST_QUEUE,
+    NOTIFIER_RETENTION_INTERVAL_SECONDS,
     NOTIFIER_SEND_TIME_LIMIT_SECONDS,
     NOTIFIER_SWEEP_INTERVAL_SECONDS,
 )
@@ -48,6 +49,7 @@ LOCAL_APPS = [
     "apps.notifications",
     "apps.channels",
     "apps.inbox",
+    "apps.retention",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -64,6 +66,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.projects.throttling.RateLimitHeadersMiddleware",  # RateLimit-* on API-key answers
     # Before Prometheus' own: exceptions go up the list, so Prometheus counts one before it becomes a 503.
     "apps.core.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -302,6 +305,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
     },
+    "retention-purge": {
+        "task": queues.TASK_RETENTION_PURGE,
+        "schedule": NOTIFIER_RETENTION_INTERVAL_SECONDS,
+        "options": {"expires": NOTIFIER_RETENTION_INTERVAL_SECONDS},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "celery_app:ScheduleFolderScheduler"
@@ -337,9 +345,14 @@ NOTIFIER_METRICS_ALLOWED_NETWORKS = [
 ]
 # How far ahead a notification's send_at may be (a 400 beyond): a year covers any reminder.
 NOTIFIER_MAX_SEND_AT_DAYS = env.int("NOTIFIER_MAX_SEND_AT_DAYS", default=365)
+# Requests per API key (apps/projects/throttling.py): N/s, N/m, N/h or N/d, or `off`; a project's
+# own `api_rate_limit` (set in the admin) overrides it. A bucket of N refilling over the period,
+# shared by every web process through Redis (each process its own without REDIS_URL).
+NOTIFIER_API_RATE_LIMIT = env("NOTIFIER_API_RATE_LIMIT", default="100/s")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.projects.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.projects.authentication.HasProjectApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.projects.throttling.ApiKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser"],  # a too-deep body is a 400, not a 500
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",

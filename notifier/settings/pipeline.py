@@ -123,3 +123,17 @@ NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS = env.float("NOTIFIER_PUBLISH_CONFIRM_T
 # After a failed publish, a process leaves publishing to the sweep for this long.
 NOTIFIER_PUBLISH_PAUSE_SECONDS = env.float("NOTIFIER_PUBLISH_PAUSE_SECONDS", default=5.0)
 
+
+# --- Retention (apps/retention) ---------------------------------------------------------------------
+# Deliveries (with their attempts) final for longer than this many days are deleted, then the
+# notifications and broadcasts left without any; dead letters wait for an operator first. 0 keeps
+# everything. Idempotency keys are remembered as long as their notification: this long.
+NOTIFIER_RETENTION_DAYS = env.int("NOTIFIER_RETENTION_DAYS", default=30)
+# In-app inbox messages, read or not (0: kept until the user is erased).
+NOTIFIER_INBOX_RETENTION_DAYS = env.int("NOTIFIER_INBOX_RETENTION_DAYS", default=NOTIFIER_RETENTION_DAYS)
+# Rows per transaction, and how long one run may go on (the rest is the next run's); beat runs it
+# every NOTIFIER_RETENTION_INTERVAL_SECONDS on the maintenance queue. The budget stays well under
+# the task time limit (NOTIFIER_SEND_TIME_LIMIT_SECONDS).
+NOTIFIER_RETENTION_BATCH_SIZE = env.int("NOTIFIER_RETENTION_BATCH_SIZE", default=1000)
+NOTIFIER_RETENTION_TIME_BUDGET_SECONDS = env.float("NOTIFIER_RETENTION_TIME_BUDGET_SECONDS", default=60.0)
+NOTIFIER_RETENTION_INTERVAL_SECONDS = env.float("NOTIFIER_RETENTION_INTERVAL_SECONDS", default=3600.0)

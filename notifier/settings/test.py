@@ -18,3 +18,5 @@ NOTIFIER_RETRY_BACKOFF_BASE_SECONDS = env.float("NOTIFIER_RETRY_BACKOFF_BASE_SEC
 # The fake receivers listen on 127.0.0.1; 127.0.0.2 and the rest of loopback stay refused, so the
 # tests can see the egress rule at work (tests/core/test_egress.py).
 NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+# Off by default: the suite sends far faster than a real client; rate-limit tests set a project's own.
+NOTIFIER_API_RATE_LIMIT = env("NOTIFIER_API_RATE_LIMIT", default="off")

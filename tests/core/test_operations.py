@@ -62,7 +62,9 @@ def test_openapi_schema_documents_the_contract():
     send = schema["paths"]["/api/v1/notifications"]["post"]
     assert send["security"] == [{"ApiKey": []}]
     assert schema["components"]["securitySchemes"]["ApiKey"]["name"] == "Authorization"
-    assert send["responses"]["422"] == {"$ref": "#/components/responses/Error422"}
+    # The shared 422, or the operation's own carrying an example: the envelope either way.
+    assert send["responses"]["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorEnvelope"}
+    assert send["responses"]["422"]["content"]["application/json"]["examples"]
     assert send["responses"]["413"] == {"$ref": "#/components/responses/Error413"}
     assert "413" not in schema["paths"]["/api/v1/notifications"]["get"]["responses"]
     assert schema["components"]["schemas"]["ErrorEnvelope"]["required"] == ["error"]

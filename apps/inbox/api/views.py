@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import paginated_response
+from apps.inbox.api import examples
 from apps.inbox.api.serializers import (
     InboxCountSerializer,
     InboxListQuerySerializer,
@@ -35,7 +36,8 @@ class _InboxApi(APIView):
 
 class InboxListApi(_InboxApi):
     pagination_class = InboxCursorPagination  # read by the schema generator: the page shape, `cursor`
-    @extend_schema(parameters=[InboxListQuerySerializer], responses=InboxMessageSerializer(many=True))
+    @extend_schema(parameters=[InboxListQuerySerializer], responses=InboxMessageSerializer(many=True),
+                   examples=examples.INBOX_LIST)
     def get(self, request):
         query = InboxListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -44,26 +46,26 @@ class InboxListApi(_InboxApi):
 
 
 class InboxUnreadCountApi(_InboxApi):
-    @extend_schema(responses=InboxCountSerializer)
+    @extend_schema(responses=InboxCountSerializer, examples=examples.INBOX_UNREAD_COUNT)
     def get(self, request):
         return Response({"count": inbox_unread_count(recipient=request.auth.recipient)})
 
 
 class InboxMessageReadApi(_InboxApi):
-    @extend_schema(request=None, responses=InboxMessageSerializer)
+    @extend_schema(request=None, responses=InboxMessageSerializer, examples=examples.INBOX_READ)
     def post(self, request, message_id: int):
         message = inbox_message_get(recipient=request.auth.recipient, message_id=message_id)
         return Response(InboxMessageSerializer(inbox_message_mark_read(message=message)).data)
 
 
 class InboxMessageUnreadApi(_InboxApi):
-    @extend_schema(request=None, responses=InboxMessageSerializer)
+    @extend_schema(request=None, responses=InboxMessageSerializer, examples=examples.INBOX_UNREAD)
     def post(self, request, message_id: int):
         message = inbox_message_get(recipient=request.auth.recipient, message_id=message_id)
         return Response(InboxMessageSerializer(inbox_message_mark_unread(message=message)).data)
 
 
 class InboxReadAllApi(_InboxApi):
-    @extend_schema(request=None, responses=InboxReadAllSerializer)
+    @extend_schema(request=None, responses=InboxReadAllSerializer, examples=examples.INBOX_READ_ALL)
     def post(self, request):
         return Response({"updated": inbox_read_all(recipient=request.auth.recipient)})

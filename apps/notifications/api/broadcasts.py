@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.fields import idempotency_key_from_header
+from apps.notifications.api import examples
 from apps.notifications.api.serializers import BroadcastInputSerializer, BroadcastSerializer
 from apps.notifications.api.views import IDEMPOTENCY_HEADER, idempotency_key_parameter
 from apps.notifications.broadcasts import broadcast_cancel, broadcast_create, broadcast_get
@@ -15,6 +16,7 @@ class BroadcastListApi(APIView):
         request=BroadcastInputSerializer,
         responses={202: BroadcastSerializer},
         parameters=[idempotency_key_parameter("broadcast")],
+        examples=examples.BROADCAST_CREATE,
     )
     def post(self, request):
         """Send a template to a list of users or to an audience; the fan-out runs in the background."""
@@ -32,14 +34,14 @@ class BroadcastListApi(APIView):
 
 
 class BroadcastDetailApi(APIView):
-    @extend_schema(responses=BroadcastSerializer)
+    @extend_schema(responses=BroadcastSerializer, examples=examples.BROADCAST_DETAIL)
     def get(self, request, broadcast_id):
         """Progress: how many users are counted, notified and skipped so far."""
         return Response(BroadcastSerializer(broadcast_get(project=request.auth.project, broadcast_id=broadcast_id)).data)
 
 
 class BroadcastCancelApi(APIView):
-    @extend_schema(request=None, responses=BroadcastSerializer)
+    @extend_schema(request=None, responses=BroadcastSerializer, examples=examples.BROADCAST_CANCEL)
     def post(self, request, broadcast_id):
         """Stop the fan-out and cancel its deliveries not yet being sent."""
         broadcast = broadcast_cancel(project=request.auth.project, broadcast_id=broadcast_id)

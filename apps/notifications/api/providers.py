@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from apps.channels.backends.twilio import TwilioSmsBackend, public_url
 from apps.channels.registry import backend_find
+from apps.core.examples import error_example, request_example
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.schema import ERROR_RESPONSE_403
 from apps.notifications.receipts import delivery_report_receipt
@@ -28,6 +29,14 @@ class TwilioStatusCallbackSerializer(serializers.Serializer):
     ErrorCode = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
 
 
+_EXAMPLES = [
+    request_example("Twilio reports a message delivered", {
+        "MessageSid": "SM0123456789abcdef0123456789abcdef", "MessageStatus": "delivered", "ErrorCode": ""},
+        media_type="application/x-www-form-urlencoded"),
+    error_example(403, "invalid_signature", f"Missing or invalid {SIGNATURE_HEADER}."),
+]
+
+
 class TwilioStatusCallbackApi(APIView):
     """`POST /api/v1/providers/twilio/status`: Twilio's status callbacks for the SMS we sent.
 
@@ -42,7 +51,7 @@ class TwilioStatusCallbackApi(APIView):
     parser_classes = [FormParser]  # Twilio posts application/x-www-form-urlencoded
 
     @extend_schema(request={"application/x-www-form-urlencoded": TwilioStatusCallbackSerializer},
-                   responses={204: None, 403: ERROR_RESPONSE_403}, auth=[])
+                   responses={204: None, 403: ERROR_RESPONSE_403}, auth=[], examples=_EXAMPLES)
     def post(self, request):
         backend = _twilio_backend()
         # Twilio signed the public URL it called, which behind a proxy is not the one this

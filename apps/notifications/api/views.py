@@ -7,7 +7,10 @@ from rest_framework.views import APIView
 from apps.core.api import CreatedAtCursorPagination, error_body, paginated_response
 from apps.core.exceptions import ApplicationError
 from apps.core.fields import IdempotencyKeyField, idempotency_key_from_header
+from apps.core.schema import ERROR_RESPONSES
+from apps.notifications.api import examples
 from apps.notifications.api.serializers import (
+    BULK_MAX_NOTIFICATIONS,
     NotificationBulkEnvelopeSerializer,
     NotificationBulkItemSerializer,
     NotificationBulkRequestSerializer,
@@ -50,8 +53,9 @@ class NotificationListApi(APIView):
     pagination_class = CreatedAtCursorPagination  # read by the schema generator: the page shape, `cursor`, `limit`
     @extend_schema(
         request=NotificationInputSerializer,
-        responses={202: NotificationCreatedSerializer},
+        responses={202: NotificationCreatedSerializer, 422: ERROR_RESPONSES[422]},
         parameters=[idempotency_key_parameter("notification")],
+        examples=examples.NOTIFICATION_CREATE,
     )
     def post(self, request):
         serializer = NotificationInputSerializer(data=request.data)
@@ -65,7 +69,8 @@ class NotificationListApi(APIView):
             raise outcome
         return Response(NotificationCreatedSerializer(outcome).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(parameters=[NotificationListQuerySerializer], responses=NotificationListItemSerializer(many=True))
+    @extend_schema(parameters=[NotificationListQuerySerializer], responses=NotificationListItemSerializer(many=True),
+                   examples=examples.NOTIFICATION_LIST)
     def get(self, request):
         query = NotificationListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -74,7 +79,15 @@ class NotificationListApi(APIView):
 
 
 class NotificationBulkApi(APIView):
-    @extend_schema(request=NotificationBulkRequestSerializer, responses={200: NotificationBulkResultSerializer})
+    @staticmethod
+    def rate_limit_cost(request) -> int:
+        """Each notification counts against the key's rate (a bulk is not a way round it); a body
+        that is not a list costs 1 and gets its 400."""
+        items = request.data.get("notifications") if isinstance(request.data, dict) else None
+        return min(len(items), BULK_MAX_NOTIFICATIONS) if isinstance(items, list) else 1
+
+    @extend_schema(request=NotificationBulkRequestSerializer, responses={200: NotificationBulkResultSerializer},
+                   examples=examples.NOTIFICATION_BULK)
     def post(self, request):
         """Up to 1,000 notifications at once; each item is accepted or refused on its own."""
         envelope = NotificationBulkEnvelopeSerializer(data=request.data)
@@ -105,14 +118,14 @@ class NotificationBulkApi(APIView):
 
 
 class NotificationDetailApi(APIView):
-    @extend_schema(responses=NotificationDetailSerializer)
+    @extend_schema(responses=NotificationDetailSerializer, examples=examples.NOTIFICATION_DETAIL)
     def get(self, request, notification_id):
         notification = notification_get(project=request.auth.project, notification_id=notification_id)
         return Response(NotificationDetailSerializer(notification).data)
 
 
 class NotificationCancelApi(APIView):
-    @extend_schema(request=None, responses=NotificationDetailSerializer)
+    @extend_schema(request=None, responses=NotificationDetailSerializer, examples=examples.NOTIFICATION_CANCEL)
     def post(self, request, notification_id):
         notification = notification_cancel(project=request.auth.project, notification_id=notification_id)
         return Response(NotificationDetailSerializer(notification).data)

@@ -3,6 +3,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.schema import ERROR_RESPONSES
+from apps.users.api import examples
 from apps.users.api.serializers import (
     DeviceInputSerializer,
     DeviceOutputSerializer,
@@ -21,7 +23,9 @@ from apps.users.services import (
 
 # PUT and GET; DELETE (erasure, which reaches the apps above this one) is added by apps/erasure.
 class RecipientDetailApi(APIView):
-    @extend_schema(request=RecipientInputSerializer, responses={200: RecipientOutputSerializer, 201: RecipientOutputSerializer})
+    @extend_schema(request=RecipientInputSerializer, responses={200: RecipientOutputSerializer, 201: RecipientOutputSerializer,
+                                                        400: ERROR_RESPONSES[400]},
+                   examples=examples.USER_PUT)
     def put(self, request, external_id: str):
         serializer = RecipientInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -32,14 +36,15 @@ class RecipientDetailApi(APIView):
             RecipientOutputSerializer(recipient).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
-    @extend_schema(responses=RecipientOutputSerializer)
+    @extend_schema(responses={200: RecipientOutputSerializer, 404: ERROR_RESPONSES[404]}, examples=examples.USER_GET)
     def get(self, request, external_id: str):
         recipient = recipient_get(project=request.auth.project, external_id=external_id)
         return Response(RecipientOutputSerializer(recipient).data)
 
 
 class DeviceListApi(APIView):
-    @extend_schema(request=DeviceInputSerializer, responses={201: DeviceOutputSerializer, 200: DeviceOutputSerializer})
+    @extend_schema(request=DeviceInputSerializer, responses={201: DeviceOutputSerializer, 200: DeviceOutputSerializer},
+                   examples=examples.DEVICE_POST)
     def post(self, request, external_id: str):
         """Register a push token for the user: 201 when new, 200 when known (re-activated if it was not)."""
         serializer = DeviceInputSerializer(data=request.data)
@@ -52,7 +57,7 @@ class DeviceListApi(APIView):
 
 
 class DeviceDetailApi(APIView):
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 404: ERROR_RESPONSES[404]}, examples=examples.DEVICE_DELETE)
     def delete(self, request, external_id: str, token: str):
         recipient = recipient_get(project=request.auth.project, external_id=external_id)
         device_remove(device=device_get(recipient=recipient, token=token))
@@ -60,12 +65,12 @@ class DeviceDetailApi(APIView):
 
 
 class RecipientPreferencesApi(APIView):
-    @extend_schema(responses=PreferencesSerializer)
+    @extend_schema(responses=PreferencesSerializer, examples=examples.PREFERENCES_GET)
     def get(self, request, external_id: str):
         recipient = recipient_get(project=request.auth.project, external_id=external_id)
         return Response(PreferencesSerializer(recipient_preferences(recipient=recipient)).data)
 
-    @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
+    @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer, examples=examples.PREFERENCES_PUT)
     def put(self, request, external_id: str):
         """Replace the user's preferences (what the body leaves out is reset to its default)."""
         serializer = PreferencesSerializer(data=request.data)

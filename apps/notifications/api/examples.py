@@ -1,0 +1,77 @@
+"""Examples of the notification and broadcast operations' bodies, for the OpenAPI schema."""
+
+from apps.core.examples import error_example, request_example, response_example
+
+NOTIFICATION_ID = "6f1c2a9e-4b7d-4e3a-9c1f-2d8e5b7a0c41"
+EMAIL_DELIVERY_ID = "0b5e8c3d-1f2a-4d6b-8e9c-7a1b2c3d4e5f"
+BROADCAST_ID = "3c2b1a09-8f7e-4d6c-b5a4-938271605f4e"
+
+_UNKNOWN_USER = {"code": "unknown_user", "message": "No user with id 'nobody'; create it with PUT /api/v1/users/{id}.",
+                 "details": {"to": "nobody"}}
+_CREATE = {"to": "ada", "template": "welcome", "data": {"name": "Ada"}}
+_CREATED = {"id": NOTIFICATION_ID, "status": "processing",
+            "deliveries": [{"id": EMAIL_DELIVERY_ID, "channel": "email", "status": "queued"}]}
+
+NOTIFICATION_CREATE = [
+    request_example("One user, every channel the template has", _CREATE),
+    request_example("A login code by SMS, ahead of quiet hours", {
+        "to": "ada", "template": "login-code", "data": {"code": "482913"}, "channels": ["sms"],
+        "category": "security", "priority": "high"}),
+    response_example("Accepted", _CREATED, status=202),
+    error_example(422, _UNKNOWN_USER["code"], _UNKNOWN_USER["message"], _UNKNOWN_USER["details"]),
+]
+
+_DETAIL = {
+    "id": NOTIFICATION_ID, "status": "sent", "to": "ada", "template": "welcome", "category": "", "priority": "normal",
+    "send_at": None, "data": {"name": "Ada"}, "created_at": "2025-01-01T12:00:00.123456Z",
+    "deliveries": [{
+        "id": EMAIL_DELIVERY_ID, "channel": "email", "status": "sent", "skip_reason": "", "hold_reason": "",
+        "attempt_count": 2, "next_attempt_at": None, "sent_at": "2025-01-01T12:00:03.456789Z",
+        "provider_message_id": "<0b5e8c3d.notifier@mail.example>", "last_error": None, "cancel_requested_at": None,
+        "attempts": [
+            {"number": 1, "started_at": "2025-01-01T12:00:00.200000Z", "duration_ms": 31, "outcome": "transient_error",
+             "provider_message_id": "", "error_code": "451", "error_message": "SMTP 451 4.3.0 try again later"},
+            {"number": 2, "started_at": "2025-01-01T12:00:03.400000Z", "duration_ms": 28, "outcome": "sent",
+             "provider_message_id": "<0b5e8c3d.notifier@mail.example>", "error_code": "", "error_message": ""},
+        ],
+    }],
+}
+NOTIFICATION_DETAIL = [response_example("Sent on the second attempt", _DETAIL)]
+NOTIFICATION_CANCEL = [response_example("Cancelled before it was sent", {
+    **_DETAIL, "status": "cancelled", "send_at": "2025-01-02T09:00:00Z",
+    "deliveries": [{**_DETAIL["deliveries"][0], "status": "cancelled", "attempt_count": 0, "sent_at": None,
+                    "provider_message_id": "", "attempts": []}],
+})]
+# One item: drf-spectacular shows it in a page ({next, previous, results: [...]}) itself.
+NOTIFICATION_LIST = [response_example("?status=dead&channel=email: notifications whose email is dead", {
+    "id": NOTIFICATION_ID, "status": "dead", "to": "ada", "template": "welcome", "category": "", "priority": "normal",
+    "created_at": "2025-01-01T12:00:00.123456Z",
+    "deliveries": [{"id": EMAIL_DELIVERY_ID, "channel": "email", "status": "dead"}]})]
+
+NOTIFICATION_BULK = [
+    request_example("Two notifications, one with an idempotency key", {"notifications": [
+        {**_CREATE, "idempotency_key": "signup-ada"}, {"to": "nobody", "template": "welcome"}]}),
+    response_example("One accepted, one refused", {"results": [
+        _CREATED,
+        {"error": _UNKNOWN_USER},
+    ]}),
+]
+
+_BROADCAST = {
+    "id": BROADCAST_ID, "status": "pending", "template": "spring-sale", "category": "marketing", "priority": "low",
+    "send_at": None, "audience": {"has_channel": "email"}, "total": None, "created": 0, "skipped": 0, "failed": 0,
+    "last_error": "", "created_at": "2025-03-20T08:00:00Z", "started_at": None, "finished_at": None,
+}
+BROADCAST_CREATE = [
+    request_example("Every user with an email address", {
+        "template": "spring-sale", "data": {"discount": "20%"}, "channels": ["email"], "category": "marketing",
+        "priority": "low", "audience": {"has_channel": "email"}}),
+    request_example("A list of users", {"template": "outage", "to": ["ada", "grace", "linus"]}),
+    response_example("Accepted; the fan-out runs in the background", _BROADCAST, status=202),
+]
+BROADCAST_DETAIL = [response_example("Completed", {
+    **_BROADCAST, "status": "completed", "total": 1200, "created": 1187, "skipped": 13,
+    "started_at": "2025-03-20T08:00:01Z", "finished_at": "2025-03-20T08:00:09Z"})]
+BROADCAST_CANCEL = [response_example("Cancelled mid-way", {
+    **_BROADCAST, "status": "cancelled", "total": 1200, "created": 400, "started_at": "2025-03-20T08:00:01Z",
+    "finished_at": "2025-03-20T08:00:04Z"})]
