@@ -22,6 +22,9 @@ MAX_CAP_LIMIT = 10_000
 # A window longer than a month would keep a user's counting rows hot for no realistic cap.
 MAX_WINDOW_SECONDS = 31 * 24 * 3600
 
+# Category names are stored in jsonb, which refuses U+0000 and unpaired surrogates.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
 _WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _WINDOW = re.compile(r"^\s*(\d{1,7})\s*([smhd])\s*$")
 
@@ -87,7 +90,7 @@ def frequency_caps_clean(value) -> list[dict]:
         for name in unknown:
             problems[name] = "Unknown field."
         category = cap.get("category")
-        if not isinstance(category, str) or not category or len(category) > 100:
+        if not _category_name_valid(category):
             problems["category"] = 'A category name (at most 100 characters), or "*" for all categories.'
         elif category in seen:
             problems["category"] = "Another cap already has this category."
@@ -113,8 +116,12 @@ def frequency_caps_clean(value) -> list[dict]:
 
 def critical_categories_clean(value) -> list[str]:
     """Validate a list of critical categories; return it without repeats. Raises ValueError."""
-    if not isinstance(value, list) or not all(isinstance(c, str) and 0 < len(c) <= 100 for c in value):
-        raise ValueError("Give a list of category names (each 1 to 100 characters).")
+    if not isinstance(value, list) or not all(_category_name_valid(c) for c in value):
+        raise ValueError("Give a list of category names (each 1 to 100 characters, no NUL).")
     if len(value) > MAX_CRITICAL_CATEGORIES:
         raise ValueError(f"At most {MAX_CRITICAL_CATEGORIES} categories.")
     return list(dict.fromkeys(value))
+
+
+def _category_name_valid(name) -> bool:
+    return isinstance(name, str) and 0 < len(name) <= 100 and not _UNSTORABLE.search(name)

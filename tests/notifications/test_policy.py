@@ -75,6 +75,7 @@ def test_caps_and_critical_categories_are_stored_normalised_and_shown(api):
     ([{"category": "a", "limit": 1, "window": 1}, {"category": "a", "limit": 2, "window": 2}], ("1", "category")),
     ([{"category": "a", "limit": 1, "window": 1, "per": "user"}], ("0", "per")),
     ([{"category": "a", "limit": True, "window": 1}], ("0", "limit")),
+    ([{"category": "a\u0000", "limit": 1, "window": 1}], ("0", "category")),
 ])
 def test_an_invalid_cap_is_a_400_naming_it_and_nothing_changes(api, caps, where):
     response = api.patch("/api/v1/project", {"frequency_caps": caps}, format="json")
@@ -85,7 +86,7 @@ def test_an_invalid_cap_is_a_400_naming_it_and_nothing_changes(api, caps, where)
     assert api.get("/api/v1/project").json()["frequency_caps"] == []
 
 
-@pytest.mark.parametrize("value", ["security", [1], ["x" * 101], {"security": True}])
+@pytest.mark.parametrize("value", ["security", [1], ["x" * 101], {"security": True}, ["nul\u0000"]])
 def test_invalid_critical_categories_are_a_400(api, value):
     response = api.patch("/api/v1/project", {"critical_categories": value}, format="json")
 

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -46,12 +46,33 @@ def notification_request_from(fields: dict, *, idempotency_key: str, fingerprint
     )
 
 
+
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "A marketing notification", request_only=True,
+        value={"to": "ada", "template": "spring-sale", "data": {"percent": 20}, "channels": ["email", "sms", "push"],
+               "category": "marketing"},
+    ),
+    OpenApiExample(
+        "Accepted: one queued, one declined, one held by a frequency cap", response_only=True, status_codes=["202"],
+        value={"id": "5b0c7a52-8a8e-4f1e-9b7d-1f0f5a1d2c3e", "status": "processing", "deliveries": [
+            {"id": "8f1e2d3c-4b5a-4c6d-8e7f-0a1b2c3d4e5f", "channel": "email", "status": "queued",
+             "skip_reason": "", "hold_reason": ""},
+            {"id": "c2a9b8c7-d6e5-4f4a-9b3c-2d1e0f9a8b7c", "channel": "sms", "status": "skipped",
+             "skip_reason": "the user turned sms off", "hold_reason": ""},
+            {"id": "d47b6a59-4837-4261-a5b4-c3d2e1f0a9b8", "channel": "push", "status": "pending", "skip_reason": "",
+             "hold_reason": "held by the frequency cap (at most 3 'marketing' notifications per 86400 s)"},
+        ]},
+    ),
+]
+
 class NotificationListApi(APIView):
     pagination_class = CreatedAtCursorPagination  # read by the schema generator: the page shape, `cursor`, `limit`
     @extend_schema(
         request=NotificationInputSerializer,
         responses={202: NotificationCreatedSerializer},
         parameters=[idempotency_key_parameter("notification")],
+        examples=CREATE_EXAMPLES,
     )
     def post(self, request):
         serializer = NotificationInputSerializer(data=request.data)

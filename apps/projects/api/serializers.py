@@ -4,6 +4,7 @@ from rest_framework import serializers
 from apps.projects.models import Project
 from apps.projects.policy import (
     MAX_CAP_LIMIT,
+    MAX_WINDOW_SECONDS,
     OVER_CAP_CHOICES,
     critical_categories_clean,
     frequency_caps_clean,
@@ -17,6 +18,7 @@ class FrequencyCapSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=MAX_CAP_LIMIT,
                                      help_text="At most this many notifications per user in the window.")
     window = serializers.IntegerField(
+        min_value=1, max_value=MAX_WINDOW_SECONDS,
         help_text='The window in seconds. Accepted as seconds or a duration ("90s", "15m", "1h", "1d"); '
                   "answered in seconds.",
     )
@@ -30,7 +32,12 @@ class FrequencyCapsField(serializers.JSONField):
         try:
             return frequency_caps_clean(data)
         except ValueError as exc:
-            raise serializers.ValidationError(exc.args[0]) from exc
+            # Each field's messages as a list, as DRF gives them everywhere else.
+            raise serializers.ValidationError({
+                key: {field: [message] for field, message in problems.items()} if isinstance(problems, dict)
+                else [problems]
+                for key, problems in exc.args[0].items()
+            }) from exc
 
 
 @extend_schema_field(serializers.ListField(child=serializers.CharField(max_length=100)))
