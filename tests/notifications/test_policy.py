@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -238,3 +239,26 @@ def test_concurrent_sends_cannot_both_take_the_last_slot(api, ada, project):
     assert errors == []
     statuses = sorted(Delivery.objects.filter(notification__category="news").values_list("status", flat=True))
     assert statuses == ["queued", "queued"] + ["skipped"] * 4
+
+
+# --- The admin ------------------------------------------------------------------------------------
+
+def admin_save(admin_client, project, **policy):
+    form = {"name": project.name, "default_locale": "en", "webhook_url": "", "status_webhook_url": "",
+            "critical_categories": "[]", "frequency_caps": "[]",
+            "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0", **policy}
+    return admin_client.post(reverse("admin:projects_project_change", args=[project.id]), form)
+
+
+def test_the_admin_sets_the_policy_by_the_same_rules(admin_client, project):
+    refused = admin_save(admin_client, project, frequency_caps='[{"category": "promo", "limit": 0, "window": "1h"}]')
+    assert refused.status_code == 200  # the form again, with the error
+    assert "An integer from 1 to 10000." in refused.content.decode()
+
+    saved = admin_save(admin_client, project, critical_categories='["security"]',
+                       frequency_caps='[{"category": "promo", "limit": 2, "window": "1h"}]')
+
+    assert saved.status_code == 302
+    project.refresh_from_db()
+    assert project.critical_categories == ["security"]
+    assert project.frequency_caps == [{"category": "promo", "limit": 2, "window": 3600, "over_cap": "defer"}]
