@@ -288,11 +288,16 @@ def notification_cancel(*, project: Project, notification_id) -> Notification:
     if not Notification.objects.filter(project=project, id=notification_id).exists():
         raise NotFound("No such notification.")
     deliveries_cancel(deliveries=Delivery.objects.filter(notification_id=notification_id))
-    # Nothing of it reached the user (or is on its way): it no longer takes a frequency cap's slot.
-    Notification.objects.filter(id=notification_id, cap_counted_at__isnull=False).exclude(
+    notifications_cap_release(notifications=Notification.objects.filter(id=notification_id))
+    return notification_get(project=project, notification_id=notification_id)
+
+
+def notifications_cap_release(*, notifications: QuerySet[Notification]) -> int:
+    """After a cancel: those of `notifications` of which nothing reached the user (or is being
+    sent) no longer take a frequency cap's slot. Returns how many gave theirs back."""
+    return notifications.filter(cap_counted_at__isnull=False).exclude(
         deliveries__status__in=(*SENT_STATUSES, DeliveryStatus.SENDING)
     ).update(cap_counted_at=None)
-    return notification_get(project=project, notification_id=notification_id)
 
 
 def deliveries_cancel(*, deliveries: QuerySet[Delivery]) -> int:
