@@ -15,7 +15,7 @@ accepted while the project had no caps do not count (they carry no cap_counted_a
 from when it is set.
 """
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -95,9 +95,9 @@ def _fits(times: list[datetime], at: datetime, cap: FrequencyCap) -> bool:
     """Would one more notification at `at` keep every window that contains it within the limit?
     The fullest such windows end at `at` or at a later notification less than a window away."""
     window = timedelta(seconds=cap.window_seconds)
-    merged = sorted([*times, at])
-    ends = [at, *(t for t in times if at <= t < at + window)]
-    return all(bisect_right(merged, end) - bisect_right(merged, end - window) <= cap.limit for end in ends)
+    later = times[bisect_left(times, at):bisect_left(times, at + window)]
+    # `times` is sorted; each window (end - window, end] holds `at` itself, plus what it counts there.
+    return all(bisect_right(times, end) - bisect_right(times, end - window) + 1 <= cap.limit for end in [at, *later])
 
 
 def _first_slot(times: dict[FrequencyCap, list[datetime]], due: datetime) -> datetime:

@@ -200,6 +200,22 @@ def test_scheduled_sends_count_at_their_time_and_defer_from_it(api, ada):
     assert parse_datetime(held["next_attempt_at"]) == at + timedelta(hours=1)
 
 
+def test_a_send_now_cannot_overfill_a_window_with_scheduled_sends_ahead(api, ada):
+    """Two per hour, two scheduled in 30 and 50 minutes: one more now would make three within the
+    hour ending at the second. It waits until the first scheduled one's hour has passed."""
+    policy(api, frequency_caps=[{"category": "news", "limit": 2, "window": "1h"}])
+    soon = (timezone.now() + timedelta(minutes=30)).replace(microsecond=0)
+    later = soon + timedelta(minutes=20)
+    send(api, category="news", send_at=soon.isoformat())
+    send(api, category="news", send_at=later.isoformat())
+
+    now_one = send(api, category="news")
+
+    assert email_of(now_one)["status"] == "pending"
+    held = Delivery.objects.get(id=email_of(now_one)["id"])
+    assert held.next_attempt_at == soon + timedelta(hours=1)
+
+
 def test_a_cancelled_notification_gives_its_slot_back(api, ada):
     policy(api, frequency_caps=[{"category": "news", "limit": 1, "window": "1h"}])
     at = (timezone.now() + timedelta(hours=5)).isoformat()
