@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from apps.core.correlation import correlation_bound, correlation_id_get
 from apps.core.exceptions import ApplicationError, NotFound
-from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus
+from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, Notification
 from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
 from apps.notifications.services import (
     NotificationAccepted,
@@ -41,6 +41,7 @@ from apps.notifications.services import (
     channels_to_send,
     deliveries_cancel,
     idempotency_key_reused,
+    notifications_cap_release,
     notifications_create,
 )
 from apps.projects.models import Project
@@ -127,6 +128,7 @@ def broadcast_cancel(*, project: Project, broadcast_id) -> Broadcast:
             broadcast.finished_at = timezone.now()
             broadcast.save(update_fields=["status", "finished_at"])
         deliveries_cancel(deliveries=Delivery.objects.filter(notification__broadcast=broadcast))
+        notifications_cap_release(notifications=Notification.objects.filter(broadcast=broadcast))
     return broadcast_get(project=project, broadcast_id=broadcast_id)
 
 

@@ -37,6 +37,10 @@ class Notification(models.Model):
     # workers, the sweep and status webhooks log and send it, so one id follows it everywhere.
     correlation_id = models.CharField(max_length=128, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When the notification counts against its project's frequency caps: when it is due (its
+    # send_at, or its acceptance), or the later time a cap deferred it to. Null when it does not
+    # count: exempt (high priority, critical category), nothing to send, skipped by a cap, cancelled.
+    cap_counted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -52,7 +56,12 @@ class Notification(models.Model):
                 name="notification_unique_broadcast_recipient",
             ),
         ]
-        indexes = [models.Index(fields=["project", "-created_at"], name="notification_project_recent")]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="notification_project_recent"),
+            # The frequency caps' count: one user's notifications within a window.
+            models.Index(fields=["recipient", "cap_counted_at"], condition=models.Q(cap_counted_at__isnull=False),
+                         name="notification_cap_count"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.template} → {self.to}"

@@ -12,10 +12,12 @@ from django.utils import timezone
 from apps.channels.registry import channel_held_by_quiet_hours, channel_missing_contact_reason, channel_names
 from apps.core.correlation import correlation_id_get
 from apps.core.exceptions import ApplicationError, Conflict, NotFound
+from apps.notifications.caps import CapPlan, caps_apply
 from apps.notifications.contacts import contact_points
 from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queued_recheck_at
 from apps.notifications.models import (
     ACTIVE_STATUSES,
+    SENT_STATUSES,
     Broadcast,
     Delivery,
     DeliveryAttempt,
@@ -24,6 +26,7 @@ from apps.notifications.models import (
 )
 from apps.notifications.selectors import notification_get, notification_status
 from apps.projects.models import Project
+from apps.projects.selectors import category_is_critical
 from apps.templates.selectors import template_version_for_locale, template_versions_newest
 from apps.users.models import Recipient
 from apps.users.preferences import channel_declined_reason, quiet_hours_release_at
@@ -103,7 +106,7 @@ def notifications_create(
         recipients = recipients_find(project=project, external_ids=[r.to for r in requests])
     versions = template_versions_newest(project=project, keys=[r.template_key for r in requests])
     now = timezone.now()
-    planned: dict[int, _Planned] = {}
+    planned: dict[int, CapPlan] = {}
     repeats: dict[int, int] = {}  # a key seen earlier in the same call: index -> index of its first use
     first_use: dict[str, int] = {}
     for index, request in enumerate(requests):
@@ -119,7 +122,7 @@ def notifications_create(
             )
         except ApplicationError as error:
             outcomes[index] = error
-    _notifications_insert(project=project, requests=requests, planned=planned, outcomes=outcomes)
+    _notifications_insert(project=project, requests=requests, planned=planned, outcomes=outcomes, now=now)
     for index, first in repeats.items():
         if requests[index].fingerprint != requests[first].fingerprint:
             outcomes[index] = idempotency_key_reused()
@@ -128,14 +131,8 @@ def notifications_create(
     return outcomes
 
 
-@dataclass
-class _Planned:
-    notification: Notification
-    deliveries: list[Delivery]
-
-
 def _notification_plan(*, project, request: NotificationRequest, recipient: Recipient | None,
-                       versions: list, broadcast, now: datetime) -> _Planned:
+                       versions: list, broadcast, now: datetime) -> CapPlan:
     if recipient is None:
         raise ApplicationError("unknown_user", f"No user with id {request.to!r}; create it with PUT /api/v1/users/{{id}}.",
                                details={"to": request.to})
@@ -152,9 +149,10 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
                                details={c: reason for c, reason in skip_reasons.items()})
     # Preferences come after reachability: a request that can reach nobody is the caller's mistake
     # (422); what the user declined is accepted and accounted for, `skipped` with the reason.
+    critical = category_is_critical(project=project, category=request.category)
     for channel in wanted:
         skip_reasons[channel] = skip_reasons[channel] or channel_declined_reason(
-            recipient=recipient, channel=channel, category=request.category
+            recipient=recipient, channel=channel, category=request.category, critical=critical
         )
 
     scheduled = request.send_at is not None and request.send_at > now
@@ -173,7 +171,7 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
         )
         for channel in wanted
     ]
-    return _Planned(notification, deliveries)
+    return CapPlan(notification=notification, due=due, uncapped=deliveries, deliveries=deliveries)
 
 
 # A key can be taken again between our lookup and our next insert (a concurrent request with it):
@@ -181,8 +179,10 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
 _MAX_INSERT_ROUNDS = 3
 
 
-def _notifications_insert(*, project, requests, planned: dict[int, _Planned], outcomes: list) -> None:
+def _notifications_insert(*, project, requests, planned: dict[int, CapPlan], outcomes: list, now) -> None:
     """INSERT the planned notifications and deliveries in one transaction; publish after commit.
+
+    The frequency caps are decided in that transaction, with the users' rows locked (caps.py).
 
     A unique-index conflict on an idempotency key rolls the batch back; the keys already taken are
     then answered from their first notification (or a 409 for another body) and the rest inserted
@@ -196,6 +196,7 @@ def _notifications_insert(*, project, requests, planned: dict[int, _Planned], ou
             # A savepoint only where a conflict is expected and recovered from (keys): without one,
             # the insert costs no SAVEPOINT/RELEASE round trips inside an outer transaction.
             with transaction.atomic(savepoint=keyed):
+                caps_apply(project=project, plans=planned.values(), now=now)
                 Notification.objects.bulk_create([p.notification for p in planned.values()])
                 deliveries = [d for p in planned.values() for d in p.deliveries]
                 Delivery.objects.bulk_create(deliveries)
@@ -214,7 +215,7 @@ def _notifications_insert(*, project, requests, planned: dict[int, _Planned], ou
     raise IntegrityError("idempotency keys kept being taken concurrently")
 
 
-def _settle_taken_keys(*, project, requests, planned: dict[int, _Planned], outcomes: list) -> bool:
+def _settle_taken_keys(*, project, requests, planned: dict[int, CapPlan], outcomes: list) -> bool:
     """Answer the planned requests whose key is already stored; False if none was (another conflict)."""
     keys = {requests[index].idempotency_key: index for index in planned if requests[index].idempotency_key}
     existing = {n.idempotency_key: n for n in Notification.objects.filter(project=project, idempotency_key__in=keys)}
@@ -289,7 +290,16 @@ def notification_cancel(*, project: Project, notification_id) -> Notification:
     if not Notification.objects.filter(project=project, id=notification_id).exists():
         raise NotFound("No such notification.")
     deliveries_cancel(deliveries=Delivery.objects.filter(notification_id=notification_id))
+    notifications_cap_release(notifications=Notification.objects.filter(id=notification_id))
     return notification_get(project=project, notification_id=notification_id)
+
+
+def notifications_cap_release(*, notifications: QuerySet[Notification]) -> int:
+    """After a cancel: those of `notifications` of which nothing reached the user (or is being
+    sent) no longer take a frequency cap's slot. Returns how many gave theirs back."""
+    return notifications.filter(cap_counted_at__isnull=False).exclude(
+        deliveries__status__in=(*SENT_STATUSES, DeliveryStatus.SENDING)
+    ).update(cap_counted_at=None)
 
 
 def deliveries_cancel(*, deliveries: QuerySet[Delivery]) -> int:

@@ -16,6 +16,12 @@ class Project(models.Model):
         blank=True, max_length=32, validators=[validate_rate],
         help_text="Requests per API key: N/s, N/m, N/h or N/d, or 'off'. Blank: NOTIFIER_API_RATE_LIMIT.",
     )
+    # Categories the users' preferences cannot turn off (security codes, billing): see caps.py and
+    # apps/users/preferences.py. A list of category names.
+    critical_categories = models.JSONField(default=list, blank=True)
+    # At most `limit` notifications per user per `category` ("*": all of them) in `window` seconds;
+    # over it a notification is deferred or skipped (`over_cap`). Validated by apps/projects/policy.py.
+    frequency_caps = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

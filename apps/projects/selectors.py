@@ -1,4 +1,4 @@
-from apps.projects.models import ApiKey
+from apps.projects.models import ApiKey, Project
 from apps.projects.services import api_key_hash
 
 
@@ -8,3 +8,8 @@ def api_key_get_active(*, raw_key: str) -> ApiKey | None:
         .filter(key_hash=api_key_hash(raw_key), revoked_at__isnull=True)
         .first()
     )
+
+
+def category_is_critical(*, project: Project, category: str) -> bool:
+    """True if the project's users cannot opt out of this category (preferences, unsubscribe)."""
+    return bool(category) and category in (project.critical_categories or [])

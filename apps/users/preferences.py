@@ -4,6 +4,8 @@ which categories, and when they are not to be disturbed.
 Channels and categories: the most specific setting wins. `categories[category][channel]` if the
 user set it, else `channels[channel]`, else yes. So a user can turn SMS off in general and still
 take security codes by SMS (`{"channels": {"sms": false}, "categories": {"security": {"sms": true}}}`).
+Neither applies to the project's critical categories (apps/projects/policy.py), which users cannot
+opt out of; quiet hours still hold those (they delay, they do not decline: urgency is `high`'s job).
 
 Quiet hours hold a delivery `pending` until they end, read in the user's time zone (UTC when they
 have none). They hold the channels that interrupt someone (each channel's backend says whether it
@@ -19,8 +21,14 @@ from apps.users.models import Recipient
 QUIET_HOURS_EXEMPT_PRIORITIES = frozenset({"high"})
 
 
-def channel_declined_reason(*, recipient: Recipient, channel: str, category: str) -> str:
-    """Why the user's preferences refuse this channel for this category, or "" if they take it."""
+def channel_declined_reason(*, recipient: Recipient, channel: str, category: str, critical: bool = False) -> str:
+    """Why the user's preferences refuse this channel for this category, or "" if they take it.
+
+    A `critical` category (one the project lists in critical_categories: security codes, billing)
+    is not the user's to decline: their settings are kept, shown, and do not apply to it.
+    """
+    if critical:
+        return ""
     by_category = recipient.category_preferences.get(category, {}) if category else {}
     if channel in by_category:
         return "" if by_category[channel] else f"the user turned {channel} off for {category!r}"

@@ -64,7 +64,7 @@ def recipient_preferences(*, recipient: Recipient) -> dict:
     if recipient.quiet_hours_start is not None and recipient.quiet_hours_end is not None:
         quiet_hours = {"start": recipient.quiet_hours_start, "end": recipient.quiet_hours_end}
     return {"channels": recipient.channel_preferences, "categories": recipient.category_preferences,
-            "quiet_hours": quiet_hours}
+            "quiet_hours": quiet_hours, "critical_categories": list(recipient.project.critical_categories or [])}
 
 
 def devices_active_by_recipient(*, recipient_ids) -> dict[int, list[Device]]:

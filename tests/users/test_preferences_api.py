@@ -7,7 +7,7 @@ from tests.users.factories import RecipientFactory
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/users/ada/preferences"
-DEFAULTS = {"channels": {}, "categories": {}, "quiet_hours": None}
+DEFAULTS = {"channels": {}, "categories": {}, "quiet_hours": None, "critical_categories": []}
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def test_put_stores_the_preferences_and_get_returns_them(api, ada):
     response = put(api, preferences)
 
     assert response.status_code == 200
-    assert response.json() == preferences
-    assert api.get(URL).json() == preferences
+    assert response.json() == {**preferences, "critical_categories": []}
+    assert api.get(URL).json() == {**preferences, "critical_categories": []}
 
 
 def test_put_replaces_the_whole_and_resets_what_it_leaves_out(api, ada):

@@ -10,14 +10,26 @@ _UNKNOWN_USER = {"code": "unknown_user", "message": "No user with id 'nobody'; c
                  "details": {"to": "nobody"}}
 _CREATE = {"to": "ada", "template": "welcome", "data": {"name": "Ada"}}
 _CREATED = {"id": NOTIFICATION_ID, "status": "processing",
-            "deliveries": [{"id": EMAIL_DELIVERY_ID, "channel": "email", "status": "queued"}]}
+            "deliveries": [{"id": EMAIL_DELIVERY_ID, "channel": "email", "status": "queued",
+                            "skip_reason": "", "hold_reason": ""}]}
 
 NOTIFICATION_CREATE = [
     request_example("One user, every channel the template has", _CREATE),
     request_example("A login code by SMS, ahead of quiet hours", {
         "to": "ada", "template": "login-code", "data": {"code": "482913"}, "channels": ["sms"],
         "category": "security", "priority": "high"}),
+    request_example("A marketing notification", {
+        "to": "ada", "template": "spring-sale", "data": {"percent": 20}, "channels": ["email", "sms", "push"],
+        "category": "marketing"}),
     response_example("Accepted", _CREATED, status=202),
+    response_example("Accepted: one queued, one declined, one held by a frequency cap", {
+        "id": NOTIFICATION_ID, "status": "processing", "deliveries": [
+            {"id": EMAIL_DELIVERY_ID, "channel": "email", "status": "queued", "skip_reason": "", "hold_reason": ""},
+            {"id": "c2a9b8c7-d6e5-4f4a-9b3c-2d1e0f9a8b7c", "channel": "sms", "status": "skipped",
+             "skip_reason": "the user turned sms off", "hold_reason": ""},
+            {"id": "d47b6a59-4837-4261-a5b4-c3d2e1f0a9b8", "channel": "push", "status": "pending", "skip_reason": "",
+             "hold_reason": "held by the frequency cap (at most 3 'marketing' notifications per 86400 s)"},
+        ]}, status=202, name="Accepted with reasons"),
     error_example(422, _UNKNOWN_USER["code"], _UNKNOWN_USER["message"], _UNKNOWN_USER["details"]),
 ]
 

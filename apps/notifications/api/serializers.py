@@ -77,7 +77,8 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
 class DeliverySummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = Delivery
-        fields = ("id", "channel", "status")
+        # The reasons as in the detail: "" when there is none, so every delivery has the same keys.
+        fields = ("id", "channel", "status", "skip_reason", "hold_reason")
 
 
 class DeliveryDetailSerializer(serializers.ModelSerializer):

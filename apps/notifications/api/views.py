@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -47,6 +47,9 @@ def notification_request_from(fields: dict, *, idempotency_key: str, fingerprint
         category=fields["category"], priority=fields["priority"], send_at=fields["send_at"],
         idempotency_key=idempotency_key, fingerprint=fingerprint,
     )
+
+
+
 
 
 class NotificationListApi(APIView):

@@ -1,7 +1,53 @@
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.projects.models import Project
+from apps.projects.policy import (
+    MAX_CAP_LIMIT,
+    MAX_WINDOW_SECONDS,
+    OVER_CAP_CHOICES,
+    critical_categories_clean,
+    frequency_caps_clean,
+)
+
+
+class FrequencyCapSerializer(serializers.Serializer):
+    """The documented shape of one cap (FrequencyCapsField validates the list)."""
+
+    category = serializers.CharField(max_length=100, help_text='A category, or "*" for all of them.')
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_CAP_LIMIT,
+                                     help_text="At most this many notifications per user in the window.")
+    window = serializers.IntegerField(
+        min_value=1, max_value=MAX_WINDOW_SECONDS,
+        help_text='The window in seconds. Accepted as seconds or a duration ("90s", "15m", "1h", "1d"); '
+                  "answered in seconds.",
+    )
+    over_cap = serializers.ChoiceField(choices=OVER_CAP_CHOICES, default="defer",
+                                       help_text="defer: held `pending` until the window allows; skip: `skipped`.")
+
+
+@extend_schema_field(FrequencyCapSerializer(many=True))
+class FrequencyCapsField(serializers.JSONField):
+    def to_internal_value(self, data):
+        try:
+            return frequency_caps_clean(data)
+        except ValueError as exc:
+            # Each field's messages as a list, as DRF gives them everywhere else.
+            raise serializers.ValidationError({
+                key: {field: [message] for field, message in problems.items()} if isinstance(problems, dict)
+                else [problems]
+                for key, problems in exc.args[0].items()
+            }) from exc
+
+
+@extend_schema_field(serializers.ListField(child=serializers.CharField(max_length=100)))
+class CriticalCategoriesField(serializers.JSONField):
+    def to_internal_value(self, data):
+        try:
+            return critical_categories_clean(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -11,13 +57,24 @@ class ProjectSerializer(serializers.ModelSerializer):
         max_length=200, required=False, help_text="Set by the operator; cannot be changed through the API."
     )
     webhook_secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=200)
+    critical_categories = CriticalCategoriesField(
+        required=False,
+        help_text="Categories the users' preferences cannot turn off (e.g. security, billing); "
+                  "they are also exempt from frequency caps.",
+    )
+    frequency_caps = FrequencyCapsField(
+        required=False,
+        help_text="At most `limit` notifications per user per `category` (\"*\": all) in `window` seconds; "
+                  "`priority: high` and critical categories are exempt.",
+    )
 
     api_rate_limit = serializers.SerializerMethodField(
         help_text="Requests each API key of the project may make (N/s, N/m, N/h, N/d, or off); set by the operator.")
 
     class Meta:
         model = Project
-        fields = ("name", "default_locale", "webhook_url", "webhook_secret", "status_webhook_url", "api_rate_limit")
+        fields = ("name", "default_locale", "webhook_url", "webhook_secret", "status_webhook_url", "api_rate_limit",
+                  "critical_categories", "frequency_caps")
 
     def get_api_rate_limit(self, project: Project) -> str:
         return project.api_rate_limit or settings.NOTIFIER_API_RATE_LIMIT or "off"

@@ -106,6 +106,11 @@ class PreferencesSerializer(serializers.Serializer):
         help_text='Per category, overriding `channels`, e.g. {"marketing": {"email": false}}.',
     )
     quiet_hours = QuietHoursSerializer(required=False, allow_null=True, default=None)
+    critical_categories = serializers.ListField(
+        child=serializers.CharField(), read_only=True,
+        help_text="The project's critical categories: the settings above do not apply to them (they are "
+                  "always sent on the channels asked for); set on the project, ignored in a PUT.",
+    )
 
     def validate_channels(self, value: dict) -> dict:
         return _channel_switches(value, where="in channels")
