@@ -42,7 +42,7 @@ def notification_request_from(fields: dict, *, idempotency_key: str, fingerprint
     return NotificationRequest(
         to=fields["to"], template_key=fields["template"], data=fields["data"], channels=fields.get("channels"),
         category=fields["category"], priority=fields["priority"], send_at=fields["send_at"],
-        idempotency_key=idempotency_key, fingerprint=fingerprint,
+        idempotency_key=idempotency_key, fingerprint=fingerprint, template_version=fields["template_version"],
     )
 
 
