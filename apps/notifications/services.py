@@ -157,14 +157,17 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
         version = template_version_for_locale(versions, locale=recipient.locale, default_locale=project.default_locale)
 
     wanted = channels_to_send(requested=request.channels, template_channels=list(version.channels))
-    missing = template_version_missing_variables(version=version, channels=wanted, data=request.data)
-    if missing:
-        raise missing_variables_error(missing)
     contacts = contact_points(recipient=recipient, project=project)
     skip_reasons = {c: channel_missing_contact_reason(channel=c, contacts=contacts) for c in wanted}
     if all(skip_reasons.values()):
         raise ApplicationError("no_deliverable_channel", "The user cannot be reached on any of these channels.",
                                details={c: reason for c, reason in skip_reasons.items()})
+    # The data must fill the parts of the channels the user can be reached on (those are rendered
+    # whatever their preferences say later: a caller's missing field shows on every user alike).
+    reachable = [c for c in wanted if not skip_reasons[c]]
+    missing = template_version_missing_variables(version=version, channels=reachable, data=request.data)
+    if missing:
+        raise missing_variables_error(missing)
     # Preferences come after reachability: a request that can reach nobody is the caller's mistake
     # (422); what the user declined is accepted and accounted for, `skipped` with the reason.
     for channel in wanted:
