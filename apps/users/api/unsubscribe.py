@@ -8,6 +8,7 @@ it shows a page whose button makes the same POST.
 
 from django.http import HttpResponse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -34,12 +35,12 @@ def unsubscribe_view(request, token: str):
     target = unsubscribe_token_read(token)
     if target is None:
         return _page(400, "This unsubscribe link is not valid",
-                     format_html("<p>The link was changed or cut short. Use the unsubscribe link of the email itself, "
-                                 "exactly as it is.</p>"))
+                     mark_safe("<p>The link was changed or cut short. Use the unsubscribe link of the email itself, "
+                               "exactly as it is.</p>"))
     recipient = recipient_for_unsubscribe(project_id=target.project_id, recipient_id=target.recipient_id)
     if recipient is None:
         return _page(404, "Nothing to unsubscribe",
-                     format_html("<p>This address is no longer on file: no more emails will be sent to it.</p>"))
+                     mark_safe("<p>This address is no longer on file: no more emails will be sent to it.</p>"))
     what = format_html("<strong>{}</strong> emails from <strong>{}</strong>", target.category, recipient.project.name)
     if request.method == "GET":
         return _page(200, "Unsubscribe?", format_html(
