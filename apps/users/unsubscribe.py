@@ -4,8 +4,7 @@ A token names the project, the user (by internal id: the project's external ids 
 addresses, which do not belong in a URL) and the category, signed with the installation's
 DJANGO_SECRET_KEY under its own salt, so a token made for anything else cannot be replayed here.
 Tokens do not expire: RFC 8058 wants the link to keep working as long as the message may be read,
-and a mail read a year later must still unsubscribe. Rotating DJANGO_SECRET_KEY invalidates them all
-(Django's SECRET_KEY_FALLBACKS keeps old ones valid during a rotation).
+and a mail read a year later must still unsubscribe. Changing DJANGO_SECRET_KEY invalidates them all.
 """
 
 from dataclasses import dataclass
