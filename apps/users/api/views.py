@@ -28,6 +28,7 @@ from apps.users.services import (
 
 class RecipientBulkApi(APIView):
     @extend_schema(
+        operation_id="v1_users_bulk_upsert",
         request=RecipientBulkRequestSerializer,
         responses={200: RecipientBulkResultSerializer},
         examples=[
