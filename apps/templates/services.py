@@ -28,7 +28,11 @@ def template_version_create(
     if errors:
         raise ApplicationError("invalid_template", "A template part does not compile.", details=errors)
 
-    variables = variables_required(channels)
+    try:
+        variables = variables_required(channels)
+    except RecursionError:  # tags nested past what reading them back allows: refused like a compile error
+        raise ApplicationError("invalid_template", "A template part is nested too deeply.",
+                               details={"channels": "The template's tags are nested too deeply."}) from None
     defaults = {} if strict_variables is None else {"strict_variables": strict_variables}
     template, created = Template.objects.get_or_create(project=project, key=key, defaults=defaults)
     # Lock the template row so two concurrent PUTs cannot take the same version number.

@@ -1,4 +1,5 @@
 """PUT /api/v1/users: many users upserted in one request, each answered on its own."""
+import json
 
 import pytest
 from rest_framework.test import APIClient
@@ -96,3 +97,18 @@ def test_another_projects_user_of_the_same_id_is_left_alone(api, project):
 def test_it_needs_an_api_key():
     assert APIClient().put("/api/v1/users", {"users": [{"external_id": "a"}]}, format="json").status_code == 401
     assert ApiKeyFactory()  # a key existing elsewhere changes nothing
+
+
+def test_a_bulk_body_past_the_single_limit_is_taken_and_other_endpoints_keep_theirs(api, settings):
+    # 1,000 users of ~2 KB: over NOTIFIER_MAX_REQUEST_BYTES (1 MiB), under the bulk limit.
+    users = [{"external_id": f"u{n}", "name": "x" * 190, "data": {"bio": "y" * 1900}} for n in range(1000)]
+    body = json.dumps({"users": users})
+    assert settings.NOTIFIER_MAX_REQUEST_BYTES < len(body) < settings.NOTIFIER_MAX_BULK_REQUEST_BYTES
+
+    response = api.put("/api/v1/users", body, content_type="application/json")
+    single = api.put("/api/v1/users/ada", json.dumps({"data": {"bio": "y" * len(body)}}),
+                     content_type="application/json")
+
+    assert response.status_code == 200, response.content[:300]
+    assert Recipient.objects.count() == 1000
+    assert (single.status_code, single.json()["error"]["code"]) == (413, "request_too_large")

@@ -84,3 +84,8 @@ def test_an_erased_user_gets_a_404_page(ada):
     url = link(ada)
     ada.delete()
     assert one_click(url).status_code == 404
+
+
+def test_a_head_request_changes_nothing(ada):
+    assert Client().head(link(ada)).status_code == 200
+    assert not Unsubscribe.objects.exists()

@@ -45,7 +45,7 @@ BULK_MAX_USERS = 1000
 
 class RecipientBulkItemSerializer(RecipientInputSerializer):
     # What the path of PUT /users/{external_id} accepts (apps/core/converters.py).
-    external_id = serializers.RegexField(r"^[^/\x00]{1,200}$", max_length=200,
+    external_id = serializers.RegexField(r"\A[^/\x00]{1,200}\Z", max_length=200,
                                          error_messages={"invalid": "At most 200 characters, without / or NUL."})
 
 

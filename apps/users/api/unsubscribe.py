@@ -30,7 +30,7 @@ button{{font-size:1rem;padding:.6rem 1.2rem;cursor:pointer}}</style></head>
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe_view(request, token: str):
     target = unsubscribe_token_read(token)
     if target is None:
@@ -42,7 +42,7 @@ def unsubscribe_view(request, token: str):
         return _page(404, "Nothing to unsubscribe",
                      mark_safe("<p>This address is no longer on file: no more emails will be sent to it.</p>"))
     what = format_html("<strong>{}</strong> emails from <strong>{}</strong>", target.category, recipient.project.name)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (link checkers): a question, never the answer
         return _page(200, "Unsubscribe?", format_html(
             '<p>Stop receiving {}?</p><form method="post"><input type="hidden" name="confirm" value="page">'
             "<button type=\"submit\">Unsubscribe</button></form>", what))
