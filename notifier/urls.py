@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.api import not_found_view
 from apps.core.metrics import metrics_view
+from apps.users.api.unsubscribe import unsubscribe_view
 from notifier import health
 
 api_v1 = [
@@ -20,6 +21,9 @@ urlpatterns = [
     # Any other /api/v1/ path (an id the path converters refuse, a typo) gets the JSON error envelope
     # with DEBUG on too, where Django would answer its HTML debug page instead of handler404.
     re_path(r"^api/v1/", not_found_view),
+    # The link of an email's List-Unsubscribe header (RFC 8058): a page for people and mail clients,
+    # not an API operation, so outside /api/v1/ and without its authentication.
+    path("unsubscribe/<str:token>", unsubscribe_view, name="unsubscribe"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("health/live", health.live, name="health-live"),

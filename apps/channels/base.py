@@ -12,9 +12,11 @@ Each backend class also states its channel's facts: the contact it needs
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ class ChannelMessage:
     of earlier attempts that reached a device, by device id), `webhook_url`/`webhook_secret`
     (webhook), `recipient_id` (in-app). `notification_id`, `template_key`, `user_external_id`
     and `created_at` describe the notification for payloads that carry them (webhooks).
+    `headers` are extra headers the pipeline decided the message carries (email: List-Unsubscribe),
+    sent as they are.
     """
 
     delivery_id: str
@@ -81,6 +85,7 @@ class ChannelMessage:
     template_key: str = ""
     user_external_id: str = ""
     created_at: datetime | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ from apps.notifications.services import (
     notifications_create,
 )
 from apps.projects.models import Project
-from apps.templates.selectors import template_versions_newest
+from apps.templates.selectors import template_versions_newest, template_versions_pinned
+from apps.templates.services import missing_variables_error, template_version_missing_variables, template_version_unknown
 from apps.users.selectors import recipients_audience, recipients_find, recipients_with_device_flag
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def broadcast_create(
     project: Project,
     template_key: str,
     data: dict,
+    template_version: int | None = None,
     channels: list[str] | None = None,
     category: str = "",
     priority: str = "normal",
@@ -74,20 +76,35 @@ def broadcast_create(
 ) -> tuple[Broadcast, bool]:
     """Store the broadcast and start its fan-out once committed; return (broadcast, created).
 
-    The template and channels are checked now, so a broadcast that could reach nobody is a 422,
-    not a fan-out that skips everyone. An idempotency key already used returns that broadcast
-    (created=False), or is a 409 for another body.
+    The template, pinned version, channels and data are checked now, so a broadcast that could
+    reach nobody is a 422, not a fan-out that skips or fails everyone: the data must hold every
+    variable required by each version the users may get (the pinned one, else the newest in each
+    locale). An idempotency key already used returns that broadcast (created=False), or is a 409
+    for another body.
     """
     newest = template_versions_newest(project=project, keys=[template_key]).get(template_key)
     if not newest:
         raise ApplicationError("unknown_template", f"No template with key {template_key!r}.",
                                details={"template": template_key})
+    if template_version is not None:
+        pinned = template_versions_pinned(project=project, pins=[(template_key, template_version)])
+        if not pinned:
+            raise template_version_unknown(key=template_key, version=template_version)
+        newest = list(pinned.values())
     template_channels = list(dict.fromkeys(c for version in newest for c in version.channels))
     channels_to_send(requested=channels, template_channels=template_channels)
+    missing = sorted({
+        name for version in newest
+        for name in template_version_missing_variables(
+            version=version, channels=channels or list(version.channels), data=data)
+    })
+    if missing:
+        raise missing_variables_error(missing)
     if to is not None:
         to = list(dict.fromkeys(to))
     broadcast = Broadcast(
-        project=project, template=newest[0].template, data=data, channels=channels, category=category,
+        project=project, template=newest[0].template, template_version=template_version, data=data,
+        channels=channels, category=category,
         priority=priority, send_at=send_at, to=to, audience=None if to is not None else audience,
         total=len(to) if to is not None else None, idempotency_key=idempotency_key,
         request_fingerprint=fingerprint, heartbeat_at=timezone.now(), correlation_id=correlation_id_get(),
@@ -186,7 +203,8 @@ def _fan_out_batch(*, broadcast_id, batch_size: int) -> str:
         requests = [
             NotificationRequest(to=external_id, template_key=broadcast.template.key, data=broadcast.data,
                                 channels=broadcast.channels, category=broadcast.category,
-                                priority=broadcast.priority, send_at=broadcast.send_at)
+                                priority=broadcast.priority, send_at=broadcast.send_at,
+                                template_version=broadcast.template_version)
             for external_id in external_ids
         ]
         outcomes = notifications_create(project=broadcast.project, requests=requests, recipients=recipients,

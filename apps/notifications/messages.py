@@ -8,10 +8,12 @@ result's actions through the app owning the data (users: devices).
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from apps.channels.base import Action, ChannelMessage, DeactivateDevice, PushDevice
 from apps.channels.registry import backend_get, channel_enabled
 from apps.notifications.models import Delivery, DeliveryAttempt
+from apps.notifications.unsubscribe import unsubscribe_headers
 from apps.users.selectors import devices_active_by_recipient
 from apps.users.services import device_deactivate
 
@@ -68,6 +70,8 @@ def channel_message_build(delivery: Delivery, content: dict, addresses: BatchAdd
         template_key=notification.template.key,
         user_external_id=notification.to,
         created_at=notification.created_at,
+        headers=MappingProxyType(unsubscribe_headers(channel=delivery.channel, project=project,
+                                                     recipient_id=recipient.id, category=notification.category)),
     )
 
 

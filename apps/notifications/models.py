@@ -87,6 +87,7 @@ class Broadcast(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="broadcasts")
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="broadcasts")
+    template_version = models.PositiveIntegerField(null=True, blank=True, help_text="Pinned version number, if any.")
     data = models.JSONField(default=dict, blank=True)
     channels = models.JSONField(null=True, blank=True)
     category = models.CharField(max_length=CATEGORY_MAX_LENGTH, blank=True)

@@ -27,7 +27,12 @@ from apps.notifications.models import (
 from apps.notifications.selectors import notification_get, notification_status
 from apps.projects.models import Project
 from apps.projects.selectors import category_is_critical
-from apps.templates.selectors import template_version_for_locale, template_versions_newest
+from apps.templates.selectors import template_version_for_locale, template_versions_newest, template_versions_pinned
+from apps.templates.services import (
+    missing_variables_error,
+    template_version_missing_variables,
+    template_version_unknown,
+)
 from apps.users.models import Recipient
 from apps.users.preferences import channel_declined_reason, quiet_hours_release_at
 from apps.users.selectors import recipients_find
@@ -51,6 +56,7 @@ class NotificationRequest:
     send_at: datetime | None = None
     idempotency_key: str = ""
     fingerprint: str = ""
+    template_version: int | None = None  # pinned: this version, whatever the user's locale
 
 
 @dataclass
@@ -105,6 +111,8 @@ def notifications_create(
     if recipients is None:
         recipients = recipients_find(project=project, external_ids=[r.to for r in requests])
     versions = template_versions_newest(project=project, keys=[r.template_key for r in requests])
+    pinned = template_versions_pinned(project=project, pins=[(r.template_key, r.template_version) for r in requests
+                                                             if r.template_version is not None])
     now = timezone.now()
     planned: dict[int, CapPlan] = {}
     repeats: dict[int, int] = {}  # a key seen earlier in the same call: index -> index of its first use
@@ -118,7 +126,7 @@ def notifications_create(
         try:
             planned[index] = _notification_plan(
                 project=project, request=request, recipient=recipients.get(request.to),
-                versions=versions.get(request.template_key, []), broadcast=broadcast, now=now,
+                versions=versions.get(request.template_key, []), pinned=pinned, broadcast=broadcast, now=now,
             )
         except ApplicationError as error:
             outcomes[index] = error
@@ -132,14 +140,19 @@ def notifications_create(
 
 
 def _notification_plan(*, project, request: NotificationRequest, recipient: Recipient | None,
-                       versions: list, broadcast, now: datetime) -> CapPlan:
+                       versions: list, pinned: dict, broadcast, now: datetime) -> CapPlan:
     if recipient is None:
         raise ApplicationError("unknown_user", f"No user with id {request.to!r}; create it with PUT /api/v1/users/{{id}}.",
                                details={"to": request.to})
-    version = template_version_for_locale(versions, locale=recipient.locale, default_locale=project.default_locale)
-    if version is None:
+    if not versions:
         raise ApplicationError("unknown_template", f"No template with key {request.template_key!r}.",
                                details={"template": request.template_key})
+    if request.template_version is not None:
+        version = pinned.get((request.template_key, request.template_version))
+        if version is None:
+            raise template_version_unknown(key=request.template_key, version=request.template_version)
+    else:
+        version = template_version_for_locale(versions, locale=recipient.locale, default_locale=project.default_locale)
 
     wanted = channels_to_send(requested=request.channels, template_channels=list(version.channels))
     contacts = contact_points(recipient=recipient, project=project)
@@ -147,6 +160,12 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
     if all(skip_reasons.values()):
         raise ApplicationError("no_deliverable_channel", "The user cannot be reached on any of these channels.",
                                details={c: reason for c, reason in skip_reasons.items()})
+    # The data must fill the parts of the channels the user can be reached on (those are rendered
+    # whatever their preferences say later: a caller's missing field shows on every user alike).
+    reachable = [c for c in wanted if not skip_reasons[c]]
+    missing = template_version_missing_variables(version=version, channels=reachable, data=request.data)
+    if missing:
+        raise missing_variables_error(missing)
     # Preferences come after reachability: a request that can reach nobody is the caller's mistake
     # (422); what the user declined is accepted and accounted for, `skipped` with the reason.
     critical = category_is_critical(project=project, category=request.category)

@@ -8,6 +8,9 @@ class Template(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="templates")
     key = models.SlugField(max_length=100)
+    # A send whose data lacks a variable the version requires is refused (422 missing_variables);
+    # false renders missing variables as empty text instead (PUT /templates/{key} sets it).
+    strict_variables = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -27,6 +30,9 @@ class TemplateVersion(models.Model):
     version = models.PositiveIntegerField()
     locale = models.CharField(max_length=16)
     channels = models.JSONField()
+    # Per channel, the top-level data names its parts require (apps/templates/variables.py),
+    # extracted when the version is saved so a send checks its data without parsing templates.
+    variables = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

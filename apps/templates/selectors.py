@@ -2,13 +2,31 @@ from django.db.models import OuterRef, Subquery
 
 from apps.core.exceptions import NotFound
 from apps.projects.models import Project
+from apps.templates.locales import locale_chain, locale_normal
 from apps.templates.models import Template, TemplateVersion
 
 
-def template_version_current(*, project: Project, key: str, locale: str = "") -> TemplateVersion | None:
-    """The newest version in the locale, else in the project's default locale, else the newest at all."""
+def template_version_current(
+    *, project: Project, key: str, locale: str = "", version: int | None = None
+) -> TemplateVersion | None:
+    """The version `version` if given (whatever its locale), else the newest version in the best
+    locale of the fallback chain (apps/templates/locales.py)."""
+    if version is not None:
+        return template_versions_pinned(project=project, pins=[(key, version)]).get((key, version))
     newest = template_versions_newest(project=project, keys=[key]).get(key, [])
     return template_version_for_locale(newest, locale=locale, default_locale=project.default_locale)
+
+
+def template_versions_pinned(*, project: Project, pins) -> dict[tuple[str, int], TemplateVersion]:
+    """The versions named by (template key, version number) pairs, by pair: one query for any number."""
+    pins = set(pins)
+    if not pins:
+        return {}
+    versions = TemplateVersion.objects.select_related("template").filter(
+        template__project=project, template__key__in={key for key, _ in pins},
+        version__in={number for _, number in pins},
+    )
+    return {(v.template.key, v.version): v for v in versions if (v.template.key, v.version) in pins}
 
 
 def template_versions_newest(*, project: Project, keys) -> dict[str, list[TemplateVersion]]:
@@ -34,9 +52,15 @@ def template_versions_newest(*, project: Project, keys) -> dict[str, list[Templa
 def template_version_for_locale(
     newest: list[TemplateVersion], *, locale: str, default_locale: str
 ) -> TemplateVersion | None:
-    """Of one template's newest versions per locale: the locale's, else the default locale's, else the newest."""
-    by_locale = {version.locale: version for version in newest}
-    for wanted in dict.fromkeys(filter(None, [locale, default_locale])):
+    """Of one template's newest versions per locale, the first along the locale's fallback chain
+    (`fr-CA` → `fr` → the default locale), else the newest of all."""
+    by_locale: dict[str, TemplateVersion] = {}
+    for version in newest:
+        # Two stored spellings of one locale (`fr_CA`, `fr-CA`): the newer version wins.
+        current = by_locale.get(locale_normal(version.locale))
+        if current is None or version.version > current.version:
+            by_locale[locale_normal(version.locale)] = version
+    for wanted in locale_chain(locale=locale, default_locale=default_locale):
         if wanted in by_locale:
             return by_locale[wanted]
     return max(newest, key=lambda version: version.version, default=None)

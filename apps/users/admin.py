@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.users.models import Device, Recipient
+from apps.users.models import Device, Recipient, Unsubscribe
 
 
 class DeviceInline(admin.TabularInline):
@@ -16,3 +16,22 @@ class RecipientAdmin(admin.ModelAdmin):
     list_filter = ("project",)
     search_fields = ("external_id", "email", "phone", "name")
     inlines = [DeviceInline]
+
+
+@admin.register(Unsubscribe)
+class UnsubscribeAdmin(admin.ModelAdmin):
+    """Read-only: the record of what users asked for is not the operators' to change."""
+
+    list_display = ("created_at", "project", "recipient", "category", "channel", "source")
+    list_filter = ("project", "source", "channel")
+    search_fields = ("recipient__external_id", "category")
+    list_select_related = ("project", "recipient")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -70,3 +70,26 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform} device …{self.token[-6:]}"
+
+
+class UnsubscribeSource(models.TextChoices):
+    ONE_CLICK = "one-click"  # a mail client's RFC 8058 POST (List-Unsubscribe=One-Click)
+    PAGE = "page"  # the user pressed the button of the confirmation page
+
+
+class Unsubscribe(models.Model):
+    """One unsubscribe through an email's link: a record for the project's operators, kept while
+    the user is (erasing the user deletes it with them)."""
+
+    recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="unsubscribes")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="unsubscribes")
+    category = models.CharField(max_length=CATEGORY_MAX_LENGTH)
+    channel = models.CharField(max_length=16)
+    source = models.CharField(max_length=16, choices=UnsubscribeSource.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="unsubscribe_project_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} from {self.category} ({self.channel})"

@@ -74,3 +74,8 @@ def devices_active_by_recipient(*, recipient_ids) -> dict[int, list[Device]]:
     for device in devices:
         found.setdefault(device.recipient_id, []).append(device)
     return found
+
+
+def recipient_for_unsubscribe(*, project_id: int, recipient_id: int) -> Recipient | None:
+    """The user an unsubscribe token names, with their project; None once erased."""
+    return Recipient.objects.select_related("project").filter(id=recipient_id, project_id=project_id).first()

@@ -2,7 +2,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.projects.models import Project
-from apps.users.models import Device, Recipient
+from apps.users.models import Device, Recipient, Unsubscribe
+from apps.users.unsubscribe import UnsubscribeTarget
 
 
 @transaction.atomic
@@ -16,6 +17,34 @@ def recipient_upsert(*, project: Project, external_id: str, **fields) -> tuple[R
             setattr(recipient, field, value)
         recipient.save(update_fields=[*fields, "updated_at"])
     return recipient, created
+
+
+@transaction.atomic
+def recipients_upsert(*, project: Project, items: list[tuple[str, dict]]) -> list[tuple[Recipient, bool]]:
+    """Upsert many users as recipient_upsert does each; (user, created) per item, in order.
+
+    A fixed handful of statements for any number: one SELECT of which exist, one INSERT … ON
+    CONFLICT DO UPDATE per distinct set of fields given (items usually share one), and the rows
+    read back with their devices. An external id given twice takes both items' fields, the later
+    winning, and both answer the resulting user.
+    """
+    merged: dict[str, dict] = {}
+    for external_id, fields in items:
+        merged[external_id] = {**merged.get(external_id, {}), **fields}
+    existing = set(
+        Recipient.objects.filter(project=project, external_id__in=merged).values_list("external_id", flat=True)
+    )
+    # ON CONFLICT DO UPDATE sets the same columns on every row of a statement, and fields left out
+    # must keep their value: one statement per set of fields.
+    groups: dict[tuple[str, ...], list[Recipient]] = {}
+    for external_id, fields in merged.items():
+        groups.setdefault(tuple(sorted(fields)), []).append(Recipient(project=project, external_id=external_id, **fields))
+    for names, rows in groups.items():
+        Recipient.objects.bulk_create(rows, update_conflicts=True, unique_fields=["project", "external_id"],
+                                      update_fields=[*names, "updated_at"])
+    stored = Recipient.objects.filter(project=project, external_id__in=merged).prefetch_related("devices")
+    by_external_id = {recipient.external_id: recipient for recipient in stored}
+    return [(by_external_id[external_id], external_id not in existing) for external_id, _ in items]
 
 
 def recipient_delete(*, recipient: Recipient) -> None:
@@ -32,6 +61,29 @@ def recipient_preferences_set(*, recipient: Recipient, channels: dict, categorie
     recipient.quiet_hours_end = quiet_hours["end"] if quiet_hours else None
     recipient.save(update_fields=["channel_preferences", "category_preferences", "quiet_hours_start",
                                   "quiet_hours_end", "updated_at"])
+
+
+@transaction.atomic
+def recipient_unsubscribe(*, target: UnsubscribeTarget, channel: str, source: str) -> Recipient | None:
+    """Turn the channel off for the target's category in the user's preferences, and record it.
+
+    Returns the user, or None when they no longer exist (erased since the email was sent). Asking
+    again changes nothing more but is recorded again: each is a request the user made.
+    """
+    recipient = (
+        Recipient.objects.select_for_update()
+        .filter(id=target.recipient_id, project_id=target.project_id).first()
+    )
+    if recipient is None:
+        return None
+    switches = recipient.category_preferences.get(target.category, {})
+    if switches.get(channel, True):
+        recipient.category_preferences = {**recipient.category_preferences,
+                                          target.category: {**switches, channel: False}}
+        recipient.save(update_fields=["category_preferences", "updated_at"])
+    Unsubscribe.objects.create(recipient=recipient, project_id=target.project_id, category=target.category,
+                               channel=channel, source=source)
+    return recipient
 
 
 @transaction.atomic

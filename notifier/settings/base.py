@@ -332,8 +332,12 @@ NOTIFIER_MAX_REQUEST_BYTES = env.int("NOTIFIER_MAX_REQUEST_BYTES", default=1024 
 # The bulk endpoints (POST /api/v1/notifications/bulk, PUT /api/v1/users) take up to 1,000 items:
 # about 10 KiB each, far more than a real notification or user needs.
 NOTIFIER_MAX_BULK_REQUEST_BYTES = env.int("NOTIFIER_MAX_BULK_REQUEST_BYTES", default=10 * 1024 * 1024)
-# Form bodies Django reads itself (the admin): the same limit, and a 413 envelope too.
-DATA_UPLOAD_MAX_MEMORY_SIZE = NOTIFIER_MAX_REQUEST_BYTES
+# Bodies Django reads itself: DRF reads a JSON body through request.body, which refuses anything
+# over this before our parser can apply the path's own limit (apps/core/limits.py), so it must be
+# the larger of the two or the bulk endpoints stop at 1 MiB. The per-path limits still hold: the
+# ASGI edge refuses by Content-Length before reading, and the JSON parser after. Form bodies (the
+# admin) get a 413 envelope past it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(NOTIFIER_MAX_REQUEST_BYTES, NOTIFIER_MAX_BULK_REQUEST_BYTES)
 CSRF_FAILURE_VIEW = "apps.core.api.csrf_failure_view"
 # GET /metrics (apps/core/metrics.py): with a token, scrapes need `Authorization: Bearer <token>`;
 # with networks (CIDRs, comma-separated), only clients there are served. Both empty: open, for

@@ -15,6 +15,8 @@ TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="https://api.twilio.com
 FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
 FCM_API_BASE_URL = env("FCM_API_BASE_URL", default="https://fcm.googleapis.com")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# A mailbox for the mailto: link of List-Unsubscribe (e.g. unsubscribe@example.com); empty: https link only.
+NOTIFIER_UNSUBSCRIBE_MAILTO = env("NOTIFIER_UNSUBSCRIBE_MAILTO", default="")
 
 # --- Channels ------------------------------------------------------------------------------------
 # One backend class per channel, chosen by dotted path (see apps/channels/registry.py).

@@ -62,7 +62,7 @@ def test_a_broadcast_is_followed_to_the_end_and_every_user_gets_it_once(http, wo
     users_create(project, 30, prefix="fr", locale="fr")
     users_create(project, 5, prefix="en")
 
-    response = http.post("/api/v1/broadcasts", json={"template": "news", "audience": {"locale": "fr"}},
+    response = http.post("/api/v1/broadcasts", json={"template": "news", "data": {"n": 1}, "audience": {"locale": "fr"}},
                          headers={"Idempotency-Key": "autumn"})
     assert response.status_code == 202, response.text
 
@@ -71,7 +71,7 @@ def test_a_broadcast_is_followed_to_the_end_and_every_user_gets_it_once(http, wo
         "completed", 30, 30, 0)
     wait_until(lambda: len(smtp.messages) >= 30, timeout=60, message="30 emails")
     assert sorted(m["To"] for m in smtp.messages) == sorted(f"fr{n}@example.com" for n in range(30))
-    again = http.post("/api/v1/broadcasts", json={"template": "news", "audience": {"locale": "fr"}},
+    again = http.post("/api/v1/broadcasts", json={"template": "news", "data": {"n": 1}, "audience": {"locale": "fr"}},
                       headers={"Idempotency-Key": "autumn"})
     assert again.json()["id"] == broadcast["id"]
 

@@ -68,7 +68,7 @@ class DjangoEmailBackend(ChannelBackend):
             body=content["text"],
             from_email=self.from_email,
             to=[address],
-            headers={"Message-ID": message_id, DELIVERY_ID_HEADER: message.delivery_id},
+            headers={**message.headers, "Message-ID": message_id, DELIVERY_ID_HEADER: message.delivery_id},
             connection=self._connection_get(),
         )
         if content.get("html"):

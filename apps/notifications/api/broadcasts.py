@@ -25,6 +25,7 @@ class BroadcastListApi(APIView):
         fields = serializer.validated_data
         broadcast, _ = broadcast_create(
             project=request.auth.project, template_key=fields["template"], data=fields["data"],
+            template_version=fields["template_version"],
             channels=fields.get("channels"), category=fields["category"], priority=fields["priority"],
             send_at=fields["send_at"], to=fields.get("to"), audience=fields.get("audience"),
             idempotency_key=idempotency_key_from_header(request, IDEMPOTENCY_HEADER),

@@ -15,6 +15,11 @@ class _MessageInputSerializer(serializers.Serializer):
     """What a notification and a broadcast both say: which template, with what, how."""
 
     template = serializers.SlugField(max_length=100)
+    template_version = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=2**31 - 1,
+        help_text="Pin this version of the template (a version is in one locale: pinning skips the locale "
+                  "fallback). Left out: the newest version in the user's locale.",
+    )
     data = JSONObjectField(required=False, default=dict)
     channels = serializers.ListField(
         child=serializers.ChoiceField(choices=settings.NOTIFICATION_CHANNELS), required=False, allow_empty=False
@@ -176,5 +181,6 @@ class BroadcastSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Broadcast
-        fields = ("id", "status", "template", "category", "priority", "send_at", "audience", "total", "created",
+        fields = ("id", "status", "template", "template_version", "category", "priority", "send_at", "audience", "total",
+                  "created",
                   "skipped", "failed", "last_error", "created_at", "started_at", "finished_at")

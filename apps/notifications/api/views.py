@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -45,7 +45,7 @@ def notification_request_from(fields: dict, *, idempotency_key: str, fingerprint
     return NotificationRequest(
         to=fields["to"], template_key=fields["template"], data=fields["data"], channels=fields.get("channels"),
         category=fields["category"], priority=fields["priority"], send_at=fields["send_at"],
-        idempotency_key=idempotency_key, fingerprint=fingerprint,
+        idempotency_key=idempotency_key, fingerprint=fingerprint, template_version=fields["template_version"],
     )
 
 

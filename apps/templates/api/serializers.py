@@ -49,12 +49,19 @@ class TemplateChannelsSerializer(serializers.Serializer):
 class TemplateInputSerializer(serializers.Serializer):
     channels = TemplateChannelsSerializer()
     locale = serializers.RegexField(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$", required=False, max_length=16)
+    strict_variables = serializers.BooleanField(
+        required=False,
+        help_text="true (the default for new templates): a send whose data lacks a variable the template "
+                  "uses is a 422 missing_variables; false: missing variables render as empty text. "
+                  "Left out, the template keeps its setting.",
+    )
 
 
 class TemplateVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = TemplateVersion
-        fields = ("version", "locale", "channels", "created_at")
+        fields = ("version", "locale", "channels", "variables", "created_at")
+        extra_kwargs = {"variables": {"help_text": "Per channel, the top-level data names its parts require."}}
 
 
 class TemplateOutputSerializer(serializers.ModelSerializer):
@@ -62,7 +69,7 @@ class TemplateOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Template
-        fields = ("key", "created_at", "versions")
+        fields = ("key", "strict_variables", "created_at", "versions")
 
     def get_versions(self, template) -> list[dict]:
         return TemplateVersionSerializer(self.context["versions"], many=True).data
@@ -71,9 +78,15 @@ class TemplateOutputSerializer(serializers.ModelSerializer):
 class TemplatePreviewInputSerializer(serializers.Serializer):
     data = JSONObjectField(required=False, default=dict)
     locale = serializers.CharField(required=False, allow_blank=True, max_length=16)
+    template_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                                help_text="Preview this version instead of the locale's current one.")
 
 
 class TemplatePreviewOutputSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     locale = serializers.CharField()
     channels = serializers.DictField(child=serializers.DictField(), help_text="Each channel's parts, rendered.")
+    missing_variables = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Variables the template uses that `data` lacks (a send of a strict template is refused for them).",
+    )

@@ -35,3 +35,16 @@ PREFERENCES_PUT = [
     request_example("No SMS except security codes, no marketing email, quiet at night", _PREFERENCES),
     response_example("Saved (the whole, as a later GET returns it)", _PREFERENCES),
 ]
+
+USERS_BULK_PUT = [
+    request_example("Two users, one invalid", {"users": [
+        {"external_id": "ada", "email": "ada@example.com", "locale": "en"},
+        {"external_id": "bob", "phone": "12"},
+    ]}),
+    response_example("One upserted, one refused", {"results": [
+        {"id": "ada", "email": "ada@example.com", "phone": "", "locale": "en", "timezone": "", "name": "",
+         "data": {}, "devices": [], "created_at": "2026-11-30T09:00:00Z", "updated_at": "2026-11-30T09:00:00Z"},
+        {"error": {"code": "invalid", "message": "The item has invalid fields.",
+                   "details": {"phone": ["Enter a possible phone number in E.164 form, e.g. +14155550123."]}}},
+    ]}),
+]

@@ -2,6 +2,7 @@ import zoneinfo
 
 import phonenumbers
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.fields import JSONObjectField
@@ -36,6 +37,41 @@ class RecipientInputSerializer(serializers.Serializer):
         if value and value not in zoneinfo.available_timezones():
             raise serializers.ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Europe/Paris.")
         return value
+
+
+# As POST /notifications/bulk: large enough to amortise the round trips, small enough to answer fast.
+BULK_MAX_USERS = 1000
+
+
+class RecipientBulkItemSerializer(RecipientInputSerializer):
+    # What the path of PUT /users/{external_id} accepts (apps/core/converters.py).
+    external_id = serializers.RegexField(r"\A[^/\x00]{1,200}\Z", max_length=200,
+                                         error_messages={"invalid": "At most 200 characters, without / or NUL."})
+
+
+class RecipientBulkEnvelopeSerializer(serializers.Serializer):
+    """The envelope only: each item is validated on its own, so one bad item is that item's error."""
+
+    users = serializers.ListField(child=serializers.JSONField(), allow_empty=False, max_length=BULK_MAX_USERS)
+
+
+class RecipientBulkRequestSerializer(serializers.Serializer):
+    """The documented shape of the bulk request (RecipientBulkEnvelopeSerializer validates it)."""
+
+    users = serializers.ListField(child=RecipientBulkItemSerializer(), max_length=BULK_MAX_USERS)
+
+
+@extend_schema_field({"oneOf": [{"$ref": "#/components/schemas/RecipientOutput"},
+                               {"$ref": "#/components/schemas/ErrorEnvelope"}]})
+class _BulkResultField(serializers.DictField):
+    pass
+
+
+class RecipientBulkResultSerializer(serializers.Serializer):
+    results = serializers.ListField(
+        child=_BulkResultField(),
+        help_text="One per item, in order: the user as PUT /users/{external_id} answers it, or that item's error envelope.",
+    )
 
 
 class DeviceInputSerializer(serializers.Serializer):

@@ -1,14 +1,20 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import error_body
 from apps.core.schema import ERROR_RESPONSES
 from apps.users.api import examples
 from apps.users.api.serializers import (
     DeviceInputSerializer,
     DeviceOutputSerializer,
     PreferencesSerializer,
+    RecipientBulkEnvelopeSerializer,
+    RecipientBulkItemSerializer,
+    RecipientBulkRequestSerializer,
+    RecipientBulkResultSerializer,
     RecipientInputSerializer,
     RecipientOutputSerializer,
 )
@@ -18,7 +24,37 @@ from apps.users.services import (
     device_remove,
     recipient_preferences_set,
     recipient_upsert,
+    recipients_upsert,
 )
+
+
+class RecipientBulkApi(APIView):
+    @extend_schema(
+        operation_id="v1_users_bulk_upsert",
+        request=RecipientBulkRequestSerializer,
+        responses={200: RecipientBulkResultSerializer, 400: ERROR_RESPONSES[400]},
+        examples=examples.USERS_BULK_PUT,
+    )
+    def put(self, request):
+        """Upsert up to 1,000 users at once, each as PUT /users/{external_id}; one bad item never stops the others."""
+        envelope = RecipientBulkEnvelopeSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        items = envelope.validated_data["users"]
+        answers: list[dict | None] = [None] * len(items)
+        accepted: dict[int, tuple[str, dict]] = {}
+        item_serializer = RecipientBulkItemSerializer()  # one instance: building one per item costs more than the work
+        for index, item in enumerate(items):
+            try:
+                fields = dict(item_serializer.run_validation(item))
+            except ValidationError as exc:
+                answers[index] = error_body("invalid", "The item has invalid fields.", exc.detail)
+                continue
+            accepted[index] = (fields.pop("external_id"), fields)
+        upserted = recipients_upsert(project=request.auth.project, items=list(accepted.values()))
+        output = RecipientOutputSerializer()
+        for index, (recipient, _) in zip(accepted, upserted, strict=True):
+            answers[index] = output.to_representation(recipient)
+        return Response({"results": answers})
 
 
 # PUT and GET; DELETE (erasure, which reaches the apps above this one) is added by apps/erasure.
