@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0006_broadcasts'),
+        ('notifications', '0007_notification_correlation_id'),
     ]
 
     operations = [

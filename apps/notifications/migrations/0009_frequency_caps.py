@@ -7,8 +7,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('notification_templates', '0001_initial'),
-        ('notifications', '0006_broadcasts'),
-        ('projects', '0002_policy_critical_categories_frequency_caps'),
+        ('notifications', '0008_retention'),
+        ('projects', '0003_policy_critical_categories_frequency_caps'),
         ('recipients', '0003_preferences'),
     ]
 

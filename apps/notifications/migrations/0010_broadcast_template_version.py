@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0006_broadcasts'),
+        ('notifications', '0009_frequency_caps'),
     ]
 
     operations = [
