@@ -191,6 +191,11 @@ class Delivery(models.Model):
                 condition=models.Q(status="dead", discarded_at__isnull=True),
                 name="delivery_dead_letters",
             ),
+            # The dashboard's windows (stats.py): recent deliveries by channel and status, and
+            # recent sends with their latency, each read from its index alone, not the table.
+            models.Index(fields=["created_at", "channel", "status"], name="delivery_recent"),
+            models.Index(fields=["sent_at", "channel", "created_at"], condition=models.Q(sent_at__isnull=False),
+                         name="delivery_sent_recent"),
         ]
 
     def __str__(self) -> str:
@@ -223,6 +228,8 @@ class DeliveryAttempt(models.Model):
     class Meta:
         ordering = ("delivery", "number")
         constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="attempt_unique_number")]
+        # The dashboard's provider error rates over a recent window (stats.py).
+        indexes = [models.Index(fields=["started_at"], name="attempt_recent")]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}: {self.outcome}"

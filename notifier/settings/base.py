@@ -5,6 +5,7 @@ The environment names are public (README, "Configuration"): add new ones freely,
 
 import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from apps.notifications import queues
@@ -39,6 +40,9 @@ THIRD_PARTY_APPS = [
     "django_celery_results",
     "django_prometheus",
     "corsheaders",
+    # Rate-limits admin logins (settings below); the API's Api-Key and user tokens never go
+    # through Django's authenticate(), so axes never sees them.
+    "axes",
 ]
 LOCAL_APPS = [
     "apps.core",
@@ -65,6 +69,8 @@ MIDDLEWARE = [
     # Before Prometheus' own: exceptions go up the list, so Prometheus counts one before it becomes a 503.
     "apps.core.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Answers a locked-out admin login with the lockout page; last, as django-axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "notifier.urls"
@@ -151,6 +157,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Admin logins: rate-limited by django-axes (docs/operations.md, "The console") ---------------
+# AxesStandaloneBackend first: it refuses a locked-out login before a password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Failed logins for one user name from one address before both are locked out; a success resets them.
+AXES_FAILURE_LIMIT = env.int("NOTIFIER_ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# How long a lockout lasts (then the failures are forgotten).
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("NOTIFIER_ADMIN_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
+# The client address is REMOTE_ADDR, which uvicorn sets from X-Forwarded-For only for the proxies in
+# FORWARDED_ALLOW_IPS: a client cannot pick its own address to dodge the limit.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -42,7 +42,8 @@ class Command(BaseCommand):
     def handle(self, *args, action, channel, since, ids, dry_run, broker, limit, note, **options):
         since = _parse_since(since) if since else None
         if broker:
-            self._broker(action, channel=channel or "", since=since, ids=ids, dry_run=dry_run, limit=limit)
+            self._broker(action, channel=channel or "", since=since, ids=ids, dry_run=dry_run, limit=limit,
+                                      actor_label=_cli_actor())
         else:
             self._deliveries(action, channel=channel or "", since=since, ids=_parse_ids(ids), dry_run=dry_run,
                              limit=limit, note=note)
@@ -63,7 +64,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{verb} {len(letters)} dead letter(s).")
 
     def _broker(self, action, *, channel, since, ids, dry_run, limit):
-        letters = broker_dead_letters(action=action, channel=channel, since=since, ids=ids, dry_run=dry_run, limit=limit)
+        letters = broker_dead_letters(action=action, channel=channel, since=since, ids=ids, dry_run=dry_run, limit=limit,
+                                      actor_label=_cli_actor())
         verb = _verb(action, dry_run)
         for letter in letters:
             where = f" → {letter.original_queue}" if action == "replay" else ""
