@@ -26,4 +26,4 @@ class OperatorAuditEntry(models.Model):
         verbose_name_plural = "operator audit log"
 
     def __str__(self) -> str:
-        return f"{self.action} × {self.count} by {self.actor_label}"
+        return f"{self.action} x {self.count} by {self.actor_label}"

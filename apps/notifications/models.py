@@ -49,7 +49,11 @@ class Notification(models.Model):
                 name="notification_unique_broadcast_recipient",
             ),
         ]
-        indexes = [models.Index(fields=["project", "-created_at"], name="notification_project_recent")]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="notification_project_recent"),
+            # The console's search by the user's external id, across projects.
+            models.Index(fields=["to"], name="notification_to"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.template} → {self.to}"

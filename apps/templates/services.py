@@ -61,3 +61,9 @@ def template_preview(*, project: Project, key: str, data: dict, locale: str = ""
             details={f"channels.{exc.path}": str(exc)},
         ) from exc
     return {"version": version.version, "locale": version.locale, "channels": rendered}
+
+
+def template_version_preview(*, version: TemplateVersion, data: dict) -> dict:
+    """One version's channels rendered with data, in a render process (as template_preview): the
+    console's preview of any version, current or past. Raises TemplateRenderError as rendering does."""
+    return preview_render(channels=version.channels, data=data)

@@ -80,7 +80,9 @@ WSGI_APPLICATION = "notifier.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's overrides of the admin's own templates (its index links the dashboard): found
+        # before the apps' templates, which django.contrib.admin's would otherwise shadow.
+        "DIRS": [BASE_DIR / "notifier" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -1,28 +1,10 @@
-"""Indexes for the operators' dashboard (apps/notifications/stats.py).
-
-On PostgreSQL they are built CONCURRENTLY: the delivery table may hold millions of rows, and a
-plain CREATE INDEX would block every write to it (the API and the workers) while it builds.
-"""
+"""Indexes for the operators' console: the dashboard's windows (apps/notifications/stats.py) and
+the search by a user's external id. Built concurrently on PostgreSQL (the delivery table may hold
+millions of rows, and a plain CREATE INDEX would block the API's and the workers' writes)."""
 
 from django.db import migrations, models
 
-
-class AddIndexConcurrentlyOnPostgreSQL(migrations.AddIndex):
-    """AddIndex, without locking out writes on PostgreSQL; plain elsewhere (the embedded SQLite)."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.add_index(model, self.index, concurrently=True)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if self.allow_migrate_model(schema_editor.connection.alias, model):
-            schema_editor.remove_index(model, self.index, concurrently=True)
+from apps.core.migration_operations import AddIndexConcurrentlyOnPostgreSQL
 
 
 class Migration(migrations.Migration):
@@ -44,5 +26,9 @@ class Migration(migrations.Migration):
         AddIndexConcurrentlyOnPostgreSQL(
             model_name='deliveryattempt',
             index=models.Index(fields=['started_at'], name='attempt_recent'),
+        ),
+        AddIndexConcurrentlyOnPostgreSQL(
+            model_name='notification',
+            index=models.Index(fields=['to'], name='notification_to'),
         ),
     ]
