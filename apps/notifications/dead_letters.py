@@ -11,7 +11,6 @@ It lives in two places:
 """
 
 import json
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,8 +25,6 @@ from apps.core.audit import audit_record
 from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queued_recheck_at
 from apps.notifications.models import Delivery, DeliveryOperatorAction, DeliveryStatus, OperatorActionKind
 from apps.notifications.queues import dead_letter_origin, dead_letter_queue_name
-
-logger = logging.getLogger(__name__)
 
 # The dead-letter queue of record, as a filter on deliveries.
 DEAD_LETTERS = Q(status=DeliveryStatus.DEAD, discarded_at__isnull=True)

@@ -42,8 +42,7 @@ class Command(BaseCommand):
     def handle(self, *args, action, channel, since, ids, dry_run, broker, limit, note, **options):
         since = _parse_since(since) if since else None
         if broker:
-            self._broker(action, channel=channel or "", since=since, ids=ids, dry_run=dry_run, limit=limit,
-                                      actor_label=_cli_actor())
+            self._broker(action, channel=channel or "", since=since, ids=ids, dry_run=dry_run, limit=limit)
         else:
             self._deliveries(action, channel=channel or "", since=since, ids=_parse_ids(ids), dry_run=dry_run,
                              limit=limit, note=note)
