@@ -28,7 +28,7 @@ class TemplateVersionInline(admin.TabularInline):
 
     @admin.display(description="")
     def preview(self, version):
-        url = reverse("admin:templates_template_preview", args=[version.template_id])
+        url = reverse("admin:notification_templates_template_preview", args=[version.template_id])
         return format_html('<a href="{}?version={}">Preview</a>', url, version.version)
 
 
@@ -61,7 +61,7 @@ class TemplateAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         preview = path("<int:template_id>/preview/", self.admin_site.admin_view(self.preview_view),
-                       name="templates_template_preview")
+                       name="notification_templates_template_preview")
         return [preview, *super().get_urls()]
 
     def preview_view(self, request, template_id: int):
