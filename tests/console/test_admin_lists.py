@@ -124,3 +124,28 @@ def test_a_list_page_costs_the_same_queries_for_one_row_or_many(admin_client, mo
 
     with django_assert_max_num_queries(one):
         admin_client.get(url)
+
+
+def _audited_key():
+    from apps.projects.services import api_key_create
+
+    api_key_create(project_name=f"p-{timezone.now().timestamp()}", actor_label="cli:ops")
+
+
+@pytest.mark.parametrize(("admin_name", "make"), [
+    ("projects_apikey", _audited_key),
+    ("projects_project", _audited_key),
+    ("core_operatorauditentry", _audited_key),
+    ("notification_templates_template", lambda: NotificationFactory()),
+])
+def test_other_console_lists_cost_the_same_queries_for_one_row_or_many(admin_client, admin_name, make,
+                                                                       django_assert_max_num_queries):
+    url = reverse(f"admin:{admin_name}_changelist")
+    make()
+    admin_client.get(url)
+    one = queries_for(admin_client, url)
+    for _ in range(15):
+        make()
+
+    with django_assert_max_num_queries(one):
+        admin_client.get(url)
