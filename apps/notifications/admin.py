@@ -86,6 +86,7 @@ class NotificationAdmin(ReadOnlyMixin, admin.ModelAdmin):
     ]
     inlines = [DeliveryInline]
     show_full_result_count = False  # a COUNT(*) of the whole table on every page is the slow part
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice would read the whole table
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related(
@@ -127,6 +128,7 @@ class _DeliveryAdminBase(ReadOnlyMixin, admin.ModelAdmin):
     inlines = [DeliveryAttemptInline, DeliveryOperatorActionInline]
     actions = ["replay", "discard"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
 
     @admin.display(description="to", ordering="notification__to")
     def notification_to(self, delivery) -> str:
@@ -202,6 +204,7 @@ class DeliveryAttemptAdmin(ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ("=provider_message_id", "=error_code")
     ordering = ("-started_at",)
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
 
     @admin.display(description="outcome", ordering="outcome")
     def coloured_outcome(self, attempt):

@@ -126,11 +126,11 @@ class TestTemplates:
         TemplateVersionFactory(template=first.template, version=2,
                                channels={"email": {"subject": "Hello {{ name }}", "text": "Code {{ code }}"}})
 
-        change = admin_client.get(reverse("admin:notification_templates_template_change", args=[first.template_id])).content.decode()
-        preview = admin_client.get(reverse("admin:notification_templates_template_preview", args=[first.template_id]),
-                                   {"version": 1, "data": '{"name": "Ada"}'}).content.decode()
-        bad = admin_client.get(reverse("admin:notification_templates_template_preview", args=[first.template_id]),
-                               {"version": 2, "data": "not json"}).content.decode()
+        preview_url = reverse("admin:notification_templates_template_preview", args=[first.template_id])
+        change = admin_client.get(reverse("admin:notification_templates_template_change", args=[first.template_id]))
+        change = change.content.decode()
+        preview = admin_client.get(preview_url, {"version": 1, "data": '{"name": "Ada"}'}).content.decode()
+        bad = admin_client.get(preview_url, {"version": 2, "data": "not json"}).content.decode()
 
         assert "Hello {{ name }}" in change and "Old {{ name }}" in change and "?version=1" in change
         assert "Old Ada" in preview and "Hello" not in preview.split('id="preview"')[1]

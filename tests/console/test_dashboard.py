@@ -9,7 +9,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from kombu import Queue
 
 from apps.notifications import stats
 from apps.notifications.models import Delivery, DeliveryStatus
