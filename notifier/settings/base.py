@@ -170,9 +170,16 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("NOTIFIER_ADMIN_LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
-# The client address is REMOTE_ADDR, which uvicorn sets from X-Forwarded-For only for the proxies in
-# FORWARDED_ALLOW_IPS: a client cannot pick its own address to dodge the limit.
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+
+def _admin_login_client_address(request) -> str | None:
+    """The connection's address. uvicorn sets it from X-Forwarded-For only for the proxies in
+    FORWARDED_ALLOW_IPS, so a client cannot pick its own address to dodge the limit (as it could if
+    the header were read here, which django-ipware does when installed)."""
+    return request.META.get("REMOTE_ADDR")
+
+
+AXES_CLIENT_IP_CALLABLE = _admin_login_client_address
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -149,6 +149,9 @@ class TestLogin:
         assert locked.status_code == 429 and "Too many failed logins" in locked.content.decode()
         assert still_locked.status_code == 429  # even the right password waits for the lock to end
         assert "axes_reset_username" in still_locked.content.decode()
+        # The lock is on this user name from this address: the operator logs in from elsewhere.
+        elsewhere = client.post(login, {"username": admin_user.username, "password": "password"}, REMOTE_ADDR="10.0.0.2")
+        assert elsewhere.status_code == 302
         assert api.get("/api/v1/project").status_code == 200  # Api-Key authentication never counts
         for _ in range(settings.AXES_FAILURE_LIMIT + 1):
             api.credentials(HTTP_AUTHORIZATION="Api-Key ntf_wrong")
