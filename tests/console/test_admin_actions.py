@@ -156,3 +156,19 @@ class TestLogin:
         for _ in range(settings.AXES_FAILURE_LIMIT + 1):
             api.credentials(HTTP_AUTHORIZATION="Api-Key ntf_wrong")
             assert api.get("/api/v1/project").status_code == 401
+
+
+class TestAuditFromCommands:
+    def test_command_line_actions_are_in_the_audit_log_too(self):
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        dead = dead_delivery()
+        call_command("dlq", "replay", "--id", str(dead.id), stdout=StringIO(), stderr=StringIO())
+        call_command("create_api_key", "shop", "--name", "prod", stdout=StringIO(), stderr=StringIO())
+
+        entries = {e.action: e for e in OperatorAuditEntry.objects.all()}
+        assert entries["dead_letters.replay"].actor_label.startswith("cli:")
+        assert (entries["dead_letters.replay"].count, entries["dead_letters.replay"].details["ids"]) == (1, [str(dead.id)])
+        assert entries["api_key.create"].actor_label.startswith("cli:") and entries["api_key.create"].count == 1
