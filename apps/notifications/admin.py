@@ -34,6 +34,9 @@ from apps.notifications.models import (
 )
 from apps.notifications.stats import dead_letter_counts
 
+# Rows one Replay or Discard takes from the console (the rest wait for the next run).
+MAX_ROWS_PER_ACTION = 1000
+
 
 class ReadOnlyMixin:
     """Rows are written by the pipeline and the services, never edited by hand."""
@@ -147,28 +150,38 @@ class _DeliveryAdminBase(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.action(description="Replay: queue again with a fresh attempt budget", permissions=["change"])
     def replay(self, request, queryset):
-        replayable = queryset.filter(status__in=REPLAYABLE_STATUSES, discarded_at__isnull=True).count()
-        return confirm_action(
-            self, request, queryset, action="replay", title="Replay",
-            summary=f"Replay {replayable} deliver{'y' if replayable == 1 else 'ies'}: each is queued again with a "
-                    "fresh attempt budget and sent by a worker.",
-            warning="" if replayable == queryset.count() else "Only dead or failed deliveries not discarded are "
-                                                              "replayed; the others selected are left alone.",
-            perform=lambda: _report(self, request, "Replayed", dead_letters_replay(
-                delivery_ids=list(queryset.values_list("id", flat=True)), actor=request.user)),
+        eligible = queryset.filter(status__in=REPLAYABLE_STATUSES, discarded_at__isnull=True)
+        return self._confirm(
+            request, queryset, eligible, action="replay", verb="Replay", noun=("delivery", "deliveries"),
+            effect="each is queued again with a fresh attempt budget and sent by a worker.",
+            left_alone="Only dead or failed deliveries not discarded are replayed",
+            service=dead_letters_replay, done="Replayed",
         )
 
     @admin.action(description="Discard: take out of the dead-letter queue for good", permissions=["change"])
     def discard(self, request, queryset):
-        discardable = queryset.filter(DEAD_LETTERS).count()
+        return self._confirm(
+            request, queryset, queryset.filter(DEAD_LETTERS), action="discard", verb="Discard",
+            noun=("dead letter", "dead letters"),
+            effect="they stay dead and leave the queue for good. This cannot be undone.",
+            left_alone="Only dead deliveries not yet discarded are discarded", service=dead_letters_discard,
+            done="Discarded",
+        )
+
+    def _confirm(self, request, queryset, eligible, *, action, verb, noun, effect, left_alone, service, done):
+        # One action takes at most MAX_ROWS_PER_ACTION rows, oldest first (as `dlq --limit`): a whole
+        # queue after an outage is a few runs, each one transaction the web request can finish.
+        count = eligible.count()
+        taking = min(count, MAX_ROWS_PER_ACTION)
+        summary = f"{verb} {taking} {noun[0] if taking == 1 else noun[1]}"
+        if taking < count:
+            summary += f" (the oldest {taking} of {count}: at most {MAX_ROWS_PER_ACTION} per action; run it again for the rest)"
+        warnings = [f"{left_alone}; the others selected are left alone."] if count != queryset.count() else []
         return confirm_action(
-            self, request, queryset, action="discard", title="Discard",
-            summary=f"Discard {discardable} dead letter{'' if discardable == 1 else 's'}: they stay dead and leave "
-                    "the queue for good. This cannot be undone.",
-            warning="" if discardable == queryset.count() else "Only dead deliveries not yet discarded are "
-                                                                "discarded; the others selected are left alone.",
-            perform=lambda: _report(self, request, "Discarded", dead_letters_discard(
-                delivery_ids=list(queryset.values_list("id", flat=True)), actor=request.user)),
+            self, request, queryset, action=action, title=verb, summary=f"{summary}: {effect}", warning=" ".join(warnings),
+            perform=lambda: _report(self, request, done, service(
+                delivery_ids=list(eligible.order_by("status_changed_at", "id").values_list("id", flat=True)[:taking]),
+                actor=request.user)),
         )
 
 

@@ -172,3 +172,23 @@ class TestAuditFromCommands:
         assert entries["dead_letters.replay"].actor_label.startswith("cli:")
         assert (entries["dead_letters.replay"].count, entries["dead_letters.replay"].details["ids"]) == (1, [str(dead.id)])
         assert entries["api_key.create"].actor_label.startswith("cli:") and entries["api_key.create"].count == 1
+
+
+def test_one_console_action_takes_at_most_its_limit_oldest_first_and_says_so(admin_client, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.notifications import admin as notifications_admin
+
+    monkeypatch.setattr(notifications_admin, "MAX_ROWS_PER_ACTION", 2)
+    now = timezone.now()
+    oldest, older, newest = (dead_delivery(status_changed_at=now - timedelta(minutes=m)) for m in (30, 20, 10))
+    selection = {"action": "replay", "select_across": "1", "_selected_action": [newest.id]}
+
+    asked = admin_client.post(DEAD_LETTERS, selection).content.decode()
+    admin_client.post(DEAD_LETTERS, {**selection, "confirmed": "yes"})
+
+    assert "Replay 2 deliveries (the oldest 2 of 3" in asked
+    statuses = [d.status for d in (oldest, older, newest) if not d.refresh_from_db()]
+    assert statuses == [DeliveryStatus.QUEUED, DeliveryStatus.QUEUED, DeliveryStatus.DEAD]
