@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 PORT ?= 8000
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test lint migrate clean bench
+.PHONY: install browser run test lint migrate clean bench
 
 # Reinstall whenever a requirements file changes.
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/prod.txt
@@ -15,6 +15,20 @@ $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/prod
 	touch $@
 
 install: $(VENV)/.installed
+
+## The console's browser test drives Debian's chromium and chromedriver; installed here when missing
+## and this runs as root with apt-get (otherwise that test fails, naming what to install).
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+browser:
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing chromium and chromium-driver for the console's browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "warning: $(CHROMIUM) or $(CHROMEDRIVER) missing: install Debian's chromium and chromium-driver" >&2; \
+	  fi; \
+	fi
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -26,7 +40,7 @@ run: migrate
 
 ## make test: the apps' layering (pyproject.toml, [tool.importlinter]), then the whole suite
 ## against PostgreSQL and RabbitMQ on localhost.
-test: install
+test: install browser
 	$(BIN)/lint-imports --no-logo
 	DJANGO_SETTINGS_MODULE=notifier.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
 

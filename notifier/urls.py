@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.api import not_found_view
 from apps.core.metrics import metrics_view
+from apps.notifications.dashboard import dashboard_view
 from apps.users.api.unsubscribe import unsubscribe_view
 from notifier import health
 
@@ -29,6 +30,8 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", metrics_view, name="prometheus-django-metrics"),
+    # The operators' dashboard, behind the admin's login (staff only), linked from the admin's index.
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,17 +1,29 @@
 """The admin for operators: what was sent, what failed and why, and the dead-letter queue.
 
-Everything here is read-only except two actions, Replay and Discard, which go through the
-dead-letter services so each is recorded with who and when.
+Everything here is read-only except two actions, Replay and Discard, which go through a
+confirmation page and then the dead-letter services, so each is recorded with who and when.
+Lists cost a fixed number of queries whatever their length (select_related / prefetch).
 """
 
-import uuid
-from datetime import timedelta
-
 from django.contrib import admin, messages
-from django.db.models import Q
-from django.utils import timezone
+from django.db.models import Prefetch
 
-from apps.notifications.dead_letters import DEAD_LETTERS, dead_letters_discard, dead_letters_replay
+from apps.core.console import badge, badges, confirm_action
+from apps.notifications.admin_filters import (
+    AgeFilter,
+    CategoryFilter,
+    DeliveryChannelFilter,
+    DeliveryStatusFilter,
+    delivery_search,
+    notification_search,
+)
+from apps.notifications.admin_timeline import notification_timeline
+from apps.notifications.dead_letters import (
+    DEAD_LETTERS,
+    REPLAYABLE_STATUSES,
+    dead_letters_discard,
+    dead_letters_replay,
+)
 from apps.notifications.models import (
     Broadcast,
     DeadLetter,
@@ -20,6 +32,10 @@ from apps.notifications.models import (
     DeliveryOperatorAction,
     Notification,
 )
+from apps.notifications.stats import dead_letter_counts
+
+# Rows one Replay or Discard takes from the console (the rest wait for the next run).
+MAX_ROWS_PER_ACTION = 1000
 
 
 class ReadOnlyMixin:
@@ -32,26 +48,7 @@ class ReadOnlyMixin:
         return False
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-
-class AgeFilter(admin.SimpleListFilter):
-    """How long ago a delivery reached its current status (for a dead letter: when it died)."""
-
-    title = "age"
-    parameter_name = "age"
-    _WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
-
-    def lookups(self, request, model_admin):
-        return [("hour", "Last hour"), ("day", "Last 24 hours"), ("week", "Last 7 days"), ("older", "Older than 7 days")]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value in self._WINDOWS:
-            return queryset.filter(status_changed_at__gte=timezone.now() - self._WINDOWS[value])
-        if value == "older":
-            return queryset.filter(status_changed_at__lt=timezone.now() - self._WINDOWS["week"])
-        return queryset
+        return [f.name for f in self.model._meta.fields] + list(self.readonly_fields)
 
 
 class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
@@ -77,57 +74,115 @@ class DeliveryInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("id", "project", "to", "template", "priority", "created_at")
-    list_filter = ("project", "priority")
-    search_fields = ("=to", "=idempotency_key")
-    date_hierarchy = "created_at"
+    list_display = ("id", "project", "to", "template", "delivery_statuses", "category", "priority", "created_at")
+    list_filter = (DeliveryStatusFilter, DeliveryChannelFilter, "project", "template", CategoryFilter,
+                   ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("project", "template")
+    search_fields = ("to",)  # the search box; notification_search decides what a term matches
+    search_help_text = "A notification or delivery id, a user's external id, email or phone, or a provider message id."
+    readonly_fields = ("timeline",)
+    fieldsets = [
+        (None, {"fields": ("id", "project", "to", "template", "template_version", "category", "priority", "send_at",
+                           "broadcast", "created_at")}),
+        ("Timeline", {"fields": ("timeline",)}),
+        ("Request", {"fields": ("data", "idempotency_key"), "classes": ("collapse",)}),
+    ]
     inlines = [DeliveryInline]
+    show_full_result_count = False  # a COUNT(*) of the whole table on every page is the slow part
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice would read the whole table
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related(
+            Prefetch("deliveries", queryset=Delivery.objects.only("id", "notification_id", "channel", "status")
+                     .order_by("channel"))
+        )
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:  # the timeline's rows, in three queries
+            obj = (Notification.objects.filter(pk=obj.pk).select_related("project", "template")
+                   .prefetch_related(Prefetch("deliveries", queryset=Delivery.objects.order_by("created_at")),
+                                     "deliveries__attempts", "deliveries__operator_actions").get())
+        return obj
 
     def get_search_results(self, request, queryset, search_term):
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if (term := _uuid(search_term)) is not None:  # ids are UUIDs: exact match only
-            found |= queryset.filter(id=term)
-        return found, may_have_duplicates
+        return notification_search(queryset, search_term), False
+
+    @admin.display(description="deliveries")
+    def delivery_statuses(self, notification):
+        return badges((f"{d.channel}: {d.status}", d.status) for d in notification.deliveries.all())
+
+    @admin.display(description="")
+    def timeline(self, notification):
+        return notification_timeline(notification)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 
 class _DeliveryAdminBase(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("id", "channel", "status", "attempt_count", "last_error_code", "short_error", "status_changed_at",
-                    "notification_to")
+    list_display = ("id", "channel", "coloured_status", "attempt_count", "last_error_code", "short_error",
+                    "status_changed_at", "notification_to")
     list_filter = ("channel", "status", "last_error_code", AgeFilter)
     list_select_related = ("notification",)
-    search_fields = ("=provider_message_id", "=notification__to")
+    search_fields = ("provider_message_id",)
+    search_help_text = "A delivery or notification id, a user's external id, email or phone, or a provider message id."
     ordering = ("-status_changed_at",)
     inlines = [DeliveryAttemptInline, DeliveryOperatorActionInline]
     actions = ["replay", "discard"]
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
 
     @admin.display(description="to", ordering="notification__to")
     def notification_to(self, delivery) -> str:
         return delivery.notification.to
+
+    @admin.display(description="status", ordering="status")
+    def coloured_status(self, delivery):
+        return badge(delivery.status, delivery.status)
 
     @admin.display(description="last error")
     def short_error(self, delivery) -> str:
         return delivery.last_error[:120]
 
     def get_search_results(self, request, queryset, search_term):
-        # Ids are UUIDs: an exact match on the delivery or its notification, and no error for
-        # a search term that is not one.
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if (term := _uuid(search_term)) is not None:
-            found |= queryset.filter(Q(id=term) | Q(notification_id=term))
-        return found, may_have_duplicates
+        return delivery_search(queryset, search_term), False
 
     @admin.action(description="Replay: queue again with a fresh attempt budget", permissions=["change"])
     def replay(self, request, queryset):
-        result = dead_letters_replay(delivery_ids=queryset.values_list("id", flat=True), actor=request.user)
-        _report(self, request, "Replayed", result)
+        eligible = queryset.filter(status__in=REPLAYABLE_STATUSES, discarded_at__isnull=True)
+        return self._confirm(
+            request, queryset, eligible, action="replay", verb="Replay", noun=("delivery", "deliveries"),
+            effect="each is queued again with a fresh attempt budget and sent by a worker.",
+            left_alone="Only dead or failed deliveries not discarded are replayed",
+            service=dead_letters_replay, done="Replayed",
+        )
 
     @admin.action(description="Discard: take out of the dead-letter queue for good", permissions=["change"])
     def discard(self, request, queryset):
-        result = dead_letters_discard(delivery_ids=queryset.values_list("id", flat=True), actor=request.user)
-        _report(self, request, "Discarded", result)
+        return self._confirm(
+            request, queryset, queryset.filter(DEAD_LETTERS), action="discard", verb="Discard",
+            noun=("dead letter", "dead letters"),
+            effect="they stay dead and leave the queue for good. This cannot be undone.",
+            left_alone="Only dead deliveries not yet discarded are discarded", service=dead_letters_discard,
+            done="Discarded",
+        )
+
+    def _confirm(self, request, queryset, eligible, *, action, verb, noun, effect, left_alone, service, done):
+        # One action takes at most MAX_ROWS_PER_ACTION rows, oldest first (as `dlq --limit`): a whole
+        # queue after an outage is a few runs, each one transaction the web request can finish.
+        count = eligible.count()
+        taking = min(count, MAX_ROWS_PER_ACTION)
+        summary = f"{verb} {taking} {noun[0] if taking == 1 else noun[1]}"
+        if taking < count:
+            summary += f" (the oldest {taking} of {count}: at most {MAX_ROWS_PER_ACTION} per action; run it again for the rest)"
+        warnings = [f"{left_alone}; the others selected are left alone."] if count != queryset.count() else []
+        return confirm_action(
+            self, request, queryset, action=action, title=verb, summary=f"{summary}: {effect}", warning=" ".join(warnings),
+            perform=lambda: _report(self, request, done, service(
+                delivery_ids=list(eligible.order_by("status_changed_at", "id").values_list("id", flat=True)[:taking]),
+                actor=request.user)),
+        )
 
 
 @admin.register(Delivery)
@@ -139,17 +194,42 @@ class DeliveryAdmin(_DeliveryAdminBase):
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(_DeliveryAdminBase):
-    """The dead-letter queue of record: dead deliveries not discarded."""
+    """The dead-letter queue of record: dead deliveries not discarded, with counts per channel and error."""
 
     list_filter = ("channel", "last_error_code", AgeFilter)
+    change_list_template = "admin/notifications/deadletter/change_list.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(DEAD_LETTERS)
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "dead_letter_counts": dead_letter_counts()})
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The delivery log: every attempt and what the provider answered. Read-only."""
+
+    list_display = ("started_at", "delivery", "number", "coloured_outcome", "error_code", "duration_ms",
+                    "provider_message_id")
+    list_filter = ("outcome", "delivery__channel", ("started_at", admin.DateFieldListFilter))
+    list_select_related = ("delivery",)
+    search_fields = ("=provider_message_id", "=error_code")
+    ordering = ("-started_at",)
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+
+    @admin.display(description="outcome", ordering="outcome")
+    def coloured_outcome(self, attempt):
+        return badge(attempt.outcome, attempt.outcome)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(DeliveryOperatorAction)
 class DeliveryOperatorActionAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    """The audit trail of replays and discards."""
+    """Per delivery: each replay and discard (the action as a whole is in the operator audit log)."""
 
     list_display = ("created_at", "action", "actor_label", "delivery", "previous_status", "note")
     list_filter = ("action", "actor_label")
@@ -178,13 +258,8 @@ def _report(model_admin, request, verb: str, result) -> None:
     if result.done:
         model_admin.message_user(request, f"{verb} {len(result.done)} deliveries.", messages.SUCCESS)
     if result.skipped:
-        reasons = ", ".join(f"{delivery_id} ({status})" for delivery_id, status in sorted(result.skipped.items()))
+        reasons = ", ".join(f"{delivery_id} ({status})" for delivery_id, status in sorted(result.skipped.items())[:50])
         model_admin.message_user(request, f"Skipped {len(result.skipped)}, not in a state for this: {reasons}",
                                  messages.WARNING)
 
 
-def _uuid(term: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(term.strip())
-    except ValueError:
-        return None

@@ -11,7 +11,6 @@ It lives in two places:
 """
 
 import json
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,11 +21,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from kombu import Producer
 
+from apps.core.audit import audit_record
 from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queued_recheck_at
 from apps.notifications.models import Delivery, DeliveryOperatorAction, DeliveryStatus, OperatorActionKind
 from apps.notifications.queues import dead_letter_origin, dead_letter_queue_name
-
-logger = logging.getLogger(__name__)
 
 # The dead-letter queue of record, as a filter on deliveries.
 DEAD_LETTERS = Q(status=DeliveryStatus.DEAD, discarded_at__isnull=True)
@@ -110,8 +108,9 @@ def _record(deliveries: list[Delivery], action: str, *, actor, actor_label: str,
                                note=note)
         for d in deliveries
     )
-    if deliveries:
-        logger.info("%s by %s: %s", action, label, ", ".join(str(d.id) for d in deliveries))
+    # The action as a whole, with how many it touched (and how many asked for were left alone).
+    audit_record(action=f"dead_letters.{action}", target="notifications.delivery", count=len(deliveries), actor=actor,
+                 actor_label=label, ids=[d.id for d in deliveries], note=note)
 
 
 # --- The broker's dead-letter queues ---------------------------------------------------------------
@@ -137,7 +136,7 @@ class BrokerDeadLetter:
 
 def broker_dead_letters(
     *, action: str = "list", channel: str = "", since: datetime | None = None, ids: Iterable[str] = (),
-    dry_run: bool = False, limit: int = 1000,
+    dry_run: bool = False, limit: int = 1000, actor_label: str = "",
 ) -> list[BrokerDeadLetter]:
     """List (action "list"), requeue ("replay") or drop ("discard") broker dead letters.
 
@@ -176,6 +175,9 @@ def broker_dead_letters(
                         delivery_mode=2,
                     )
                 message.ack()
+    if action != "list" and not dry_run:
+        audit_record(action=f"broker_dead_letters.{action}", target="broker.message", count=len(matched),
+                     actor_label=actor_label, ids=[letter.task_id for letter in matched], channel=channel)
     return matched
 
 

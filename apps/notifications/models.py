@@ -61,6 +61,8 @@ class Notification(models.Model):
             # The frequency caps' count: one user's notifications within a window.
             models.Index(fields=["recipient", "cap_counted_at"], condition=models.Q(cap_counted_at__isnull=False),
                          name="notification_cap_count"),
+            # The console's search by the user's external id, across projects.
+            models.Index(fields=["to"], name="notification_to"),
         ]
 
     def __str__(self) -> str:
@@ -212,6 +214,11 @@ class Delivery(models.Model):
                 condition=models.Q(status="dead", discarded_at__isnull=True),
                 name="delivery_dead_letters",
             ),
+            # The dashboard's windows (stats.py): recent deliveries by channel and status, and
+            # recent sends with their latency, each read from its index alone, not the table.
+            models.Index(fields=["created_at", "channel", "status"], name="delivery_recent"),
+            models.Index(fields=["sent_at", "channel", "created_at"], condition=models.Q(sent_at__isnull=False),
+                         name="delivery_sent_recent"),
         ]
 
     def __str__(self) -> str:
@@ -244,6 +251,8 @@ class DeliveryAttempt(models.Model):
     class Meta:
         ordering = ("delivery", "number")
         constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="attempt_unique_number")]
+        # The dashboard's provider error rates over a recent window (stats.py).
+        indexes = [models.Index(fields=["started_at"], name="attempt_recent")]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}: {self.outcome}"

@@ -1,20 +1,29 @@
-from django import forms
-from django.contrib import admin
-from django.core.exceptions import ValidationError
+"""Projects and their API keys in the console. A key is created here with its value shown once
+(only its hash is stored), revoked after a confirmation, and listed with when it was last used."""
 
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from apps.core.console import badge, confirm_action
 from apps.projects.models import ApiKey, Project
 from apps.projects.policy import critical_categories_clean, frequency_caps_clean
+from apps.projects.services import api_key_create, api_keys_revoke
 
 
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
-    fields = ("name", "prefix", "created_at", "revoked_at")
-    readonly_fields = ("name", "prefix", "created_at")
+    fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
     extra = 0
     can_delete = False
+    show_change_link = True
 
     def has_add_permission(self, request, obj=None) -> bool:
-        return False  # keys are created with `manage.py create_api_key`, which shows the key once
+        return False  # through "Add API key", which shows the key once
 
 
 class ProjectForm(forms.ModelForm):
@@ -46,6 +55,73 @@ class ProjectForm(forms.ModelForm):
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     form = ProjectForm
-    list_display = ("name", "default_locale", "webhook_url", "api_rate_limit", "created_at")
+    list_display = ("name", "default_locale", "webhook_url", "api_rate_limit", "created_at", "new_key")
     search_fields = ("name",)
     inlines = [ApiKeyInline]
+
+    @admin.display(description="")
+    def new_key(self, project):
+        return format_html('<a href="{}?project={}">Add API key</a>', reverse("admin:projects_apikey_add"), project.pk)
+
+
+class ApiKeyCreateForm(forms.Form):
+    project = forms.ModelChoiceField(queryset=Project.objects.order_by("name"))
+    name = forms.CharField(max_length=200, required=False, help_text="A label to recognise the key by, e.g. `shop-prod`.")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "name", "project", "created_at", "last_used_at", "state")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "project")
+    list_select_related = ("project",)
+    search_fields = ("=prefix", "name", "project__name")
+    readonly_fields = ("project", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    exclude = ("key_hash",)
+    actions = ["revoke"]
+
+    @admin.display(description="state")
+    def state(self, api_key):
+        return badge("revoked", "failed") if api_key.revoked_at else badge("active", "sent")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoked, not deleted: the list keeps when each key was revoked
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """A form for project and name; the answer shows the new key, once, and is never cached."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ApiKeyCreateForm(request.POST or None, initial={"project": request.GET.get("project")})
+        raw_key = api_key = None
+        if request.method == "POST" and form.is_valid():
+            api_key, raw_key = api_key_create(project_name=form.cleaned_data["project"].name,
+                                              name=form.cleaned_data["name"], actor=request.user)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "title": "Add API key",
+            "form": form, "api_key": api_key, "raw_key": raw_key,
+        }
+        response = TemplateResponse(request, "admin/projects/apikey/create.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke: refuse the keys from their next request on", permissions=["change"])
+    def revoke(self, request, queryset):
+        active = queryset.filter(revoked_at__isnull=True)
+        count = active.count()
+
+        def perform():
+            revoked = api_keys_revoke(api_key_ids=list(active.values_list("pk", flat=True)), actor=request.user)
+            self.message_user(request, f"Revoked {len(revoked)} API key{'' if len(revoked) == 1 else 's'}.",
+                              messages.SUCCESS)
+
+        return confirm_action(
+            self, request, queryset, action="revoke", title="Revoke",
+            summary=f"Revoke {count} API key{'' if count == 1 else 's'}: every request with {'it' if count == 1 else 'them'} "
+                    "gets 401 from now on. This cannot be undone; the product needs a new key.",
+            warning="" if count == queryset.count() else "Keys already revoked are left as they are.",
+            perform=perform,
+        )

@@ -3,7 +3,7 @@
 from rest_framework import authentication, exceptions, permissions
 
 from apps.projects.models import ApiKey
-from apps.projects.selectors import api_key_get_active
+from apps.projects.selectors import api_key_get_active, api_key_touch
 
 KEYWORD = "Api-Key"
 
@@ -17,6 +17,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         api_key = api_key_get_active(raw_key=raw_key.strip())
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
+        api_key_touch(api_key=api_key)
         return (None, api_key)
 
     def authenticate_header(self, request) -> str:

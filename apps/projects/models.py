@@ -37,6 +37,9 @@ class ApiKey(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed by authentication at most once a minute per key (selectors.api_key_touch), not on
+    # every request: precise enough to tell a key in use from one to revoke.
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "API key"

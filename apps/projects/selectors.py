@@ -1,5 +1,14 @@
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
 from apps.projects.models import ApiKey, Project
 from apps.projects.services import api_key_hash
+
+# How stale a key's last_used_at may get: authentication writes it at most this often per key, so
+# the API's hot path reads the key and, in the steady state, writes nothing.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def api_key_get_active(*, raw_key: str) -> ApiKey | None:
@@ -13,3 +22,18 @@ def api_key_get_active(*, raw_key: str) -> ApiKey | None:
 def category_is_critical(*, project: Project, category: str) -> bool:
     """True if the project's users cannot opt out of this category (preferences, unsubscribe)."""
     return bool(category) and category in (project.critical_categories or [])
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    """Note that the key was used now, unless that was noted less than a minute ago.
+
+    Decided on the row already read, so a request costs no write while the mark is fresh; the
+    UPDATE is conditional, so processes racing past the same minute write it once between them.
+    """
+    now = timezone.now()
+    if api_key.last_used_at is not None and now - api_key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiKey.objects.filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION), pk=api_key.pk
+    ).update(last_used_at=now)
+    api_key.last_used_at = now

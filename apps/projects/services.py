@@ -2,7 +2,9 @@ import hashlib
 import secrets
 
 from django.db import transaction
+from django.utils import timezone
 
+from apps.core.audit import audit_record
 from apps.core.egress import egress_url_error
 from apps.core.exceptions import ApplicationError
 from apps.projects.models import ApiKey, Project
@@ -16,17 +18,36 @@ def api_key_hash(raw_key: str) -> str:
 
 
 @transaction.atomic
-def api_key_create(*, project_name: str, name: str = "") -> tuple[ApiKey, str]:
+def api_key_create(*, project_name: str, name: str = "", actor=None, actor_label: str = "") -> tuple[ApiKey, str]:
     """Create a key for the project (creating the project if new); return it with the raw key.
 
-    The raw key exists only in this return value: store it now, it cannot be recovered.
+    The raw key exists only in this return value: store it now, it cannot be recovered. The
+    operator who asked (`actor`, or `actor_label` for a command) goes to the audit log.
     """
     project, _ = Project.objects.get_or_create(name=project_name)
     raw_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
         project=project, name=name, prefix=raw_key[: len(API_KEY_PREFIX) + 6], key_hash=api_key_hash(raw_key)
     )
+    audit_record(action="api_key.create", target="projects.apikey", count=1, actor=actor, actor_label=actor_label,
+                 ids=[api_key.pk], project=project.name, prefix=api_key.prefix)
     return api_key, raw_key
+
+
+@transaction.atomic
+def api_keys_revoke(*, api_key_ids, actor=None, actor_label: str = "") -> list[ApiKey]:
+    """Revoke the keys among the ids that are not revoked yet; return those. A revoked key is
+    refused (401) from its next request on; it stays listed, with when it was revoked."""
+    keys = list(ApiKey.objects.select_for_update().select_related("project")
+                .filter(pk__in=list(api_key_ids), revoked_at__isnull=True).order_by("pk"))
+    now = timezone.now()
+    ApiKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked_at=now)
+    for key in keys:
+        key.revoked_at = now
+    audit_record(action="api_key.revoke", target="projects.apikey", count=len(keys), actor=actor,
+                 actor_label=actor_label, ids=[key.pk for key in keys],
+                 prefixes=[f"{key.prefix} ({key.project.name})" for key in keys])
+    return keys
 
 
 # Addresses a tenant sets and the workers then send to: both must pass the egress rule.

@@ -34,6 +34,8 @@ class Recipient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "external_id"], name="recipient_unique_external_id"),
         ]
+        # The console's search by email or phone (exact match).
+        indexes = [models.Index(fields=["email"], name="recipient_email"), models.Index(fields=["phone"], name="recipient_phone")]
 
     def __str__(self) -> str:
         return self.external_id

@@ -5,6 +5,7 @@ The environment names are public (README, "Configuration"): add new ones freely,
 
 import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from apps.notifications import queues
@@ -40,6 +41,9 @@ THIRD_PARTY_APPS = [
     "django_celery_results",
     "django_prometheus",
     "corsheaders",
+    # Rate-limits admin logins (settings below); the API's Api-Key and user tokens never go
+    # through Django's authenticate(), so axes never sees them.
+    "axes",
 ]
 LOCAL_APPS = [
     "apps.core",
@@ -70,6 +74,8 @@ MIDDLEWARE = [
     # Before Prometheus' own: exceptions go up the list, so Prometheus counts one before it becomes a 503.
     "apps.core.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Answers a locked-out admin login with the lockout page; last, as django-axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "notifier.urls"
@@ -79,7 +85,9 @@ WSGI_APPLICATION = "notifier.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's overrides of the admin's own templates (its index links the dashboard): found
+        # before the apps' templates, which django.contrib.admin's would otherwise shadow.
+        "DIRS": [BASE_DIR / "notifier" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -156,6 +164,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Admin logins: rate-limited by django-axes (docs/operations.md, "The console") ---------------
+# AxesStandaloneBackend first: it refuses a locked-out login before a password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Failed logins for one user name from one address before both are locked out; a success resets them.
+AXES_FAILURE_LIMIT = env.int("NOTIFIER_ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# How long a lockout lasts (then the failures are forgotten).
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("NOTIFIER_ADMIN_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked_out.html"
+
+
+def _admin_login_client_address(request) -> str | None:
+    """The connection's address. uvicorn sets it from X-Forwarded-For only for the proxies in
+    FORWARDED_ALLOW_IPS, so a client cannot pick its own address to dodge the limit (as it could if
+    the header were read here, which django-ipware does when installed)."""
+    return request.META.get("REMOTE_ADDR")
+
+
+AXES_CLIENT_IP_CALLABLE = _admin_login_client_address
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -115,9 +115,11 @@ def admin_replay(base_url: str, delivery_id: str) -> None:
         assert login.url.endswith("/admin/"), login.text[:500]
         dead_letters = f"{base_url}/admin/notifications/deadletter/"
         assert delivery_id in browser.get(dead_letters, timeout=15).text
-        response = browser.post(dead_letters, timeout=15, data={
-            "action": "replay", "_selected_action": delivery_id, "index": 0,
-            "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+        selection = {"action": "replay", "_selected_action": delivery_id, "index": 0,
+                     "csrfmiddlewaretoken": browser.cookies["csrftoken"]}
+        asked = browser.post(dead_letters, timeout=15, data=selection)
+        assert "Replay 1 delivery" in asked.text  # a confirmation first
+        response = browser.post(dead_letters, timeout=15, data={**selection, "confirmed": "yes"})
         assert "Replayed 1 deliveries." in response.text
 
 

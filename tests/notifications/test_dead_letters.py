@@ -170,8 +170,10 @@ class TestAdmin:
         replayed, discarded = dead_delivery(), dead_delivery()
         url = reverse("admin:notifications_deadletter_changelist")
 
-        admin_client.post(url, {"action": "replay", "_selected_action": [replayed.id]})
-        admin_client.post(url, {"action": "discard", "_selected_action": [discarded.id]})
+        for action, delivery in (("replay", replayed), ("discard", discarded)):
+            asked = admin_client.post(url, {"action": action, "_selected_action": [delivery.id]})
+            assert asked.status_code == 200 and "confirmed" in asked.content.decode()  # nothing done before confirming
+            admin_client.post(url, {"action": action, "_selected_action": [delivery.id], "confirmed": "yes"})
 
         replayed.refresh_from_db()
         discarded.refresh_from_db()

@@ -63,7 +63,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{verb} {len(letters)} dead letter(s).")
 
     def _broker(self, action, *, channel, since, ids, dry_run, limit):
-        letters = broker_dead_letters(action=action, channel=channel, since=since, ids=ids, dry_run=dry_run, limit=limit)
+        letters = broker_dead_letters(action=action, channel=channel, since=since, ids=ids, dry_run=dry_run, limit=limit,
+                                      actor_label=_cli_actor())
         verb = _verb(action, dry_run)
         for letter in letters:
             where = f" → {letter.original_queue}" if action == "replay" else ""
