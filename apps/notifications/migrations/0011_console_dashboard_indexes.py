@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
 
     dependencies = [
-        ('notifications', '0006_broadcasts'),
+        ('notifications', '0010_broadcast_template_version'),
     ]
 
     operations = [

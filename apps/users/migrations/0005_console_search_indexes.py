@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
 
     dependencies = [
-        ('recipients', '0003_preferences'),
+        ('recipients', '0004_unsubscribes'),
     ]
 
     operations = [
