@@ -188,3 +188,7 @@ def _uuid(term: str) -> uuid.UUID | None:
         return uuid.UUID(term.strip())
     except ValueError:
         return None
+
+
+# Status webhook events have their own admin module.
+from apps.notifications import admin_status_webhooks  # noqa: E402, F401

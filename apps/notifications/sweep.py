@@ -37,6 +37,7 @@ from apps.notifications.dispatch import (
 )
 from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
 from apps.notifications.queues import queue_name
+from apps.notifications.status_events import StatusChange, status_events_record, status_hooked
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepR
     """
     overdue = list(
         Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("notification")
+        .select_related("notification__project")
         .annotate(db_now=Now())
         .filter(status__in=ACTIVE_STATUSES, recheck_at__lte=overdue_at or Now())
         .order_by("recheck_at")[:batch_size]
@@ -128,6 +129,8 @@ def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepR
     result.dead += len(dead)
     ended |= dead
 
+    _status_events(overdue, cancelled=set(cancelled), dead=dead, now=now)
+
     requeue = [d for d in overdue if d.id not in ended]
     Delivery.objects.filter(id__in=[d.id for d in requeue if d.status != DeliveryStatus.QUEUED]).update(
         status=DeliveryStatus.QUEUED, status_changed_at=now, recheck_at=queued_recheck_at(now)
@@ -138,6 +141,23 @@ def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepR
     deliveries_publish_on_commit([delivery_message(d, priority=d.notification.priority) for d in requeue])
     result.requeued += len(requeue)
     return len(overdue), overdue_at or now
+
+
+def _status_events(overdue: list[Delivery], *, cancelled: set, dead: set, now: datetime) -> None:
+    """The status webhook events of what this batch ended, in its transaction.
+
+    The rows are reloaded for their error codes only when some project of the batch wants events.
+    """
+    hooked = {d.id: d for d in overdue if (d.id in cancelled or d.id in dead) and status_hooked(d.notification.project)}
+    if not hooked:
+        return
+    codes = dict(Delivery.objects.filter(id__in=list(hooked)).values_list("id", "last_error_code"))
+    status_events_record(changes=[
+        StatusChange(delivery_id=d.id, project_id=d.notification.project_id, occurred_at=now,
+                     status=DeliveryStatus.CANCELLED if d.id in cancelled else DeliveryStatus.DEAD,
+                     previous_status=d.status, error_code="" if d.id in cancelled else codes.get(d.id, ""))
+        for d in hooked.values()
+    ])
 
 
 def _end_unconsumed(overdue: list[Delivery], *, ended: set, now: datetime) -> list:

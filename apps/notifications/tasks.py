@@ -6,6 +6,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import Reject
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
 from apps.channels.shares import project_share
 from apps.notifications.broadcasts import (
@@ -22,9 +23,13 @@ from apps.notifications.queues import (
     TASK_DELIVERIES_SEND_BATCH,
     TASK_DELIVERIES_SWEEP,
     TASK_DELIVERY_SEND,
+    TASK_STATUS_WEBHOOK_SEND,
+    TASK_STATUS_WEBHOOKS_SWEEP,
     queue_channel,
 )
 from apps.notifications.sending import DatabaseUnavailable, deliveries_send
+from apps.notifications.status_events import status_events_mark_unpublished, status_events_publish
+from apps.notifications.status_webhooks import status_event_send, status_events_sweep
 from apps.notifications.sweep import deliveries_sweep
 
 logger = logging.getLogger(__name__)
@@ -150,3 +155,30 @@ def broadcast_fan_out_task(broadcast_id: str) -> None:
 def broadcasts_resume_task() -> int:
     """Republish broadcast fan-outs whose heartbeat went stale (a lost message or worker)."""
     return broadcasts_resume_stale()
+
+
+@shared_task(name=TASK_STATUS_WEBHOOK_SEND, **_SEND_OPTIONS)
+def status_webhook_send_task(self, event_id: str) -> None:
+    """Post one status webhook event (see status_webhooks.py). Safe to receive twice: only one
+    run claims the event; a lost or failed message is found by the status webhook sweep."""
+    try:
+        posted = status_event_send(event_id=event_id, deferrals=self.request.retries)
+    except (OperationalError, InterfaceError) as exc:
+        # Claimed or not, the row knows: a claimed event comes back through the sweep's deadline.
+        connection.close_if_unusable_or_obsolete()
+        logger.warning("database unavailable (%s); status webhook event %s left to the sweep", exc, event_id)
+        return
+    if posted.defer_by is not None:
+        try:
+            raise self.retry(countdown=posted.defer_by,
+                             confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
+        except Reject:
+            status_events_mark_unpublished(event_ids=[event_id])
+    elif posted.retry_in is not None:
+        status_events_publish([event_id], countdown=posted.retry_in)
+
+
+@shared_task(name=TASK_STATUS_WEBHOOKS_SWEEP, ignore_result=False)
+def status_webhooks_sweep_task() -> int:
+    """Publish again the status webhook events whose message or worker was lost, or whose retry is due."""
+    return status_events_sweep()
