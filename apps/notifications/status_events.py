@@ -6,7 +6,8 @@ commits or rolls back with the change, so a receiver never hears of a change tha
 happen, and a change is never left unreported. One INSERT for a whole batch, and nothing at all
 for projects without a status_webhook_url (the caller's project row is already loaded).
 
-Each event is published after commit (one message per event, on notifications.status_webhook).
+The events are published after commit (a message carries up to 20 of one project, on
+notifications.status_webhook).
 A publish that fails, or a message the broker loses, leaves the row `pending`: its `recheck_at`
 brings it to the status webhook sweep (status_webhooks.py).
 """
@@ -28,6 +29,9 @@ from apps.notifications.queues import STATUS_WEBHOOK_QUEUE, TASK_STATUS_WEBHOOK_
 from apps.projects.models import Project
 
 logger = logging.getLogger(__name__)
+
+# Events of one project a message carries (posted one after the other by one task).
+EVENTS_PER_MESSAGE = 20
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ def status_events_record(*, changes: Sequence[StatusChange], new_deliveries: boo
         for change in changes
     ]
     StatusEvent.objects.bulk_create(events)
-    status_events_publish_on_commit([str(event.id) for event in events])
+    status_events_publish_on_commit([(event.id, event.project_id) for event in events])
     return events
 
 
@@ -94,36 +98,50 @@ def _published_recheck_at() -> datetime:
     return timezone.now() + timedelta(seconds=settings.NOTIFIER_QUEUED_TIMEOUT_SECONDS)
 
 
-def status_events_publish_on_commit(event_ids: Sequence[str]) -> None:
-    if event_ids:
-        transaction.on_commit(lambda: status_events_publish(event_ids))
+def status_events_publish_on_commit(events: Sequence[tuple]) -> None:
+    """Publish (event id, project id) pairs once the surrounding transaction commits."""
+    if events:
+        transaction.on_commit(lambda: status_events_publish(events))
 
 
-def status_events_publish(event_ids: Sequence[str], *, countdown: float | None = None) -> int:
-    """Publish one message per event on one pooled connection; return how many the broker took.
+def status_event_messages(events: Sequence[tuple]) -> list[list[str]]:
+    """Event ids grouped into messages: one project's events, at most EVENTS_PER_MESSAGE each."""
+    by_project: dict = {}
+    for event_id, project_id in events:
+        by_project.setdefault(project_id, []).append(str(event_id))
+    return [ids[start:start + EVENTS_PER_MESSAGE] for ids in by_project.values()
+            for start in range(0, len(ids), EVENTS_PER_MESSAGE)]
 
-    Never raises: the rows are committed. What could not be published is brought forward for
-    the sweep (recheck_at now).
+
+def status_events_publish(events: Sequence[tuple], *, countdown: float | None = None) -> int:
+    """Publish the (event id, project id) pairs on one pooled connection; return how many events
+    the broker took.
+
+    A message carries up to EVENTS_PER_MESSAGE events of one project: a publisher confirm costs a
+    few milliseconds, and a batch of 50 emails would otherwise wait for 50 of them. Never raises:
+    the rows are committed. What could not be published is brought forward for the sweep.
     """
     from celery_app import app
 
+    messages = status_event_messages(events)
     if publishing_paused():
-        status_events_mark_unpublished(event_ids=event_ids)
+        status_events_mark_unpublished(event_ids=[i for ids in messages for i in ids])
         return 0
     published = 0
     try:
         with app.producer_or_acquire() as producer:
-            for event_id in event_ids:
+            for ids in messages:
                 app.send_task(
-                    TASK_STATUS_WEBHOOK_SEND, args=[event_id], queue=STATUS_WEBHOOK_QUEUE, countdown=countdown,
+                    TASK_STATUS_WEBHOOK_SEND, args=[ids], queue=STATUS_WEBHOOK_QUEUE, countdown=countdown,
                     producer=producer, confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS,
                 )
                 published += 1
     except Exception:
-        logger.warning("publishing status webhook events failed; %d left to the sweep", len(event_ids) - published,
+        unpublished = [i for ids in messages[published:] for i in ids]
+        logger.warning("publishing status webhook events failed; %d left to the sweep", len(unpublished),
                        exc_info=True)
-        status_events_mark_unpublished(event_ids=event_ids[published:])
-    return published
+        status_events_mark_unpublished(event_ids=unpublished)
+    return sum(len(ids) for ids in messages[:published])
 
 
 def status_events_mark_unpublished(*, event_ids: Sequence[str]) -> None:

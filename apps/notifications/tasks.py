@@ -29,7 +29,7 @@ from apps.notifications.queues import (
 )
 from apps.notifications.sending import DatabaseUnavailable, deliveries_send
 from apps.notifications.status_events import status_events_mark_unpublished, status_events_publish
-from apps.notifications.status_webhooks import status_event_send, status_events_sweep
+from apps.notifications.status_webhooks import status_events_send, status_events_sweep
 from apps.notifications.sweep import deliveries_sweep
 
 logger = logging.getLogger(__name__)
@@ -158,24 +158,28 @@ def broadcasts_resume_task() -> int:
 
 
 @shared_task(name=TASK_STATUS_WEBHOOK_SEND, **_SEND_OPTIONS)
-def status_webhook_send_task(self, event_id: str) -> None:
-    """Post one status webhook event (see status_webhooks.py). Safe to receive twice: only one
-    run claims the event; a lost or failed message is found by the status webhook sweep."""
+def status_webhook_send_task(self, event_ids: list[str]) -> None:
+    """Post status webhook events, up to 20 of one project (see status_webhooks.py). Safe to receive
+    twice: only one run claims an event; a lost or failed message is found by the status webhook sweep."""
     try:
-        posted = status_event_send(event_id=event_id, deferrals=self.request.retries)
+        posted = status_events_send(event_ids=event_ids if isinstance(event_ids, list) else [event_ids],
+                                    deferrals=self.request.retries)
     except (OperationalError, InterfaceError) as exc:
-        # Claimed or not, the row knows: a claimed event comes back through the sweep's deadline.
+        # Claimed or not, the rows know: a claimed event comes back through the sweep's deadline.
         connection.close_if_unusable_or_obsolete()
-        logger.warning("database unavailable (%s); status webhook event %s left to the sweep", exc, event_id)
+        logger.warning("database unavailable (%s); status webhook events left to the sweep", exc)
         return
-    if posted.defer_by is not None:
+    for event_id, project_id, countdown in posted.retries:
+        status_events_publish([(event_id, project_id)], countdown=countdown)
+    if posted.handed_back:
+        status_events_publish(posted.handed_back)
+    if posted.deferred:
+        deferred = [event_id for event_id, _ in posted.deferred]
         try:
-            raise self.retry(countdown=posted.defer_by,
+            raise self.retry(args=[deferred], countdown=posted.defer_by,
                              confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
         except Reject:
-            status_events_mark_unpublished(event_ids=[event_id])
-    elif posted.retry_in is not None:
-        status_events_publish([event_id], countdown=posted.retry_in)
+            status_events_mark_unpublished(event_ids=deferred)
 
 
 @shared_task(name=TASK_STATUS_WEBHOOKS_SWEEP, ignore_result=False)

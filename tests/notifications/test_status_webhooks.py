@@ -20,7 +20,8 @@ from apps.notifications.models import DeliveryStatus, StatusEvent, StatusEventSt
 from apps.notifications.receipts import delivery_report_receipt
 from apps.notifications.sending import deliveries_send
 from apps.notifications.services import notification_cancel
-from apps.notifications.status_webhooks import status_event_send, status_events_sweep
+from apps.notifications.status_events import status_event_messages
+from apps.notifications.status_webhooks import status_events_send, status_events_sweep
 from tests.fakes.webhook import Reply
 from tests.notifications.factories import DeliveryFactory
 from tests.projects.factories import ProjectFactory
@@ -41,6 +42,11 @@ def verified(request) -> bool:
     fields = dict(item.split("=", 1) for item in request.headers["X-Notifier-Signature"].split(","))
     expected = hmac.new(SECRET.encode(), f"{fields['t']}.".encode() + request.body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, fields["v1"])
+
+
+def post(event) -> str | None:
+    """What a worker does with the event's message; the event's status after, None if not claimed."""
+    return status_events_send(event_ids=[str(event.id)]).statuses.get(str(event.id))
 
 
 def cancel(delivery):
@@ -146,7 +152,7 @@ def test_an_event_is_posted_signed_with_its_id_and_sequence(hooked, receiver):
     cancel(delivery)
     [event] = StatusEvent.objects.all()
 
-    assert status_event_send(event_id=str(event.id)).status == StatusEventStatus.SENT
+    assert post(event) == StatusEventStatus.SENT
 
     [request] = receiver.requests
     assert verified(request)
@@ -160,7 +166,7 @@ def test_an_event_is_posted_signed_with_its_id_and_sequence(hooked, receiver):
         "correlation_id": None,
     }
     # A duplicate message (at-least-once) posts nothing more.
-    assert status_event_send(event_id=str(event.id)).status is None
+    assert post(event) is None
     assert len(receiver.requests) == 1
 
 
@@ -170,10 +176,12 @@ def test_a_failing_receiver_is_retried_then_the_event_is_dead(hooked, receiver, 
     [event] = StatusEvent.objects.all()
     receiver.reply_with(Reply(503), Reply(500))
 
-    first = status_event_send(event_id=str(event.id))
-    assert first.status == StatusEventStatus.RETRYING and first.retry_in > 0
+    first = status_events_send(event_ids=[str(event.id)])
+    assert first.statuses == {str(event.id): StatusEventStatus.RETRYING}
+    [(_, _, countdown)] = first.retries
+    assert countdown > 0
     StatusEvent.objects.filter(id=event.id).update(next_attempt_at=None)  # its countdown has run
-    assert status_event_send(event_id=str(event.id)).status == StatusEventStatus.DEAD
+    assert post(event) == StatusEventStatus.DEAD
 
     event.refresh_from_db()
     assert (event.status, event.attempts, event.last_error_code) == ("dead", 2, "500")
@@ -184,7 +192,7 @@ def test_a_receiver_refusing_the_event_fails_it_at_once(hooked, receiver):
     [event] = StatusEvent.objects.all()
     receiver.reply_with(Reply(410))
 
-    assert status_event_send(event_id=str(event.id)).status == StatusEventStatus.FAILED
+    assert post(event) == StatusEventStatus.FAILED
     assert len(receiver.requests) == 1
 
 
@@ -200,9 +208,32 @@ def test_a_lost_publish_is_recovered_by_the_sweep(hooked, receiver, settings, dj
         assert status_events_sweep() == 1
     assert len(published) == 1  # the sweep publishes it again once its batch commits
 
-    status_event_send(event_id=str(event.id))  # what the worker does with that message
+    post(event)  # what the worker does with that message
     [request] = receiver.requests
     assert request.json()["id"] == str(event.id)
+
+
+def test_a_message_carries_up_to_twenty_events_of_one_project():
+    events = [(f"a{n}", 1) for n in range(45)] + [(f"b{n}", 2) for n in range(3)]
+
+    messages = status_event_messages(events)
+
+    assert [len(ids) for ids in messages] == [20, 20, 5, 3]
+    assert {ids[0][0] for ids in messages} == {"a", "b"} and all(len({i[0] for i in ids}) == 1 for ids in messages)
+
+
+def test_once_a_receiver_fails_the_rest_of_its_message_waits(hooked, receiver):
+    for _ in range(3):
+        cancel(DeliveryFactory(notification__project=hooked))
+    events = [str(e.id) for e in StatusEvent.objects.order_by("occurred_at")]
+    receiver.reply_with(Reply(200), Reply(503))
+
+    result = status_events_send(event_ids=events)
+
+    assert result.statuses == {events[0]: "sent", events[1]: "retrying"}
+    assert result.deferred == [(events[2], hooked.id)] and result.defer_by > 0
+    assert len(receiver.requests) == 2  # the third was not sent to a receiver that just failed
+    assert StatusEvent.objects.get(id=events[2]).status == "pending"
 
 
 # --- Fairness -------------------------------------------------------------------------------------------
@@ -227,13 +258,14 @@ def test_a_project_whose_receiver_holds_its_share_does_not_stall_another_project
     # A post of the hung project is in flight (its receiver does not answer): its share is taken.
     with project_send_lease(channel=STATUS_WEBHOOK_SHARE, project_id=hung.id) as held:
         assert held
-        deferred = status_event_send(event_id=str(hung_event.id))
-        posted = status_event_send(event_id=str(other_event.id))
+        deferred = status_events_send(event_ids=[str(hung_event.id)])
+        posted = post(other_event)
 
-    assert deferred.defer_by is not None and deferred.status is None
+    assert deferred.defer_by is not None and deferred.statuses == {}
+    assert deferred.deferred == [(str(hung_event.id), hung.id)]
     hung_event.refresh_from_db()
     assert (hung_event.status, hung_event.attempts) == ("pending", 0)  # not claimed: no attempt spent
-    assert posted.status == StatusEventStatus.SENT
+    assert posted == StatusEventStatus.SENT
     assert [r.json()["id"] for r in receiver.requests] == [str(other_event.id)]
 
 
@@ -243,7 +275,7 @@ def test_the_admin_replays_failed_events_after_a_confirmation(hooked, receiver, 
     cancel(DeliveryFactory(notification__project=hooked))
     [event] = StatusEvent.objects.all()
     receiver.reply_with(Reply(404))
-    status_event_send(event_id=str(event.id))
+    post(event)
     url = reverse("admin:notifications_statusevent_changelist")
 
     listing = admin_client.get(url, {"status__exact": "failed"})
@@ -258,4 +290,4 @@ def test_the_admin_replays_failed_events_after_a_confirmation(hooked, receiver, 
     admin_client.post(url, {**form, "post": "yes"})
     event.refresh_from_db()
     assert (event.status, event.attempts) == ("pending", 0)
-    assert status_event_send(event_id=str(event.id)).status == StatusEventStatus.SENT
+    assert post(event) == StatusEventStatus.SENT
