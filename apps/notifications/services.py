@@ -295,15 +295,17 @@ def notification_cancel(*, project: Project, notification_id) -> Notification:
     return notification_get(project=project, notification_id=notification_id)
 
 
-def deliveries_cancel(*, project: Project, deliveries: QuerySet[Delivery]) -> int:
-    """Cancel these deliveries (all of `project`) where they still move; return how many were active.
+def deliveries_cancel(*, deliveries: QuerySet[Delivery], project: Project | None = None) -> int:
+    """Cancel these deliveries where they still move; return how many were active.
 
     One UPDATE, so a delivery changing state at this moment is caught either way: one not being
     sent is `cancelled` now; one being sent keeps `sending` with the cancel recorded
     (`cancel_requested_at`), and its worker ends it `cancelled` unless that very attempt reached
-    the provider (sending.py), and never retries it. For a project with status webhooks, the
-    active deliveries are locked first, so the events written with the UPDATE name exactly the
-    deliveries it cancelled and the status each left.
+    the provider (sending.py), and never retries it.
+
+    `project`, when all the deliveries are of one, saves work for a project without status
+    webhooks. Otherwise the active deliveries are locked first, so the status webhook events
+    written with the UPDATE name exactly the deliveries it cancelled and the status each left.
     """
     now = timezone.now()
     sending = Q(status=DeliveryStatus.SENDING)
@@ -314,16 +316,17 @@ def deliveries_cancel(*, project: Project, deliveries: QuerySet[Delivery]) -> in
         "next_attempt_at": Case(When(sending, then=F("next_attempt_at")), default=None),
         "cancel_requested_at": Coalesce(F("cancel_requested_at"), Value(now)),
     }
-    if not status_hooked(project):
+    if project is not None and not status_hooked(project):
         return deliveries.filter(status__in=ACTIVE_STATUSES).update(**cancel)
     with transaction.atomic():
         active = list(deliveries.filter(status__in=ACTIVE_STATUSES).select_for_update(of=("self",))
-                      .values_list("id", "status"))
-        count = Delivery.objects.filter(id__in=[delivery_id for delivery_id, _ in active]).update(**cancel)
+                      .values_list("id", "status", "notification__project_id", "notification__project__status_webhook_url"))
+        count = Delivery.objects.filter(id__in=[row[0] for row in active]).update(**cancel)
         status_events_record(changes=[
-            StatusChange(delivery_id=delivery_id, project_id=project.id, status=DeliveryStatus.CANCELLED,
+            StatusChange(delivery_id=delivery_id, project_id=project_id, status=DeliveryStatus.CANCELLED,
                          occurred_at=now, previous_status=status)
-            for delivery_id, status in active if status != DeliveryStatus.SENDING
+            for delivery_id, status, project_id, status_webhook_url in active
+            if status != DeliveryStatus.SENDING and status_webhook_url
         ])
     return count
 

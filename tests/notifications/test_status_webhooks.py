@@ -7,11 +7,13 @@ runs the same through the web process, RabbitMQ, workers and beat.
 import hashlib
 import hmac
 import random
+from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.channels.base import TransientProviderError
 from apps.channels.shares import STATUS_WEBHOOK_SHARE, project_send_lease
@@ -22,6 +24,7 @@ from apps.notifications.sending import deliveries_send
 from apps.notifications.services import notification_cancel
 from apps.notifications.status_events import status_event_messages
 from apps.notifications.status_webhooks import status_events_send, status_events_sweep
+from apps.notifications.sweep import deliveries_sweep
 from tests.fakes.webhook import Reply
 from tests.notifications.factories import DeliveryFactory
 from tests.projects.factories import ProjectFactory
@@ -143,6 +146,22 @@ def test_retrying_is_not_reported_and_dead_is(hooked, scripted):
 
     [event] = StatusEvent.objects.all()
     assert (event.delivery_status, event.previous_status, event.error_code) == ("dead", "sending", "451")
+
+
+def test_what_the_sweep_ends_is_reported(hooked, outbox):
+    """A worker lost mid-send with a cancel pending ends `cancelled`; a delivery on a channel
+    turned off ends `dead` (channel_disabled): both reported, with the status each left."""
+    overdue = timezone.now() - timedelta(seconds=1)
+    lost = DeliveryFactory(notification__project=hooked, status=DeliveryStatus.SENDING, attempt_count=1,
+                           recheck_at=overdue, cancel_requested_at=overdue)
+    disabled = DeliveryFactory(notification__project=hooked, channel="push", recheck_at=overdue)
+
+    deliveries_sweep()
+
+    events = {e.delivery_id: e for e in StatusEvent.objects.all()}
+    assert (events[lost.id].previous_status, events[lost.id].delivery_status) == ("sending", "cancelled")
+    assert (events[disabled.id].previous_status, events[disabled.id].delivery_status,
+            events[disabled.id].error_code) == ("queued", "dead", "channel_disabled")
 
 
 # --- Posting the events -----------------------------------------------------------------------------

@@ -14,6 +14,12 @@ class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ("name", "default_locale", "webhook_url", "webhook_secret", "status_webhook_url")
+        extra_kwargs = {
+            "status_webhook_url": {"help_text": (
+                "Where every delivery status change (sent, delivered, undelivered, failed, dead, cancelled, "
+                "skipped) is POSTed, signed with webhook_secret; empty for none. See docs/api.md, Status webhooks."
+            )},
+        }
 
     def validate_name(self, value: str) -> str:
         # Sending the current name back (a client PATCHing what GET returned) changes nothing.
