@@ -1,8 +1,9 @@
 """Posting status webhook events (the outbox of status_events.py) to the project's status_webhook_url.
 
-Each event is posted by its own task on notifications.status_webhook, the way a delivery is sent:
-claimed with one conditional UPDATE (a duplicate message claims nothing), posted signed like the
-webhook channel (apps/channels/signed_post.py), and its outcome recorded on the row. A receiver
+A message on notifications.status_webhook carries up to 20 events of one project; its task posts
+them one after the other, each the way a delivery is sent: claimed with one conditional UPDATE (a
+duplicate message claims nothing), posted signed like the webhook channel
+(apps/channels/signed_post.py), and its outcome recorded on the row. A receiver
 that fails with a timeout, a connection error, 408/425/429 or a 5xx is tried again with the
 deliveries' backoff (honouring Retry-After) up to NOTIFIER_STATUS_WEBHOOK_MAX_ATTEMPTS, then the
 event is `dead`; any other 4xx, or an address not allowed, makes it `failed` at once. Both stay
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -94,12 +96,13 @@ def status_events_send(*, event_ids: Iterable[str], deferrals: int = 0) -> Event
             ids.append(str(uuid.UUID(str(raw))))
         except ValueError:
             logger.error("status webhook message for a malformed id %r dropped", raw)
-    projects = dict(StatusEvent.objects.filter(id__in=ids).values_list("id", "project_id"))
+    projects = {str(event_id): project_id for event_id, project_id
+                in StatusEvent.objects.filter(id__in=ids).values_list("id", "project_id")}
     stop_at = time.monotonic() + settings.NOTIFIER_SEND_TIME_LIMIT_SECONDS / 2
     by_project: dict[int, list[str]] = {}
     for event_id in ids:
-        if uuid.UUID(event_id) in projects:
-            by_project.setdefault(projects[uuid.UUID(event_id)], []).append(event_id)
+        if event_id in projects:  # an event deleted with its project since is dropped
+            by_project.setdefault(projects[event_id], []).append(event_id)
     for project_id, group in by_project.items():
         with project_send_lease(channel=STATUS_WEBHOOK_SHARE, project_id=project_id) as leased:
             if not leased:
@@ -110,7 +113,7 @@ def status_events_send(*, event_ids: Iterable[str], deferrals: int = 0) -> Event
                     result.handed_back += [(i, project_id) for i in group[index:]]
                     break
                 posted = _send_one(event_id, result)
-                if posted == StatusEventStatus.RETRYING or posted == StatusEventStatus.DEAD:
+                if posted in (StatusEventStatus.RETRYING, StatusEventStatus.DEAD):
                     result.deferred += [(i, project_id) for i in group[index + 1:]]
                     break
     if result.deferred:
@@ -129,6 +132,8 @@ def _send_one(event_id: str, result: EventsPosted) -> str | None:
         status, retry_in = _record_error(event, error)
         if retry_in is not None:
             result.retries.append((event_id, event.project_id, retry_in))
+    except SoftTimeLimitExceeded:
+        raise  # the task's time is up: the event stays `sending`, for the sweep to take back
     except Exception as exc:
         # A bug of ours, not the receiver's answer: failed, for an operator to replay after the fix.
         logger.exception("status webhook event %s: internal error", event_id)
