@@ -7,8 +7,7 @@ happen, and a change is never left unreported. One INSERT for a whole batch, and
 for projects without a status_webhook_url (the caller's project row is already loaded).
 
 The events are published after commit (a message carries up to 20 of one project, on
-notifications.status_webhook).
-A publish that fails, or a message the broker loses, leaves the row `pending`: its `recheck_at`
+notifications.status_webhook). A publish that fails, or a message the broker loses, leaves the row `pending`: its `recheck_at`
 brings it to the status webhook sweep (status_webhooks.py).
 """
 
