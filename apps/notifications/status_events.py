@@ -6,7 +6,7 @@ commits or rolls back with the change, so a receiver never hears of a change tha
 happen, and a change is never left unreported. One INSERT for a whole batch, and nothing at all
 for projects without a status_webhook_url (the caller's project row is already loaded).
 
-The events are published after commit (a message carries up to 20 of one project, on
+The events are published after commit (a message carries up to 100 of one project, on
 notifications.status_webhook). A publish that fails, or a message the broker loses, leaves the row `pending`: its `recheck_at`
 brings it to the status webhook sweep (status_webhooks.py).
 """
@@ -29,8 +29,10 @@ from apps.projects.models import Project
 
 logger = logging.getLogger(__name__)
 
-# Events of one project a message carries (posted one after the other by one task).
-EVENTS_PER_MESSAGE = 20
+# Events of one project a message carries (posted one after the other by one task). Its share
+# bounds a project's posts in flight anyway, so a large message costs no parallelism; it saves
+# publisher confirms (a broadcast's cancel publishes its events from the API request).
+EVENTS_PER_MESSAGE = 100
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Posting status webhook events (the outbox of status_events.py) to the project's status_webhook_url.
 
-A message on notifications.status_webhook carries up to 20 events of one project; its task posts
+A message on notifications.status_webhook carries up to 100 events of one project; its task posts
 them one after the other, each the way a delivery is sent: claimed with one conditional UPDATE (a
 duplicate message claims nothing), posted signed like the webhook channel
 (apps/channels/signed_post.py), and its outcome recorded on the row. A receiver

@@ -159,7 +159,7 @@ def broadcasts_resume_task() -> int:
 
 @shared_task(name=TASK_STATUS_WEBHOOK_SEND, **_SEND_OPTIONS)
 def status_webhook_send_task(self, event_ids: list[str]) -> None:
-    """Post status webhook events, up to 20 of one project (see status_webhooks.py). Safe to receive
+    """Post status webhook events, up to 100 of one project (see status_webhooks.py). Safe to receive
     twice: only one run claims an event; a lost or failed message is found by the status webhook sweep."""
     try:
         posted = status_events_send(event_ids=event_ids if isinstance(event_ids, list) else [event_ids],

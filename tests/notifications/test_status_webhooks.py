@@ -232,12 +232,12 @@ def test_a_lost_publish_is_recovered_by_the_sweep(hooked, receiver, settings, dj
     assert request.json()["id"] == str(event.id)
 
 
-def test_a_message_carries_up_to_twenty_events_of_one_project():
-    events = [(f"a{n}", 1) for n in range(45)] + [(f"b{n}", 2) for n in range(3)]
+def test_a_message_carries_up_to_a_hundred_events_of_one_project():
+    events = [(f"a{n}", 1) for n in range(245)] + [(f"b{n}", 2) for n in range(3)]
 
     messages = status_event_messages(events)
 
-    assert [len(ids) for ids in messages] == [20, 20, 5, 3]
+    assert [len(ids) for ids in messages] == [100, 100, 45, 3]
     assert {ids[0][0] for ids in messages} == {"a", "b"} and all(len({i[0] for i in ids}) == 1 for ids in messages)
 
 
