@@ -27,6 +27,9 @@ from apps.core.redis import RedisUnavailable, redis_run
 
 logger = logging.getLogger(__name__)
 
+# The share name of status webhook posts (not a channel: no delivery is sent on it).
+STATUS_WEBHOOK_SHARE = "status_webhook"
+
 # KEYS[1] the project's leases; ARGV: lease seconds, the share, this lease's token. 1 if taken.
 _TAKE = """
 local now = redis.call('TIME')
@@ -47,10 +50,18 @@ def shares_bound() -> bool:
 
 
 def project_share(channel: str) -> int:
-    """Sends of one project allowed in flight at once on `channel`; 0 for no bound."""
-    if channel != "webhook" or not settings.REDIS_URL:
+    """Sends of one project allowed in flight at once on `channel`; 0 for no bound.
+
+    Status webhooks (STATUS_WEBHOOK_SHARE) go to a receiver the project chose too, so they get a
+    share of their own: a hung status receiver never holds the webhook channel's, nor the reverse.
+    """
+    if not settings.REDIS_URL:
         return 0
-    return settings.NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY
+    if channel == "webhook":
+        return settings.NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY
+    if channel == STATUS_WEBHOOK_SHARE:
+        return settings.NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY
+    return 0
 
 
 @contextlib.contextmanager

@@ -263,3 +263,5 @@ def _report(model_admin, request, verb: str, result) -> None:
                                  messages.WARNING)
 
 
+# Status webhook events have their own admin module.
+from apps.notifications import admin_status_webhooks  # noqa: E402, F401

@@ -144,7 +144,7 @@ def broadcast_cancel(*, project: Project, broadcast_id) -> Broadcast:
             broadcast.status = BroadcastStatus.CANCELLED
             broadcast.finished_at = timezone.now()
             broadcast.save(update_fields=["status", "finished_at"])
-        deliveries_cancel(deliveries=Delivery.objects.filter(notification__broadcast=broadcast))
+        deliveries_cancel(project=project, deliveries=Delivery.objects.filter(notification__broadcast=broadcast))
         notifications_cap_release(notifications=Notification.objects.filter(broadcast=broadcast))
     return broadcast_get(project=project, broadcast_id=broadcast_id)
 

@@ -314,3 +314,67 @@ class EarlyReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} receipt for {self.provider_message_id} ({'delivered' if self.delivered else 'undelivered'})"
+
+
+# The delivery statuses a project's status_webhook_url is told about: what a product backend acts
+# on. The steps in between (queued, sending, retrying) are not reported.
+REPORTED_STATUSES = (
+    DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED,
+    DeliveryStatus.DEAD, DeliveryStatus.CANCELLED, DeliveryStatus.SKIPPED,
+)
+
+
+class StatusEventStatus(models.TextChoices):
+    PENDING = "pending"  # written with the status change; its message is on the way
+    SENDING = "sending"  # a worker is posting it
+    RETRYING = "retrying"  # the receiver failed; next try at next_attempt_at
+    SENT = "sent"  # the receiver answered 2xx
+    FAILED = "failed"  # a permanent error (a 4xx, an address not allowed, no secret to sign with)
+    DEAD = "dead"  # attempts exhausted
+
+
+ACTIVE_EVENT_STATUSES = (StatusEventStatus.PENDING, StatusEventStatus.SENDING, StatusEventStatus.RETRYING)
+
+
+class StatusEvent(models.Model):
+    """The outbox of status webhooks: one row per reported status change of a delivery.
+
+    Written in the transaction that changes the delivery's status (status_events.py), so an event
+    exists exactly when the change does; posted to the project's status_webhook_url by its own
+    task, retried with backoff, and recovered by its sweep through `recheck_at` like a delivery.
+    `sequence` numbers the events of one delivery from 1: the delivery's row lock orders the
+    writers, so it only grows.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="status_events")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="status_events")
+    sequence = models.PositiveIntegerField()
+    delivery_status = models.CharField(max_length=16, choices=DeliveryStatus.choices)
+    previous_status = models.CharField(max_length=16, choices=DeliveryStatus.choices, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    skip_reason = models.CharField(max_length=200, blank=True)
+    occurred_at = models.DateTimeField()
+    # The outbox row's own progress towards the receiver.
+    status = models.CharField(max_length=16, choices=StatusEventStatus.choices, default=StatusEventStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    recheck_at = models.DateTimeField(null=True, blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "status webhook event"
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "sequence"], name="status_event_unique_sequence"),
+        ]
+        indexes = [
+            # The status webhook sweep's query, small because it holds unfinished events alone.
+            models.Index(fields=["recheck_at"], condition=models.Q(status__in=["pending", "sending", "retrying"]),
+                         name="status_event_active_recheck"),
+            models.Index(fields=["status", "-occurred_at"], name="status_event_status_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_status} #{self.sequence} of {self.delivery_id} ({self.status})"

@@ -23,6 +23,9 @@ _QUEUE_PREFIX = "notifications."
 _DEAD_SUFFIX = ".dead"
 MAINTENANCE_QUEUE = "notifications.maintenance"
 BROADCAST_QUEUE = "notifications.broadcast"  # the default of NOTIFIER_BROADCAST_QUEUE
+# Status webhooks (the project's status_webhook_url), apart from sends: a receiver that hangs
+# there never delays a notification, and the other way round.
+STATUS_WEBHOOK_QUEUE = "notifications.status_webhook"
 
 # Task names are part of the messages in the queues: renaming one strands what is queued.
 TASK_DELIVERY_SEND = "notifier.deliveries.send"
@@ -31,6 +34,8 @@ TASK_DELIVERIES_SWEEP = "notifier.deliveries.sweep"
 TASK_BROADCAST_FAN_OUT = "notifier.broadcasts.fan_out"
 TASK_BROADCASTS_RESUME = "notifier.broadcasts.resume"
 TASK_RETENTION_PURGE = "notifier.retention.purge"
+TASK_STATUS_WEBHOOK_SEND = "notifier.status_webhooks.send"
+TASK_STATUS_WEBHOOKS_SWEEP = "notifier.status_webhooks.sweep"
 
 
 def queue_name(channel: str) -> str:
@@ -61,6 +66,8 @@ def celery_queues(*, channels: Iterable[str], broadcast_queue: str) -> list[Queu
         Queue(MAINTENANCE_QUEUE, exchange, routing_key=MAINTENANCE_QUEUE),
         # Broadcast fan-outs run for seconds to minutes: on their own queue, they never hold up the sweep.
         Queue(broadcast_queue, exchange, routing_key=broadcast_queue, durable=True),
+        # No dead-letter exchange: the outbox rows are the truth, and their sweep recovers any loss.
+        Queue(STATUS_WEBHOOK_QUEUE, exchange, routing_key=STATUS_WEBHOOK_QUEUE, durable=True),
     ]
 
 
@@ -81,4 +88,6 @@ def celery_task_routes(*, broadcast_queue: str) -> dict:
         TASK_BROADCASTS_RESUME: {"queue": MAINTENANCE_QUEUE},
         TASK_RETENTION_PURGE: {"queue": MAINTENANCE_QUEUE},
         TASK_BROADCAST_FAN_OUT: {"queue": broadcast_queue},
+        TASK_STATUS_WEBHOOKS_SWEEP: {"queue": MAINTENANCE_QUEUE},
+        TASK_STATUS_WEBHOOK_SEND: {"queue": STATUS_WEBHOOK_QUEUE},
     }

@@ -3,9 +3,11 @@
 import logging
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from apps.notifications.models import Delivery, DeliveryStatus, EarlyReceipt
+from apps.notifications.status_events import status_change, status_events_record, status_hooked
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ def early_receipt_apply(delivery: Delivery) -> None:
 
 
 def _receipt_apply(deliveries, receipt: EarlyReceipt) -> bool:
+    """Move the `sent` deliveries among `deliveries` to the status the receipt reports, with the
+    status webhook events of the change, in one transaction."""
     status = _status_reported(receipt)
     fields = {"status": status, "status_changed_at": timezone.now()}
     if not receipt.delivered:
@@ -67,10 +71,21 @@ def _receipt_apply(deliveries, receipt: EarlyReceipt) -> bool:
             last_error=receipt.error_message
             or f"The provider reported the message undelivered (error {receipt.error_code or 'unknown'}).",
         )
-    applied = deliveries.filter(status=DeliveryStatus.SENT).update(**fields) > 0
-    if applied:
-        logger.info("%s delivery %s: provider reports %s", receipt.channel, receipt.provider_message_id, status)
-    return applied
+    with transaction.atomic():
+        # Locked and read first: the events name the deliveries the UPDATE moves, and the project
+        # row (loaded with them) says whether events are wanted at all.
+        sent = list(deliveries.filter(status=DeliveryStatus.SENT).select_for_update(of=("self",))
+                    .select_related("notification__project"))
+        if not sent:
+            return False
+        Delivery.objects.filter(id__in=[d.id for d in sent]).update(**fields)
+        hooked = [d for d in sent if status_hooked(d.notification.project)]
+        for delivery in hooked:
+            for name, value in fields.items():
+                setattr(delivery, name, value)
+        status_events_record(changes=[status_change(d, previous_status=DeliveryStatus.SENT) for d in hooked])
+    logger.info("%s delivery %s: provider reports %s", receipt.channel, receipt.provider_message_id, status)
+    return True
 
 
 def _early_receipt_keep(receipt: EarlyReceipt) -> None:

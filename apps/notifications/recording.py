@@ -22,6 +22,7 @@ from apps.channels.registry import max_attempts
 from apps.notifications.clock import DbClock
 from apps.notifications.metrics import attempts_observe
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
+from apps.notifications.status_events import status_change, status_events_record, status_hooked
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +220,12 @@ def _record(attempted: list[Attempted]) -> list[Attempted]:
                 for name, value in item.state.items():
                     setattr(item.delivery, name, value)
             _deliveries_update([item.delivery for item in kept])
+            # The events of the reported outcomes, in the same transaction (nothing for projects
+            # without a status_webhook_url: their rows are already loaded with the claim).
+            status_events_record(changes=[
+                status_change(item.delivery, previous_status=DeliveryStatus.SENDING)
+                for item in kept if status_hooked(item.delivery.notification.project)
+            ])
     return kept
 
 

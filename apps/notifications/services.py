@@ -25,6 +25,7 @@ from apps.notifications.models import (
     Notification,
 )
 from apps.notifications.selectors import notification_get, notification_status
+from apps.notifications.status_events import StatusChange, status_change, status_events_record, status_hooked
 from apps.projects.models import Project
 from apps.projects.selectors import category_is_critical
 from apps.templates.selectors import template_version_for_locale, template_versions_newest, template_versions_pinned
@@ -219,6 +220,10 @@ def _notifications_insert(*, project, requests, planned: dict[int, CapPlan], out
                 Notification.objects.bulk_create([p.notification for p in planned.values()])
                 deliveries = [d for p in planned.values() for d in p.deliveries]
                 Delivery.objects.bulk_create(deliveries)
+                if status_hooked(project):
+                    status_events_record(new_deliveries=True, changes=[
+                        status_change(d) for d in deliveries if d.status == DeliveryStatus.SKIPPED
+                    ])
                 deliveries_publish_on_commit([
                     delivery_message(d, priority=d.notification.priority)
                     for d in deliveries if d.status == DeliveryStatus.QUEUED
@@ -308,7 +313,7 @@ def notification_cancel(*, project: Project, notification_id) -> Notification:
     """
     if not Notification.objects.filter(project=project, id=notification_id).exists():
         raise NotFound("No such notification.")
-    deliveries_cancel(deliveries=Delivery.objects.filter(notification_id=notification_id))
+    deliveries_cancel(project=project, deliveries=Delivery.objects.filter(notification_id=notification_id))
     notifications_cap_release(notifications=Notification.objects.filter(id=notification_id))
     return notification_get(project=project, notification_id=notification_id)
 
@@ -321,23 +326,40 @@ def notifications_cap_release(*, notifications: QuerySet[Notification]) -> int:
     ).update(cap_counted_at=None)
 
 
-def deliveries_cancel(*, deliveries: QuerySet[Delivery]) -> int:
+def deliveries_cancel(*, deliveries: QuerySet[Delivery], project: Project | None = None) -> int:
     """Cancel these deliveries where they still move; return how many were active.
 
     One UPDATE, so a delivery changing state at this moment is caught either way: one not being
     sent is `cancelled` now; one being sent keeps `sending` with the cancel recorded
     (`cancel_requested_at`), and its worker ends it `cancelled` unless that very attempt reached
     the provider (sending.py), and never retries it.
+
+    `project`, when all the deliveries are of one, saves work for a project without status
+    webhooks. Otherwise the active deliveries are locked first, so the status webhook events
+    written with the UPDATE name exactly the deliveries it cancelled and the status each left.
     """
     now = timezone.now()
     sending = Q(status=DeliveryStatus.SENDING)
-    return deliveries.filter(status__in=ACTIVE_STATUSES).update(
-        status=Case(When(sending, then=F("status")), default=Value(DeliveryStatus.CANCELLED)),
-        status_changed_at=Case(When(sending, then=F("status_changed_at")), default=Value(now)),
-        recheck_at=Case(When(sending, then=F("recheck_at")), default=None),
-        next_attempt_at=Case(When(sending, then=F("next_attempt_at")), default=None),
-        cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now)),
-    )
+    cancel = {
+        "status": Case(When(sending, then=F("status")), default=Value(DeliveryStatus.CANCELLED)),
+        "status_changed_at": Case(When(sending, then=F("status_changed_at")), default=Value(now)),
+        "recheck_at": Case(When(sending, then=F("recheck_at")), default=None),
+        "next_attempt_at": Case(When(sending, then=F("next_attempt_at")), default=None),
+        "cancel_requested_at": Coalesce(F("cancel_requested_at"), Value(now)),
+    }
+    if project is not None and not status_hooked(project):
+        return deliveries.filter(status__in=ACTIVE_STATUSES).update(**cancel)
+    with transaction.atomic():
+        active = list(deliveries.filter(status__in=ACTIVE_STATUSES).select_for_update(of=("self",))
+                      .values_list("id", "status", "notification__project_id", "notification__project__status_webhook_url"))
+        count = Delivery.objects.filter(id__in=[row[0] for row in active]).update(**cancel)
+        status_events_record(changes=[
+            StatusChange(delivery_id=delivery_id, project_id=project_id, status=DeliveryStatus.CANCELLED,
+                         occurred_at=now, previous_status=status)
+            for delivery_id, status, project_id, status_webhook_url in active
+            if status != DeliveryStatus.SENDING and status_webhook_url
+        ])
+    return count
 
 
 @transaction.atomic

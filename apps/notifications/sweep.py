@@ -39,6 +39,7 @@ from apps.notifications.dispatch import (
 from apps.notifications.metrics import sweep_observe
 from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
 from apps.notifications.queues import queue_name
+from apps.notifications.status_events import StatusChange, status_events_record, status_hooked
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepR
     """
     overdue = list(
         Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("notification")
+        .select_related("notification__project")
         .annotate(db_now=Now())
         .filter(status__in=ACTIVE_STATUSES, recheck_at__lte=overdue_at or Now())
         .order_by("recheck_at")[:batch_size]
@@ -124,20 +125,21 @@ def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepR
 
     # A channel turned off (SMS or push without credentials) cannot send these, but nothing is
     # wrong with them: dead, to be replayed once it is configured again.
-    dead = set()
+    dead: dict = {}  # delivery id → its error code
     for channel in {d.channel for d in overdue if not channel_enabled(d.channel)}:
         ids = [d.id for d in overdue if d.channel == channel and d.id not in ended]
-        _make_dead(ids, now=now, code=ChannelDisabled.code, message=ChannelDisabled(channel).message)
-        dead.update(ids)
-    exhausted = [d.id for d in lost if d.id not in ended | dead and d.budget_attempts >= max_attempts(d.channel)]
-    _make_dead(exhausted, now=now, code="worker_lost", message="The worker stopped while sending; attempts exhausted.")
-    dead.update(exhausted)
-    dead.update(_end_unconsumed(overdue, ended=ended | dead, now=now))
+        _make_dead(ids, now=now, code=ChannelDisabled.code, message=ChannelDisabled(channel).message, dead=dead)
+    exhausted = [d.id for d in lost if d.id not in ended | set(dead) and d.budget_attempts >= max_attempts(d.channel)]
+    _make_dead(exhausted, now=now, code="worker_lost", message="The worker stopped while sending; attempts exhausted.",
+               dead=dead)
+    _end_unconsumed(overdue, ended=ended | set(dead), now=now, dead=dead)
     result.dead += len(dead)
-    ended |= dead
+    ended |= set(dead)
     channels = {d.id: d.channel for d in overdue}
     result.ended_by_channel.update((channels[i], DeliveryStatus.CANCELLED) for i in cancelled)
     result.ended_by_channel.update((channels[i], DeliveryStatus.DEAD) for i in dead)
+
+    _status_events(overdue, cancelled=set(cancelled), dead=dead, now=now)
 
     requeue = [d for d in overdue if d.id not in ended]
     Delivery.objects.filter(id__in=[d.id for d in requeue if d.status != DeliveryStatus.QUEUED]).update(
@@ -151,31 +153,40 @@ def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepR
     return len(overdue), overdue_at or now
 
 
-def _end_unconsumed(overdue: list[Delivery], *, ended: set, now: datetime) -> list:
+def _status_events(overdue: list[Delivery], *, cancelled: set, dead: dict, now: datetime) -> None:
+    """The status webhook events of what this batch ended, in its transaction."""
+    status_events_record(changes=[
+        StatusChange(delivery_id=d.id, project_id=d.notification.project_id, occurred_at=now,
+                     status=DeliveryStatus.CANCELLED if d.id in cancelled else DeliveryStatus.DEAD,
+                     previous_status=d.status, error_code=dead.get(d.id, ""))
+        for d in overdue if (d.id in cancelled or d.id in dead) and status_hooked(d.notification.project)
+    ])
+
+
+def _end_unconsumed(overdue: list[Delivery], *, ended: set, now: datetime, dead: dict) -> None:
     """Queued deliveries no worker has taken for NOTIFIER_QUEUED_MAX_AGE_SECONDS end `dead`.
 
     Most likely nothing consumes their channel's queue (a worker started with -Q leaving it
     out): publishing them again every few hours would never end, and nobody would be told.
     """
     max_age = timedelta(seconds=settings.NOTIFIER_QUEUED_MAX_AGE_SECONDS)
-    ids = []
     for channel in {d.channel for d in overdue}:
         stale = [d.id for d in overdue if d.channel == channel and d.id not in ended
                  and d.status == DeliveryStatus.QUEUED and now - d.status_changed_at > max_age]
         _make_dead(stale, now=now, code="not_consumed", message=(
             f"No worker took it from the {queue_name(channel)} queue within {max_age}: is a worker "
             "consuming that queue? Replay it once one is."
-        ))
-        ids.extend(stale)
-    return ids
+        ), dead=dead)
 
 
-def _make_dead(ids: list, *, now: datetime, code: str, message: str) -> None:
+def _make_dead(ids: list, *, now: datetime, code: str, message: str, dead: dict) -> None:
+    """End these deliveries `dead` with the code and message; note each in `dead` (id → code)."""
     if ids:
         Delivery.objects.filter(id__in=ids).update(
             status=DeliveryStatus.DEAD, status_changed_at=now, recheck_at=None, next_attempt_at=None,
             last_error_code=code, last_error=message,
         )
+        dead.update(dict.fromkeys(ids, code))
 
 
 def _queued_again_recheck_at(now: datetime) -> Expression:

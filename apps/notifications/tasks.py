@@ -6,6 +6,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import Reject
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 
 from apps.channels.shares import project_share
 from apps.notifications.broadcasts import (
@@ -22,9 +23,13 @@ from apps.notifications.queues import (
     TASK_DELIVERIES_SEND_BATCH,
     TASK_DELIVERIES_SWEEP,
     TASK_DELIVERY_SEND,
+    TASK_STATUS_WEBHOOK_SEND,
+    TASK_STATUS_WEBHOOKS_SWEEP,
     queue_channel,
 )
 from apps.notifications.sending import DatabaseUnavailable, deliveries_send
+from apps.notifications.status_events import status_events_mark_unpublished, status_events_publish
+from apps.notifications.status_webhooks import status_events_send, status_events_sweep
 from apps.notifications.sweep import deliveries_sweep
 
 logger = logging.getLogger(__name__)
@@ -150,3 +155,34 @@ def broadcast_fan_out_task(broadcast_id: str) -> None:
 def broadcasts_resume_task() -> int:
     """Republish broadcast fan-outs whose heartbeat went stale (a lost message or worker)."""
     return broadcasts_resume_stale()
+
+
+@shared_task(name=TASK_STATUS_WEBHOOK_SEND, **_SEND_OPTIONS)
+def status_webhook_send_task(self, event_ids: list[str]) -> None:
+    """Post status webhook events, up to 100 of one project (see status_webhooks.py). Safe to receive
+    twice: only one run claims an event; a lost or failed message is found by the status webhook sweep."""
+    try:
+        posted = status_events_send(event_ids=event_ids if isinstance(event_ids, list) else [event_ids],
+                                    deferrals=self.request.retries)
+    except (OperationalError, InterfaceError) as exc:
+        # Claimed or not, the rows know: a claimed event comes back through the sweep's deadline.
+        connection.close_if_unusable_or_obsolete()
+        logger.warning("database unavailable (%s); status webhook events left to the sweep", exc)
+        return
+    for event_id, project_id, countdown in posted.retries:
+        status_events_publish([(event_id, project_id)], countdown=countdown)
+    if posted.handed_back:
+        status_events_publish(posted.handed_back)
+    if posted.deferred:
+        deferred = [event_id for event_id, _ in posted.deferred]
+        try:
+            raise self.retry(args=[deferred], countdown=posted.defer_by,
+                             confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
+        except Reject:
+            status_events_mark_unpublished(event_ids=deferred)
+
+
+@shared_task(name=TASK_STATUS_WEBHOOKS_SWEEP, ignore_result=False)
+def status_webhooks_sweep_task() -> int:
+    """Publish again the status webhook events whose message or worker was lost, or whose retry is due."""
+    return status_events_sweep()

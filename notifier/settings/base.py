@@ -339,6 +339,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": NOTIFIER_RETENTION_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_RETENTION_INTERVAL_SECONDS},
     },
+    "status-webhooks-sweep": {
+        "task": queues.TASK_STATUS_WEBHOOKS_SWEEP,
+        "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "celery_app:ScheduleFolderScheduler"

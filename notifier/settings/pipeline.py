@@ -80,6 +80,13 @@ NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = [
 NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
 NOTIFIER_SHARE_DEFER_SECONDS = env.float("NOTIFIER_SHARE_DEFER_SECONDS", default=1.0)
 NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS", default=30.0)
+# --- Status webhooks (apps/notifications/status_webhooks.py): every reported status change POSTed
+# to the project's status_webhook_url, signed like webhooks. Tries per event before it is `dead`
+# (the admin replays it), the whole request's deadline, and how many of one project's events may
+# be posted at once across every worker (a receiver that hangs holds no more workers than that).
+NOTIFIER_STATUS_WEBHOOK_MAX_ATTEMPTS = env.int("NOTIFIER_STATUS_WEBHOOK_MAX_ATTEMPTS", default=12)
+NOTIFIER_STATUS_WEBHOOK_TIMEOUT_SECONDS = env.float("NOTIFIER_STATUS_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
 # --- Delivery pipeline ----------------------------------------------------------------------------
 # Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.
 # The cap stays far below RabbitMQ's consumer_timeout (30 min): a retry is a countdown message

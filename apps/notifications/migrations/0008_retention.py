@@ -2,15 +2,18 @@
 
 from django.db import migrations, models
 
+from apps.core.migration_operations import AddIndexConcurrentlyOnPostgreSQL
+
 
 class Migration(migrations.Migration):
+    atomic = False  # the index is built with CREATE INDEX CONCURRENTLY on PostgreSQL: writes go on meanwhile
 
     dependencies = [
         ('notifications', '0007_notification_correlation_id'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexConcurrentlyOnPostgreSQL(
             model_name='delivery',
             index=models.Index(condition=models.Q(('status__in', ['pending', 'queued', 'sending', 'retrying']), _negated=True), fields=['status_changed_at'], name='delivery_final_changed'),
         ),

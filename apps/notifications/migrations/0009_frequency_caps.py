@@ -2,8 +2,11 @@
 
 from django.db import migrations, models
 
+from apps.core.migration_operations import AddIndexConcurrentlyOnPostgreSQL
+
 
 class Migration(migrations.Migration):
+    atomic = False  # the index is built with CREATE INDEX CONCURRENTLY on PostgreSQL: writes go on meanwhile
 
     dependencies = [
         ('notification_templates', '0001_initial'),
@@ -18,7 +21,7 @@ class Migration(migrations.Migration):
             name='cap_counted_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrentlyOnPostgreSQL(
             model_name='notification',
             index=models.Index(condition=models.Q(('cap_counted_at__isnull', False)), fields=['recipient', 'cap_counted_at'], name='notification_cap_count'),
         ),

@@ -75,6 +75,12 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = ("name", "default_locale", "webhook_url", "webhook_secret", "status_webhook_url", "api_rate_limit",
                   "critical_categories", "frequency_caps")
+        extra_kwargs = {
+            "status_webhook_url": {"help_text": (
+                "Where every delivery status change (sent, delivered, undelivered, failed, dead, cancelled, "
+                "skipped) is POSTed, signed with webhook_secret; empty for none. See docs/api.md, Status webhooks."
+            )},
+        }
 
     def get_api_rate_limit(self, project: Project) -> str:
         return project.api_rate_limit or settings.NOTIFIER_API_RATE_LIMIT or "off"

@@ -1,0 +1,158 @@
+"""A signed JSON POST to an address a tenant chose: the webhook channel and status webhooks share it.
+
+Receivers verify `X-Notifier-Signature: t=<unix seconds>,v1=<hex>`, where the hex is
+HMAC-SHA256(webhook_secret, "<t>." + raw request body), compare in constant time, and refuse a
+timestamp too far from their clock (replays). One signing function and one way of posting, so a
+receiver checks both kinds of request with the same code.
+
+The POST goes only to allowed addresses (apps/core/egress.py), checked again at each request and
+connected to as checked; it is cut at a total deadline (apps/core/deadline.py), so a receiver that
+drips its answer cannot hold a worker. Redirects are not followed: they would replay the signed
+request to an address the project never configured (and 301/302 turn a POST into a GET).
+"""
+
+import hashlib
+import hmac
+import time
+
+import requests
+from django.conf import settings
+
+from apps.channels.base import PermanentProviderError, TransientProviderError, retry_after_seconds
+from apps.core.deadline import request_deadline
+from apps.core.egress import AddressNotAllowed, pinned_session
+
+SIGNATURE_HEADER = "X-Notifier-Signature"
+TIMESTAMP_HEADER = "X-Notifier-Timestamp"
+
+# Statuses that say "later": request timeout, too early, throttled; every 5xx too.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+# How much of a receiver's answer is kept, and read at most before giving up on the connection
+# (reading a small answer to its end lets the connection be reused).
+_RESPONSE_EXCERPT_BYTES = 1000
+_RESPONSE_DRAIN_BYTES = 64 * 1024
+
+
+def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
+    """The hex HMAC-SHA256 a receiver recomputes to check a request came from us, unaltered."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(*, secret: str, body: bytes, user_agent: str, timestamp: int | None = None) -> dict[str, str]:
+    """The headers of a signed JSON request: content type, agent, timestamp and signature."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signature = webhook_signature(secret=secret, timestamp=timestamp, body=body)
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": user_agent,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: f"t={timestamp},v1={signature}",
+    }
+
+
+class SignedPoster:
+    """POSTs signed bodies on one requests.Session per process, so connections to a receiver are reused.
+
+    `what` names the address in error messages ("webhook", "status webhook"); `url_field` is the
+    project field to correct when the address is refused or redirects.
+    """
+
+    def __init__(self, *, what: str, url_field: str, connect_timeout: float, read_timeout: float,
+                 total_timeout: float):
+        self.what = what
+        self.url_field = url_field
+        self.timeout = (connect_timeout, read_timeout)
+        self.total_timeout = total_timeout
+        self._session: requests.Session | None = None
+
+    def post(self, url: str, *, body: bytes, headers: dict[str, str]) -> dict:
+        """POST and return the receiver's answer ({"status", "body" excerpt}) when it is a 2xx.
+
+        Raises TransientProviderError (timeouts, connection errors, 408/425/429, 5xx: try again
+        later, with the receiver's Retry-After) or PermanentProviderError (refused address,
+        unusable URL, redirects, other 4xx).
+        """
+        with request_deadline(self.total_timeout) as deadline:
+            try:
+                response = self._session_get().post(
+                    url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False, stream=True,
+                )
+            except AddressNotAllowed as exc:
+                raise PermanentProviderError(
+                    f"The {self.url_field} is not allowed: {exc} Requests go only to public addresses.",
+                    code="address_not_allowed",
+                ) from exc
+            except requests.RequestException as exc:
+                if deadline.expired:
+                    self._session_discard()
+                    raise TransientProviderError(
+                        f"The {self.what} did not answer within {self.total_timeout:g} s.", code="timeout"
+                    ) from exc
+                raise self._request_error(exc) from exc
+            # The status is in: the receiver's answer is known. The deadline may still cut the
+            # body short, which only shortens the excerpt kept.
+            with response:
+                answer = {"status": response.status_code, "body": _body_excerpt(response)}
+            if deadline.expired:
+                self._session_discard()
+        self._check(response, answer)
+        return answer
+
+    def _check(self, response: requests.Response, answer: dict) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        message = f"The {self.what} answered HTTP {status}."
+        if status in _TRANSIENT_STATUSES or status >= 500:
+            raise TransientProviderError(message, code=str(status), response=answer, retry_after=_retry_after(response))
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "")
+            raise PermanentProviderError(
+                f"{message} Redirects are not followed; set {self.url_field} to the final address ({location[:200]}).",
+                code=str(status), response=answer,
+            )
+        raise PermanentProviderError(message, code=str(status), response=answer)
+
+    def _request_error(self, exc: requests.RequestException) -> PermanentProviderError | TransientProviderError:
+        if isinstance(exc, requests.Timeout):
+            return TransientProviderError(f"The {self.what} timed out: {exc}", code="timeout")
+        if isinstance(exc, requests.ConnectionError):
+            return TransientProviderError(f"Cannot connect to the {self.what}: {exc}", code="connection")
+        if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema
+                      | requests.exceptions.InvalidSchema):
+            return PermanentProviderError(f"The {self.url_field} is not usable: {exc}", code="invalid_url")
+        # A broken exchange (bad chunking, ...): worth another try.
+        return TransientProviderError(f"The {self.what} request failed: {exc}", code="http_error")
+
+    def session_discard(self) -> None:
+        """Start the next request on a fresh session (the connection was cut mid-exchange)."""
+        self._session_discard()
+
+    def _session_discard(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        self._session = None
+
+    def _session_get(self) -> requests.Session:
+        if self._session is None:
+            self._session = pinned_session(resolve_timeout=self.timeout[0])
+        return self._session
+
+
+def _body_excerpt(response: requests.Response) -> str:
+    excerpt, total = b"", 0
+    try:
+        for chunk in response.iter_content(4096):
+            if len(excerpt) < _RESPONSE_EXCERPT_BYTES:
+                excerpt += chunk[: _RESPONSE_EXCERPT_BYTES - len(excerpt)]
+            total += len(chunk)
+            if total > _RESPONSE_DRAIN_BYTES:
+                break  # not worth reading on: closing drops the connection instead
+    except requests.RequestException:
+        pass  # the status is what counts; a body cut short only shortens the excerpt
+    return excerpt.decode(errors="replace")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    # Honoured up to a cap: beyond it, a stuck receiver would park what waits for it.
+    return retry_after_seconds(response.headers.get("Retry-After"), cap=settings.NOTIFIER_MAX_RETRY_AFTER_SECONDS)

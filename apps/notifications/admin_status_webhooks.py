@@ -1,0 +1,57 @@
+"""The admin of status webhook events: what was posted to each project's status_webhook_url, what
+failed and why, and a Replay action (with a confirmation page) for failed and dead events."""
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+
+from apps.notifications.models import StatusEvent
+from apps.notifications.status_webhooks import REPLAYABLE_EVENT_STATUSES, status_events_replay
+
+
+@admin.register(StatusEvent)
+class StatusEventAdmin(admin.ModelAdmin):
+    """Rows are written with the status changes and moved by the workers, never edited by hand."""
+
+    list_display = ("occurred_at", "project", "delivery_status", "sequence", "status", "attempts", "last_error_code",
+                    "short_error", "delivery_id", "sent_at")
+    list_filter = ("status", "delivery_status", "last_error_code", "project")
+    list_select_related = ("project",)
+    search_fields = ("=id", "=delivery__id")
+    ordering = ("-occurred_at",)
+    date_hierarchy = "occurred_at"
+    actions = ["replay"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    @admin.display(description="last error")
+    def short_error(self, event) -> str:
+        return event.last_error[:120]
+
+    @admin.action(description="Replay: post again with a fresh attempt budget", permissions=["change"])
+    def replay(self, request, queryset):
+        if request.POST.get("post") == "yes":
+            replayed = status_events_replay(event_ids=queryset.values_list("id", flat=True))
+            self.message_user(request, f"Replayed {replayed} status webhook events.", messages.SUCCESS)
+            left = queryset.count() - replayed
+            if left:
+                self.message_user(request, f"Left {left} alone: only failed and dead events are replayed.",
+                                  messages.WARNING)
+            return None
+        replayable = list(queryset.filter(status__in=REPLAYABLE_EVENT_STATUSES).select_related("project"))
+        return TemplateResponse(request, "admin/notifications/statusevent/replay_confirmation.html", {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "queryset": queryset,
+            "replayable": replayable,
+            "left_alone": queryset.count() - len(replayable),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "title": "Replay status webhook events?",
+        })
