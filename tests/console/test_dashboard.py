@@ -127,9 +127,10 @@ def test_the_dashboard_queries_never_scan_the_delivery_table():
     with connection.cursor() as cursor:
         cursor.execute(
             """INSERT INTO notifications_notification (id, project_id, recipient_id, "to", template_id,
-                   template_version_id, data, category, priority, idempotency_key, request_fingerprint, created_at)
+                   template_version_id, data, category, priority, idempotency_key, request_fingerprint, correlation_id,
+                   created_at)
                SELECT gen_random_uuid(), project_id, recipient_id, "to", template_id, template_version_id, '{}', '',
-                      'normal', '', '', now() - (i * interval '86 seconds')
+                      'normal', '', '', '', now() - (i * interval '86 seconds')
                FROM notifications_notification, generate_series(1, %s) AS i WHERE id = %s""",
             [n, notification.id],
         )

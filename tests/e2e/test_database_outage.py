@@ -41,6 +41,10 @@ def database_closed():
             yield
         finally:
             admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            # This test process's pool met the outage too: its attempts to grow may be backing
+            # off for longer than the next test's 10 s wait for a connection. Start it afresh.
+            connection.close()
+            connection.close_pool()
 
 
 def test_a_claim_that_met_a_database_outage_is_sent_within_seconds_of_its_return(project, worker, smtp):

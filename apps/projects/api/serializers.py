@@ -12,13 +12,21 @@ from apps.projects.policy import (
 )
 
 
+@extend_schema_field({"oneOf": [
+    {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_SECONDS},
+    {"type": "string", "pattern": r"^[0-9]+[smhd]$", "example": "1h"},
+]})
+class WindowField(serializers.IntegerField):
+    """Documents that a window is given in seconds or as a duration; frequency_caps_clean reads it."""
+
+
 class FrequencyCapSerializer(serializers.Serializer):
     """The documented shape of one cap (FrequencyCapsField validates the list)."""
 
     category = serializers.CharField(max_length=100, help_text='A category, or "*" for all of them.')
     limit = serializers.IntegerField(min_value=1, max_value=MAX_CAP_LIMIT,
                                      help_text="At most this many notifications per user in the window.")
-    window = serializers.IntegerField(
+    window = WindowField(
         min_value=1, max_value=MAX_WINDOW_SECONDS,
         help_text='The window in seconds. Accepted as seconds or a duration ("90s", "15m", "1h", "1d"); '
                   "answered in seconds.",

@@ -29,7 +29,9 @@ DEVICE_POST = [
 DEVICE_DELETE = [error_example(404, "not_found", "This user has no device with that token.")]
 
 _PREFERENCES = {"channels": {"sms": False}, "categories": {"marketing": {"email": False}, "security": {"sms": True}},
-                "quiet_hours": {"start": "22:00", "end": "07:00"}}
+                "quiet_hours": {"start": "22:00", "end": "07:00"},
+                # Read-only (the project's, which these settings cannot turn off); ignored in a PUT.
+                "critical_categories": ["security"]}
 PREFERENCES_GET = [response_example("No SMS except security codes, no marketing email, quiet at night", _PREFERENCES)]
 PREFERENCES_PUT = [
     request_example("No SMS except security codes, no marketing email, quiet at night", _PREFERENCES),
