@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from apps.core.console import ReadOnlyAdmin
 from apps.core.models import OperatorAuditEntry
 
 
 @admin.register(OperatorAuditEntry)
-class OperatorAuditEntryAdmin(admin.ModelAdmin):
+class OperatorAuditEntryAdmin(ReadOnlyAdmin):
     """What operators did, read-only: the record cannot be edited, added to or pruned by hand."""
 
     list_display = ("created_at", "actor_label", "action", "target", "count")
@@ -12,12 +13,3 @@ class OperatorAuditEntryAdmin(admin.ModelAdmin):
     search_fields = ("=actor_label", "action")
     readonly_fields = ("created_at", "actor", "actor_label", "action", "target", "count", "details")
     list_select_related = ("actor",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -20,6 +20,19 @@ STATUS_COLOURS = {
 }
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record operators read but never add to, edit or prune by hand (audit entries, unsubscribes)."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 def status_colour(status: str) -> str:
     return STATUS_COLOURS.get(status, "#455a64")
 

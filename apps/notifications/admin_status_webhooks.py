@@ -2,9 +2,9 @@
 failed and why, and a Replay action (with a confirmation page) for failed and dead events."""
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.template.response import TemplateResponse
+from django.template.defaultfilters import pluralize
 
+from apps.core.console import confirm_action
 from apps.notifications.models import StatusEvent
 from apps.notifications.status_webhooks import REPLAYABLE_EVENT_STATUSES, status_events_replay
 
@@ -37,21 +37,22 @@ class StatusEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay: post again with a fresh attempt budget", permissions=["change"])
     def replay(self, request, queryset):
-        if request.POST.get("post") == "yes":
-            replayed = status_events_replay(event_ids=queryset.values_list("id", flat=True))
+        selected = queryset.count()
+        replayable = queryset.filter(status__in=REPLAYABLE_EVENT_STATUSES).count()
+
+        def perform() -> None:
+            replayed = status_events_replay(event_ids=queryset.values_list("id", flat=True), actor=request.user)
             self.message_user(request, f"Replayed {replayed} status webhook events.", messages.SUCCESS)
-            left = queryset.count() - replayed
-            if left:
-                self.message_user(request, f"Left {left} alone: only failed and dead events are replayed.",
-                                  messages.WARNING)
-            return None
-        replayable = list(queryset.filter(status__in=REPLAYABLE_EVENT_STATUSES).select_related("project"))
-        return TemplateResponse(request, "admin/notifications/statusevent/replay_confirmation.html", {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "queryset": queryset,
-            "replayable": replayable,
-            "left_alone": queryset.count() - len(replayable),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "title": "Replay status webhook events?",
-        })
+            if selected - replayed:
+                self.message_user(request, f"Left {selected - replayed} alone: only failed and dead events are "
+                                  "replayed.", messages.WARNING)
+
+        return confirm_action(
+            self, request, queryset, action="replay", title="Replay",
+            summary=f"Post {replayable} status webhook event{pluralize(replayable)} to their project's "
+                    "status_webhook_url again, with a fresh attempt budget? Receivers drop repeats by event id "
+                    "(X-Notifier-Event-Id).",
+            warning=(f"{selected - replayable} of the selected events are not failed or dead and will be left alone."
+                     if selected - replayable else ""),
+            perform=perform,
+        )

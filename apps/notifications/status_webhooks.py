@@ -39,6 +39,7 @@ from apps.channels.base import PermanentProviderError, ProviderError, TransientP
 from apps.channels.headers import DELIVERY_ID_HEADER
 from apps.channels.shares import STATUS_WEBHOOK_SHARE, project_send_lease
 from apps.channels.signed_post import SignedPoster, signed_headers
+from apps.core.audit import audit_record
 from apps.notifications.models import ACTIVE_EVENT_STATUSES, StatusEvent, StatusEventStatus
 from apps.notifications.recording import retry_delay
 from apps.notifications.status_events import status_events_publish_on_commit
@@ -273,10 +274,11 @@ def _sweep_batch() -> int:
 
 
 @transaction.atomic
-def status_events_replay(*, event_ids: Iterable) -> int:
+def status_events_replay(*, event_ids: Iterable, actor=None, actor_label: str = "") -> int:
     """Post failed or dead events again with a fresh attempt budget; return how many.
 
-    Anything else among the ids (sent, or already replayed) is left alone.
+    Anything else among the ids (sent, or already replayed) is left alone. The operator (`actor`, an
+    admin user, or `actor_label`) is recorded in the audit log with the change.
     """
     events = list(
         StatusEvent.objects.select_for_update()
@@ -287,6 +289,8 @@ def status_events_replay(*, event_ids: Iterable) -> int:
         recheck_at=timezone.now() + timedelta(seconds=settings.NOTIFIER_QUEUED_TIMEOUT_SECONDS),
     )
     status_events_publish_on_commit(events)
+    audit_record(action="status_events.replay", target="notifications.statusevent", count=len(events), actor=actor,
+                 actor_label=actor_label, ids=[event_id for event_id, _ in events])
     if events:
         logger.info("status webhook events replayed: %s", ", ".join(str(event_id) for event_id, _ in events))
     return len(events)

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from apps.core.console import ReadOnlyAdmin
 from apps.users.models import Device, Recipient, Unsubscribe
 
 
@@ -19,19 +20,10 @@ class RecipientAdmin(admin.ModelAdmin):
 
 
 @admin.register(Unsubscribe)
-class UnsubscribeAdmin(admin.ModelAdmin):
+class UnsubscribeAdmin(ReadOnlyAdmin):
     """Read-only: the record of what users asked for is not the operators' to change."""
 
     list_display = ("created_at", "project", "recipient", "category", "channel", "source")
     list_filter = ("project", "source", "channel")
     search_fields = ("recipient__external_id", "category")
     list_select_related = ("project", "recipient")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

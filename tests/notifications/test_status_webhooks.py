@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.channels.base import TransientProviderError
 from apps.channels.shares import STATUS_WEBHOOK_SHARE, project_send_lease
+from apps.core.models import OperatorAuditEntry
 from apps.core.redis import redis_pause_reset
 from apps.notifications.models import DeliveryStatus, StatusEvent, StatusEventStatus
 from apps.notifications.receipts import delivery_report_receipt
@@ -302,11 +303,13 @@ def test_the_admin_replays_failed_events_after_a_confirmation(hooked, receiver, 
 
     form = {"action": "replay", "_selected_action": [str(event.id)]}
     confirmation = admin_client.post(url, form)
-    assert confirmation.status_code == 200 and "Yes, replay them" in confirmation.content.decode()
+    assert confirmation.status_code == 200 and "Post 1 status webhook event to" in confirmation.content.decode()
     event.refresh_from_db()
     assert event.status == "failed"  # nothing happens before the operator confirms
 
-    admin_client.post(url, {**form, "post": "yes"})
+    admin_client.post(url, {**form, "confirmed": "yes"})
     event.refresh_from_db()
     assert (event.status, event.attempts) == ("pending", 0)
+    [entry] = OperatorAuditEntry.objects.filter(action="status_events.replay")
+    assert (entry.count, entry.actor_label, entry.details["ids"]) == (1, "admin", [str(event.id)])
     assert post(event) == StatusEventStatus.SENT
