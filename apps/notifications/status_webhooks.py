@@ -176,7 +176,7 @@ def status_event_body(event: StatusEvent) -> dict:
         "error_code": event.error_code or None,
         "skip_reason": event.skip_reason or None,
         "to": notification.to,
-        "correlation_id": getattr(notification, "correlation_id", "") or None,
+        "correlation_id": notification.correlation_id or None,
     }
 
 

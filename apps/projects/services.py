@@ -59,6 +59,11 @@ def project_update(*, project: Project, **fields) -> Project:
     errors = {
         field: [error] for field in _OUTBOUND_URL_FIELDS if fields.get(field) and (error := egress_url_error(fields[field]))
     }
+    # Status webhooks are signed with the webhook secret: a URL without one would only collect
+    # events that fail (`webhook_secret_missing`) until someone noticed.
+    if not errors and fields.get("status_webhook_url", project.status_webhook_url) and not fields.get(
+            "webhook_secret", project.webhook_secret):
+        errors["status_webhook_url"] = ["Set webhook_secret as well: status webhooks are signed with it."]
     if errors:
         raise ApplicationError("invalid", "The request has invalid fields.", details=errors, status_code=400)
     for field, value in fields.items():

@@ -79,7 +79,7 @@ def test_nothing_is_changed_when_one_url_is_refused(api, project, dns, productio
 def test_public_addresses_are_accepted(api, dns, production_egress):
     urls = {"webhook_url": "https://hooks.example/notifier", "status_webhook_url": f"http://{PUBLIC}:8080/status"}
 
-    response = api.patch("/api/v1/project", urls, format="json")
+    response = api.patch("/api/v1/project", {**urls, "webhook_secret": "whsec-long-enough"}, format="json")
 
     assert response.status_code == 200, response.json()
     assert {field: api.get("/api/v1/project").json()[field] for field in urls} == urls
@@ -130,3 +130,17 @@ def test_sending_back_the_current_name_is_accepted(api, project):
 
     assert response.status_code == 200
     assert response.json() == {**body, "default_locale": "de"}
+
+
+def test_a_status_webhook_url_needs_the_secret_that_signs_its_posts(api, project, dns):
+    url = "https://hooks.example/status"
+
+    refused = api.patch("/api/v1/project", {"status_webhook_url": url}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["details"] == {
+        "status_webhook_url": ["Set webhook_secret as well: status webhooks are signed with it."]}
+    project.refresh_from_db()
+    assert project.status_webhook_url == ""
+
+    assert api.patch("/api/v1/project", {"webhook_secret": "whsec-long-enough"}, format="json").status_code == 200
+    assert api.patch("/api/v1/project", {"status_webhook_url": url}, format="json").json()["status_webhook_url"] == url
