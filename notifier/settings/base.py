@@ -46,7 +46,6 @@ THIRD_PARTY_APPS = [
     "axes",
 ]
 LOCAL_APPS = [
-    "apps.core",
     "apps.projects",
     "apps.users",
     "apps.templates",
@@ -55,7 +54,11 @@ LOCAL_APPS = [
     "apps.inbox",
     "apps.retention",
 ]
-INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+# apps.core first: its ready() prepares what every process needs before any other app's ready()
+# runs, notably the metrics folder, which must exist before the admin's autodiscovery imports the
+# modules that declare metrics. (Its templates have names of their own: nothing of Django's is
+# overridden by coming first.)
+INSTALLED_APPS = ["apps.core"] + DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     # First: every later middleware's log lines carry the request's correlation id.
