@@ -58,7 +58,7 @@ LOCAL_APPS = [
 # runs, notably the metrics folder, which must exist before the admin's autodiscovery imports the
 # modules that declare metrics. (Its templates have names of their own: nothing of Django's is
 # overridden by coming first.)
-INSTALLED_APPS = ["apps.core"] + DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+INSTALLED_APPS = ["apps.core", *DJANGO_APPS, *THIRD_PARTY_APPS, *LOCAL_APPS]
 
 MIDDLEWARE = [
     # First: every later middleware's log lines carry the request's correlation id.
