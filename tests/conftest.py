@@ -1,3 +1,4 @@
+import uuid
 from urllib.parse import urlparse
 
 import pytest
@@ -41,6 +42,20 @@ def pytest_collection_modifyitems(items):
     beat's sweep takes every due delivery in the shared test database: a test that commits
     deliveries after them could see those rows sent or marked dead by a process it never started."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+@pytest.fixture
+def redis_for_run(settings):
+    """Settings pointing at this run's Redis database, under a key prefix of this test's own (no
+    lease or bucket left by another test), with the Redis-failure pause cleared around the test."""
+    from apps.core.redis import redis_pause_reset
+    from tests.support.services import redis_url_for_run
+
+    settings.REDIS_URL = redis_url_for_run()
+    settings.NOTIFIER_INBOX_CHANNEL_PREFIX = f"notifier-test-{uuid.uuid4().hex[:8]}:"
+    redis_pause_reset()
+    yield settings
+    redis_pause_reset()
 
 
 @pytest.fixture

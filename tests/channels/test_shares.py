@@ -6,23 +6,18 @@ import time
 import pytest
 
 from apps.channels.shares import project_send_lease
-from apps.core.redis import redis_pause_reset
 from apps.notifications.deferral import delivery_send_lease
 from apps.notifications.models import DeliveryStatus
 from tests.channels.test_webhook_backend import PARTS
 from tests.notifications.factories import queued_delivery
 from tests.support.processes import free_port
-from tests.support.services import redis_url_for_run
 from tests.users.factories import RecipientFactory
 
 
 @pytest.fixture
-def shares(settings):
-    settings.REDIS_URL = redis_url_for_run()
-    settings.NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = 2
-    redis_pause_reset()
-    yield settings
-    redis_pause_reset()
+def shares(redis_for_run):
+    redis_for_run.NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = 2
+    return redis_for_run
 
 
 def a_project_id() -> int:

@@ -18,7 +18,6 @@ from django.utils import timezone
 from apps.channels.base import TransientProviderError
 from apps.channels.shares import STATUS_WEBHOOK_SHARE, project_send_lease
 from apps.core.models import OperatorAuditEntry
-from apps.core.redis import redis_pause_reset
 from apps.notifications.models import DeliveryStatus, StatusEvent, StatusEventStatus
 from apps.notifications.receipts import delivery_report_receipt
 from apps.notifications.sending import deliveries_send
@@ -29,7 +28,6 @@ from apps.notifications.sweep import deliveries_sweep
 from tests.fakes.webhook import Reply
 from tests.notifications.factories import DeliveryFactory
 from tests.projects.factories import ProjectFactory
-from tests.support.services import redis_url_for_run
 
 pytestmark = pytest.mark.django_db
 
@@ -259,12 +257,9 @@ def test_once_a_receiver_fails_the_rest_of_its_message_waits(hooked, receiver):
 # --- Fairness -------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def shares(settings):
-    settings.REDIS_URL = redis_url_for_run()
-    settings.NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY = 1
-    redis_pause_reset()
-    yield settings
-    redis_pause_reset()
+def shares(redis_for_run):
+    redis_for_run.NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY = 1
+    return redis_for_run
 
 
 def test_a_project_whose_receiver_holds_its_share_does_not_stall_another_project(shares, receiver):

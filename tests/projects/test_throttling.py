@@ -2,7 +2,6 @@
 the server's default, bulk counted per notification, Redis down letting requests through."""
 
 import logging
-import uuid
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -10,23 +9,16 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from rest_framework.test import APIClient
 
-from apps.core.redis import redis_pause_reset
 from apps.projects.throttling import local_buckets_clear
 from tests.projects.factories import ApiKeyFactory
 from tests.support.processes import free_port
-from tests.support.services import redis_url_for_run
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def redis_buckets(settings):
-    """This run's Redis, under a prefix of this test's own (no bucket left by another test)."""
-    settings.REDIS_URL = redis_url_for_run()
-    settings.NOTIFIER_INBOX_CHANNEL_PREFIX = f"notifier-test-{uuid.uuid4().hex[:8]}:"
-    redis_pause_reset()
-    yield settings
-    redis_pause_reset()
+def redis_buckets(redis_for_run):
+    return redis_for_run
 
 
 def limited(api_key, rate: str) -> None:
