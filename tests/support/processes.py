@@ -101,7 +101,7 @@ class ServiceProcess:
 
 def celery_worker(env: dict[str, str], log_dir: Path, *, concurrency: int = 2, queues: str = "") -> ServiceProcess:
     name = f"worker-{uuid.uuid4().hex[:6]}"
-    args = [str(BIN / "celery"), "-A", "celery_app", "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+    args = [str(BIN / "celery"), "-A", "celery_app", "worker", f"--concurrency={concurrency}",
             f"--hostname={name}@%h", "--without-gossip", "--without-mingle"]
     if queues:
         args.append(f"--queues={queues}")
@@ -110,7 +110,7 @@ def celery_worker(env: dict[str, str], log_dir: Path, *, concurrency: int = 2, q
 
 def celery_beat(env: dict[str, str], log_dir: Path) -> ServiceProcess:
     schedule = Path(log_dir) / f"beat-schedule-{uuid.uuid4().hex[:6]}"
-    args = [str(BIN / "celery"), "-A", "celery_app", "beat", "--loglevel=INFO", f"--schedule={schedule}"]
+    args = [str(BIN / "celery"), "-A", "celery_app", "beat", f"--schedule={schedule}"]
     return ServiceProcess("beat", args, env, log_dir, ready_text="beat: Starting")
 
 
