@@ -179,9 +179,9 @@ def test_one_console_action_takes_at_most_its_limit_oldest_first_and_says_so(adm
 
     from django.utils import timezone
 
-    from apps.notifications import admin as notifications_admin
+    from apps.core import console
 
-    monkeypatch.setattr(notifications_admin, "MAX_ROWS_PER_ACTION", 2)
+    monkeypatch.setattr(console, "MAX_ROWS_PER_ACTION", 2)
     now = timezone.now()
     oldest, older, newest = (dead_delivery(status_changed_at=now - timedelta(minutes=m)) for m in (30, 20, 10))
     selection = {"action": "replay", "select_across": "1", "_selected_action": [newest.id]}
@@ -192,3 +192,30 @@ def test_one_console_action_takes_at_most_its_limit_oldest_first_and_says_so(adm
     assert "Replay 2 deliveries (the oldest 2 of 3" in asked
     statuses = [d.status for d in (oldest, older, newest) if not d.refresh_from_db()]
     assert statuses == [DeliveryStatus.QUEUED, DeliveryStatus.QUEUED, DeliveryStatus.DEAD]
+
+
+def test_status_event_replay_takes_at_most_the_same_limit_oldest_first_and_says_so(admin_client, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.core import console
+    from apps.notifications.models import StatusEvent
+
+    monkeypatch.setattr(console, "MAX_ROWS_PER_ACTION", 2, raising=False)
+    delivery = DeliveryFactory(status=DeliveryStatus.CANCELLED)
+    now = timezone.now()
+    oldest, older, newest = (
+        StatusEvent.objects.create(project=delivery.notification.project, delivery=delivery, sequence=n,
+                                   delivery_status="cancelled", occurred_at=now - timedelta(minutes=m), status="dead")
+        for n, m in ((1, 30), (2, 20), (3, 10))
+    )
+    url = reverse("admin:notifications_statusevent_changelist")
+    selection = {"action": "replay", "select_across": "1", "_selected_action": [str(newest.id)]}
+
+    asked = admin_client.post(url, selection).content.decode()
+    admin_client.post(url, {**selection, "confirmed": "yes"})
+
+    assert "Post 2 status webhook events (the oldest 2 of 3: at most 2 per action; run it again for the rest)" in asked
+    assert [e.status for e in (oldest, older, newest) if not e.refresh_from_db()] == ["pending", "pending", "dead"]
+    assert OperatorAuditEntry.objects.get(action="status_events.replay").count == 2
