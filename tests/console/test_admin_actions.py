@@ -136,6 +136,23 @@ class TestTemplates:
         assert "Old Ada" in preview and "Hello" not in preview.split('id="preview"')[1]
         assert "Not JSON" in bad
 
+    def test_the_preview_needs_the_templates_view_permission_not_only_staff(self, client, django_user_model):
+        from django.contrib.auth.models import Permission
+
+        version = TemplateVersionFactory(channels={"email": {"subject": "Secret {{ name }}", "text": "t"}})
+        staff = django_user_model.objects.create_user("clerk", password="pw-clerk-1", is_staff=True)
+        client.force_login(staff)
+        preview_url = reverse("admin:notification_templates_template_preview", args=[version.template_id])
+        query = {"version": version.version, "data": '{"name": "Ada"}'}
+
+        refused = client.get(preview_url, query)
+        staff.user_permissions.add(Permission.objects.get(codename="view_template",
+                                                          content_type__app_label="notification_templates"))
+        allowed = client.get(preview_url, query)
+
+        assert refused.status_code == 403 and "Secret" not in refused.content.decode()
+        assert allowed.status_code == 200 and "Secret Ada" in allowed.content.decode()
+
 
 class TestLogin:
     def test_admin_logins_are_locked_after_repeated_failures_and_the_api_is_untouched(self, client, admin_user, api, settings):
