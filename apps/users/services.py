@@ -68,7 +68,8 @@ def recipient_unsubscribe(*, target: UnsubscribeTarget, channel: str, source: st
     """Turn the channel off for the target's category in the user's preferences, and record it.
 
     Returns the user, or None when they no longer exist (erased since the email was sent). Asking
-    again changes nothing more but is recorded again: each is a request the user made.
+    again changes nothing and records nothing more (the first request is the record): a link
+    POSTed 300 times is one row.
     """
     recipient = (
         Recipient.objects.select_for_update()
@@ -81,8 +82,9 @@ def recipient_unsubscribe(*, target: UnsubscribeTarget, channel: str, source: st
         recipient.category_preferences = {**recipient.category_preferences,
                                           target.category: {**switches, channel: False}}
         recipient.save(update_fields=["category_preferences", "updated_at"])
-    Unsubscribe.objects.create(recipient=recipient, project_id=target.project_id, category=target.category,
-                               channel=channel, source=source)
+    # The user's row is locked: no concurrent request can insert between this look and the insert.
+    Unsubscribe.objects.get_or_create(recipient=recipient, category=target.category, channel=channel,
+                                      defaults={"project_id": target.project_id, "source": source})
     return recipient
 
 
