@@ -126,3 +126,30 @@ def test_an_unsubscribe_holds_after_the_category_is_marked_critical_as_the_page_
     [ada_email] = to_ada.deliveries.all()
     assert ada_email.status == "skipped" and "unsubscribe link" in ada_email.skip_reason
     assert [d.status for d in to_bob.deliveries.all()] == ["queued"]
+
+
+@pytest.mark.parametrize("formatter", ["JsonFormatter", "TextFormatter"])
+def test_the_token_is_masked_in_every_log_line_the_link_causes(ada, formatter):
+    import io
+    import logging
+
+    from apps.core import logs
+
+    url = link(ada)
+    token = url.rsplit("/", 1)[1]
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    handler.setFormatter(getattr(logs, formatter)())
+    handler.addFilter(logs.CorrelationIdFilter())
+    logging.getLogger().addHandler(handler)
+    try:
+        one_click(url)  # the request line
+        one_click(url[:-2])  # a 400: Django's "Bad Request: <path>" warning too
+        ada.delete()
+        one_click(url)  # a 404: "Not Found: <path>"
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+    lines = written.getvalue()
+    assert lines.count("/unsubscribe/***") >= 5, lines
+    assert token not in lines and token[:-2] not in lines and token.split(":")[0] not in lines
