@@ -34,11 +34,21 @@ def recipients_upsert(*, project: Project, items: list[tuple[str, dict]]) -> lis
     existing = set(
         Recipient.objects.filter(project=project, external_id__in=merged).values_list("external_id", flat=True)
     )
+    # Every request locks its users' rows in one order, sorted by external id: two bulks of the
+    # same users in different orders then wait for each other instead of deadlocking.
+    ordered = sorted(merged)
     # ON CONFLICT DO UPDATE sets the same columns on every row of a statement, and fields left out
     # must keep their value: one statement per set of fields.
     groups: dict[tuple[str, ...], list[Recipient]] = {}
-    for external_id, fields in merged.items():
+    for external_id in ordered:
+        fields = merged[external_id]
         groups.setdefault(tuple(sorted(fields)), []).append(Recipient(project=project, external_id=external_id, **fields))
+    if len(groups) > 1:
+        # Several statements would each lock their own rows, in an order another request's groups
+        # may cross: one sorted statement first locks (or inserts) them all.
+        Recipient.objects.bulk_create(
+            [Recipient(project=project, external_id=external_id, **merged[external_id]) for external_id in ordered],
+            update_conflicts=True, unique_fields=["project", "external_id"], update_fields=["updated_at"])
     for names, rows in groups.items():
         Recipient.objects.bulk_create(rows, update_conflicts=True, unique_fields=["project", "external_id"],
                                       update_fields=[*names, "updated_at"])
