@@ -1,7 +1,7 @@
 """A project's delivery policy: the categories its users cannot opt out of, and its frequency caps.
 
 Both are stored on the project as JSON (what the API's GET shows back); this module gives them a
-shape the sending side can rely on. The notifications app applies them (apps/notifications/caps.py),
+shape the sending side can rely on. The notifications app applies them (apps/notifications/intake/caps.py),
 the users' preferences skip critical categories (apps/users/preferences.py).
 """
 
@@ -19,7 +19,7 @@ OVER_CAP_CHOICES = (OVER_CAP_DEFER, OVER_CAP_SKIP)
 MAX_CAPS = 20
 MAX_CRITICAL_CATEGORIES = 50
 # A cap's check reads and scans up to a few limits' worth of a user's counted notifications under
-# the user's row lock (apps/notifications/caps.py): the limit bounds that work. A thousand per
+# the user's row lock (apps/notifications/intake/caps.py): the limit bounds that work. A thousand per
 # window is far above any cap meant to spare a user (a few a day); 10,000 let one key make each
 # item of its bulks cost milliseconds.
 MAX_CAP_LIMIT = 1_000

@@ -2,7 +2,7 @@
 
 A key's bucket holds the rate's count (`100/s`: 100) and refills evenly over its period. A request
 costs 1, a bulk one per item, a broadcast to a list one per user (the view's `rate_limit_cost`; an
-audience broadcast pays per user as its fan-out runs, apps/notifications/broadcasts.py). A view
+audience broadcast pays per user as its fan-out runs, apps/notifications/intake/broadcasts.py). A view
 with a cost is first asked whether the bucket holds anything at all, before its body is parsed:
 a key over its rate cannot make the service parse megabytes to be told 429. A request is let through
 while the bucket holds its cost, or, for a cost larger than the whole bucket (a bulk of 1,000 at

@@ -173,7 +173,7 @@ def test_an_audience_broadcast_pays_per_user_as_it_fans_out_and_pauses_when_the_
 
     from django.utils import timezone
 
-    from apps.notifications.broadcasts import PAUSED_BY_RATE, broadcast_fan_out
+    from apps.notifications.intake.broadcasts import PAUSED_BY_RATE, broadcast_fan_out
     from apps.notifications.models import Broadcast, Notification
     from tests.templates.factories import TemplateVersionFactory
     from tests.users.factories import RecipientFactory

@@ -104,7 +104,7 @@ def test_repeated_posts_of_one_link_record_one_unsubscribe(ada):
 def test_an_unsubscribe_holds_after_the_category_is_marked_critical_as_the_page_promised(ada, api, admin_client):
     from django.urls import reverse
 
-    from apps.notifications.services import notification_create
+    from apps.notifications.intake.services import NotificationRequest, notifications_create
     from tests.templates.factories import EMAIL_PARTS, TemplateVersionFactory
 
     TemplateVersionFactory(template__project=ada.project, template__key="promo", channels={"email": dict(EMAIL_PARTS)})
@@ -118,14 +118,14 @@ def test_an_unsubscribe_holds_after_the_category_is_marked_critical_as_the_page_
             "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"}
     saved = admin_client.post(reverse("admin:projects_project_change", args=[project.id]), form, follow=True)
     project.refresh_from_db()
-    to_ada, _ = notification_create(project=project, to="ada", template_key="promo", channels=["email"], category="promo")
-    to_bob, _ = notification_create(project=project, to="bob", template_key="promo", channels=["email"], category="promo")
+    to_ada, to_bob = notifications_create(project=project, requests=[
+        NotificationRequest(to=to, template_key="promo", channels=["email"], category="promo") for to in ("ada", "bob")])
 
     assert project.critical_categories == ["promo"]
     assert "1 user unsubscribed from &#x27;promo&#x27; through an email&#x27;s link" in saved.content.decode()
-    [ada_email] = to_ada.deliveries.all()
+    [ada_email] = to_ada.deliveries
     assert ada_email.status == "skipped" and "unsubscribe link" in ada_email.skip_reason
-    assert [d.status for d in to_bob.deliveries.all()] == ["queued"]
+    assert [d.status for d in to_bob.deliveries] == ["queued"]
 
 
 @pytest.mark.parametrize("formatter", ["JsonFormatter", "TextFormatter"])

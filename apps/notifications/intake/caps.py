@@ -12,8 +12,9 @@ counting, so the second waits for the first to commit and then counts it.
 The work under that lock is bounded whatever a user's history: a deferral waits at most twice the
 project's longest window past the notification's due time (DEFER_HORIZON_WINDOWS; past it, the
 notification is skipped: a user that far over a cap gains nothing from a longer queue), so only
-the counted notifications within a window of that span are read, one query per cap; every cap's windows hold at most its
-limit (bounded by MAX_CAP_LIMIT), so that is a few limits' worth of rows per user. Each check
+the counted notifications within a window of that span are read, one query per cap; every cap's
+windows hold at most its limit (bounded by MAX_CAP_LIMIT), so that is a few limits' worth of rows
+per user. Each check
 is two binary searches and a scan of at most one limit's worth of times (see _Counted).
 
 Exempt, and never counted: `priority: high`, the project's critical categories, notifications with

@@ -28,7 +28,6 @@ is counted in `skipped`: total = created + skipped + failed once the broadcast i
 
 import logging
 import time
-import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -37,9 +36,7 @@ from django.utils import timezone
 
 from apps.core.correlation import correlation_bound, correlation_id_get
 from apps.core.exceptions import ApplicationError, NotFound
-from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, Notification
-from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
-from apps.notifications.services import (
+from apps.notifications.intake.services import (
     NotificationAccepted,
     NotificationRequest,
     channels_to_send,
@@ -48,6 +45,8 @@ from apps.notifications.services import (
     notifications_cap_release,
     notifications_create,
 )
+from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, Notification
+from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
 from apps.projects.models import ApiKey, Project
 from apps.projects.throttling import api_key_take, api_rate_of
 from apps.templates.selectors import template_versions_newest, template_versions_pinned
@@ -299,10 +298,3 @@ def broadcasts_resume_stale(*, limit: int = 100) -> int:
         logger.info("resumed %d stalled broadcast fan-outs", len(stale))
     return len(stale)
 
-
-def broadcast_id_valid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
