@@ -103,6 +103,9 @@ NOTIFIER_MAX_RETRY_AFTER_SECONDS = env.float("NOTIFIER_MAX_RETRY_AFTER_SECONDS",
 NOTIFIER_SWEEP_INTERVAL_SECONDS = env.float("NOTIFIER_SWEEP_INTERVAL_SECONDS", default=15.0)
 NOTIFIER_SWEEP_BATCH_SIZE = env.int("NOTIFIER_SWEEP_BATCH_SIZE", default=500)
 NOTIFIER_QUEUED_TIMEOUT_SECONDS = env.float("NOTIFIER_QUEUED_TIMEOUT_SECONDS", default=900.0)
+# A queued delivery whose publish RabbitMQ has not confirmed by then (the process that committed
+# it died before publishing) is published by the sweep: found within this plus one sweep interval.
+NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS = env.float("NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS", default=20.0)
 NOTIFIER_RETRY_GRACE_SECONDS = env.float("NOTIFIER_RETRY_GRACE_SECONDS", default=60.0)
 # A send that has not finished by the task's hard time limit is dead; the watchdog waits longer.
 NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", default=120)
