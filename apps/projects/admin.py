@@ -11,7 +11,13 @@ from django.utils.html import format_html
 from apps.core.console import badge, confirm_action
 from apps.projects.models import ApiKey, Project
 from apps.projects.policy import critical_categories_clean, frequency_caps_clean
-from apps.projects.services import api_key_create, api_keys_revoke
+from apps.projects.services import (
+    api_key_create,
+    api_keys_revoke,
+    project_create,
+    project_fields_errors,
+    project_update,
+)
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -27,7 +33,8 @@ class ApiKeyInline(admin.TabularInline):
 
 
 class ProjectForm(forms.ModelForm):
-    """The same rules for the policy fields as the API's (apps/projects/policy.py)."""
+    """The same rules as the API's: for the policy fields (apps/projects/policy.py), and for the
+    addresses the workers will post to (apps/projects/services.py)."""
 
     class Meta:
         model = Project
@@ -51,6 +58,14 @@ class ProjectForm(forms.ModelForm):
         except ValueError as exc:
             raise ValidationError(str(exc.args[0])) from exc
 
+    def clean(self):
+        cleaned_data = super().clean()
+        changed = {field: cleaned_data[field] for field in self.changed_data if field in cleaned_data}
+        # self.instance still has the stored values here: the form copies its own in after clean().
+        for field, errors in project_fields_errors(project=self.instance, fields=changed).items():
+            self.add_error(field, errors)
+        return cleaned_data
+
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
@@ -58,6 +73,17 @@ class ProjectAdmin(admin.ModelAdmin):
     list_display = ("name", "default_locale", "webhook_url", "api_rate_limit", "created_at", "new_key")
     search_fields = ("name",)
     inlines = [ApiKeyInline]
+
+    def save_model(self, request, obj, form, change):
+        """Through the projects' services, so the audit log records who changed what."""
+        if change:
+            fields = {field: form.cleaned_data[field] for field in form.changed_data}
+            project_update(project=Project.objects.get(pk=obj.pk), actor=request.user, **fields)
+            return
+        fields = {field: form.cleaned_data[field] for field in form.Meta.fields if field != "name"}
+        created = project_create(name=form.cleaned_data["name"], actor=request.user, **fields)
+        # The admin goes on with its own instance (its log entry, the redirect to the new row).
+        obj.pk, obj.created_at, obj._state.adding = created.pk, created.created_at, False
 
     @admin.display(description="")
     def new_key(self, project):
