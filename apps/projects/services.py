@@ -1,6 +1,8 @@
 import hashlib
 import secrets
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -53,7 +55,7 @@ def api_keys_revoke(*, api_key_ids, actor=None, actor_label: str = "") -> list[A
 # Addresses a tenant sets and the workers then send to: both must pass the egress rule.
 _OUTBOUND_URL_FIELDS = ("webhook_url", "status_webhook_url")
 # Fields whose values never go to the audit log: an entry says that they changed, not to what.
-_SECRET_FIELDS = frozenset({"webhook_secret"})
+_SECRET_FIELDS = frozenset({"webhook_secret", "webhook_secret_previous"})
 
 
 def project_fields_errors(*, project: Project, fields: dict) -> dict[str, list[str]]:
@@ -86,11 +88,22 @@ def project_create(*, name: str, actor=None, actor_label: str = "", **fields) ->
 def project_update(*, project: Project, actor=None, actor_label: str = "", **fields) -> Project:
     """Set the given fields, and record in the audit log who changed which (old -> new; for a
     secret, only that it changed). `actor` is the console's user, `actor_label` names an API key
-    or a command. Nothing is recorded when no value changes."""
+    or a command. Nothing is recorded when no value changes.
+
+    A new `webhook_secret` rotates: the one it replaces goes on signing beside it (a second
+    signature) for NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS, so receivers move to the new one
+    without refusing a request. Only two are ever active: a secret replaced mid-rotation is
+    dropped. An empty secret ends signing, and the rotation with it.
+    """
     if errors := project_fields_errors(project=project, fields=fields):
         raise ApplicationError("invalid", "The request has invalid fields.", details=errors, status_code=400)
     changed = {field: (getattr(project, field), value) for field, value in fields.items()
                if getattr(project, field) != value}
+    if "webhook_secret" in changed:
+        replaced, new = changed["webhook_secret"]
+        fields["webhook_secret_previous"] = replaced if replaced and new else ""
+        fields["webhook_secret_previous_until"] = (
+            timezone.now() + timedelta(hours=settings.NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS) if replaced and new else None)
     for field, value in fields.items():
         setattr(project, field, value)
     project.save(update_fields=list(fields))

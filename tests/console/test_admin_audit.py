@@ -108,3 +108,20 @@ def test_the_bulk_delete_action_erases_every_selected_user_in_one_audit_entry(ad
     entry = OperatorAuditEntry.objects.get(action="users.erase")
     assert (entry.actor, entry.count) == (admin_user, 2)
     assert sorted(external_id.split("/")[1] for external_id in entry.details["ids"]) == ["ada", "grace"]
+
+
+def test_a_new_webhook_secret_typed_in_the_console_rotates_and_is_audited_without_its_value(admin_client):
+    project = ProjectFactory(webhook_url="http://127.0.0.1:9/hooks", webhook_secret="the-old-one")
+    url = reverse("admin:projects_project_change", args=[project.pk])
+
+    page = admin_client.get(url).content.decode()
+    response = admin_client.post(url, project_form(project, new_webhook_secret="the-new-one"))
+
+    assert "the-old-one" not in page
+    assert response.status_code == 302, response.content.decode()[:2000]
+    project.refresh_from_db()
+    assert (project.webhook_secret, project.webhook_secret_previous) == ("the-new-one", "the-old-one")
+    assert project.webhook_secret_previous_until is not None
+    entry = OperatorAuditEntry.objects.get(action="project.update")
+    assert entry.details["changes"] == {"webhook_secret": "(changed)"}
+    assert "the-new-one" not in str(entry.details) and "the-old-one" not in str(entry.details)
