@@ -87,6 +87,9 @@ NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS",
 NOTIFIER_STATUS_WEBHOOK_MAX_ATTEMPTS = env.int("NOTIFIER_STATUS_WEBHOOK_MAX_ATTEMPTS", default=12)
 NOTIFIER_STATUS_WEBHOOK_TIMEOUT_SECONDS = env.float("NOTIFIER_STATUS_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
+# When a project's webhook_secret changes, the old one keeps signing (a second signature) for this
+# long, so receivers can switch to the new secret without refusing a request (docs/api.md, "Signatures").
+NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS = env.float("NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS", default=24.0)
 # --- Delivery pipeline ----------------------------------------------------------------------------
 # Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.
 # The cap stays far below RabbitMQ's consumer_timeout (30 min): a retry is a countdown message
