@@ -65,6 +65,7 @@ class TwilioSmsBackend(ChannelBackend):
     """
 
     channel = "sms"
+    provider = "twilio"
 
     def __init__(
         self,
