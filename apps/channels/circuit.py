@@ -72,7 +72,9 @@ class CircuitParameters:
 # --- Redis: each transition one script, timed by Redis's clock (the processes' clocks may differ) ---
 # KEYS[1] the circuit's hash {state, until}: `until` is the end of an open circuit's cool-down,
 # or of a half-open circuit's probe lease, in ms. KEYS[2] the sorted set of recent failures.
-_NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+# replicate_commands: Redis before 5 refuses writes after TIME in a script without it (a no-op since).
+_NOW = ("redis.replicate_commands()\n"
+        "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n")
 _OPEN = ("redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + cool_down)\n"
          "redis.call('DEL', KEYS[2])\n"
          "return {'open', cool_down}\n")
