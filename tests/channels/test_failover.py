@@ -8,8 +8,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.channels.registry import backends_reset
-from apps.notifications.models import Delivery, DeliveryStatus
 from apps.notifications.delivery.sending import delivery_send
+from apps.notifications.models import Delivery, DeliveryStatus
 from tests.fakes.smtp import FakeSmtpServer
 from tests.notifications.factories import DeliveryFactory
 from tests.support.processes import free_port
