@@ -182,3 +182,15 @@ def test_email_failover_urls_add_servers_after_email_url_and_a_bad_one_stops_sta
 
     bad = manage("check", env=prod_env(EMAIL_URL="smtp://mail.example:25", EMAIL_FAILOVER_URLS="http://nope"))
     assert bad.returncode != 0 and "EMAIL_FAILOVER_URLS" in bad.stderr
+
+
+def test_without_redis_failover_still_works_and_the_circuits_are_not_shown(servers, settings, admin_client):
+    settings.REDIS_URL = ""
+    for n in range(THRESHOLD):
+        send(f"u{n}@example.com")
+
+    delivery = send("later@example.com")  # this process's own circuit opened
+
+    assert attempt_log(delivery) == [("sent", servers.second_name, [(servers.first_name, "circuit_open")], "")]
+    assert "notifier_provider_circuit_state" not in APIClient().get("/metrics").content.decode()
+    assert "Circuits cannot be read" in admin_client.get("/admin/dashboard/").content.decode()
