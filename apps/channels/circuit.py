@@ -232,8 +232,10 @@ class CircuitBreaker:
         self._probing.active = False
 
     def succeeded(self) -> None:
-        # A success on a circuit this process knows closed writes nothing: the hot path.
-        if self._known == CircuitState.CLOSED and not getattr(self._probing, "active", False):
+        # Only a probe's success, or one while the circuit is half-open, can close it: a success
+        # on a closed circuit (the hot path), or on an open one that a channel of one provider
+        # asked anyway, writes nothing.
+        if self._known != CircuitState.HALF_OPEN and not getattr(self._probing, "active", False):
             return
         verdict = self._call("success")
         if verdict.state == CircuitState.CLOSED and self._known != CircuitState.CLOSED:

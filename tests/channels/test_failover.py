@@ -194,3 +194,19 @@ def test_without_redis_failover_still_works_and_the_circuits_are_not_shown(serve
     assert attempt_log(delivery) == [("sent", servers.second_name, [(servers.first_name, "circuit_open")], "")]
     assert "notifier_provider_circuit_state" not in APIClient().get("/metrics").content.decode()
     assert "Circuits cannot be read" in admin_client.get("/admin/dashboard/").content.decode()
+
+
+def test_a_channel_of_one_provider_keeps_asking_it_while_its_circuit_is_open(servers, settings):
+    settings.NOTIFIER_CHANNELS = {"email": {"MAX_ATTEMPTS": 3, "BACKENDS": [
+        {"BACKEND": EMAIL, "OPTIONS": {"url": servers.second.url}}]}}
+    backends_reset()
+    servers.second.fail_next(THRESHOLD, 451, "4.3.0 try again later")
+    for n in range(THRESHOLD):
+        assert send(f"u{n}@example.com").status == DeliveryStatus.RETRYING
+    metrics = APIClient().get("/metrics").content.decode()
+    assert f'notifier_provider_circuit_state{{channel="email",provider="{servers.second_name}"}} 2.0' in metrics
+
+    delivery = send("meanwhile@example.com")  # nowhere else to go: holding it back would only add a wait
+
+    assert delivery.status == DeliveryStatus.SENT
+    assert attempt_log(delivery) == [("sent", servers.second_name, [], "")]
