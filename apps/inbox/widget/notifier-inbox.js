@@ -151,6 +151,13 @@
       root.append(element("style", { text: STYLE }), this._bell, this._panel, this._live);
 
       this._bell.addEventListener("click", () => this._toggle());
+      this._bell.addEventListener("keydown", (event) => {
+        if (event.key !== "ArrowDown") return; // the menu-button pattern: down opens and goes to the first message
+        event.preventDefault();
+        if (this._panel.hidden) this._openPanel();
+        const first = this._list.querySelector(".item");
+        if (first) first.focus();
+      });
       this._markAll.addEventListener("click", () => this._readAll());
       this._more.addEventListener("click", () => this._loadPage(this._nextCursor));
       this._list.addEventListener("click", (event) => {
@@ -175,6 +182,11 @@
     set labels(value) {
       this._labelOverrides = { ...(value || {}) };
       this._applyLabels();
+    }
+
+    // True while the live stream is open (a host page may show it; tests wait for it).
+    get live() {
+      return Boolean(this._stream && this._stream.readyState === EventSource.OPEN);
     }
 
     connectedCallback() {
