@@ -8,7 +8,9 @@ an address inside an exception's text or an argument formatted later. What is ma
 - phone numbers in E.164: `+15551234567` → `+1555***4567`;
 - credentials: `Api-Key …`, `Bearer …`, `Basic …`, our API keys (`ntf_…`), the password in a URL
   (`amqp://user:***@host`), and `secret`/`token`/`password`/`auth_token`-like `key=value` or
-  `"key": "value"` pairs.
+  `"key": "value"` pairs;
+- the token of a signed link's path, which is the link's only credential (`/preferences/***`,
+  `/unsubscribe/***`): the request log writes every path.
 
 Every record gets `correlation_id` (the id bound by apps/core/correlation.py, "" when none).
 """
@@ -30,6 +32,8 @@ _SECRET_PAIR = re.compile(
     r"""[^\s"',;&}]+""",
     re.IGNORECASE,
 )
+# The pages whose URL is their credential (apps/users/preference_links.py, apps/users/unsubscribe.py).
+_SIGNED_LINK = re.compile(r"(/(?:preferences|unsubscribe)/)[^\s\"'?#]+")
 MASK = "***"
 
 
@@ -54,6 +58,8 @@ def mask(text: str) -> str:
         text = _SECRET_PAIR.sub(rf"\g<1>{MASK}", text)
     if "+" in text:
         text = _PHONE.sub(rf"\g<1>{MASK}\g<2>", text)
+    if "/preferences/" in text or "/unsubscribe/" in text:
+        text = _SIGNED_LINK.sub(rf"\g<1>{MASK}", text)
     return text
 
 
