@@ -26,6 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from apps.inbox.tokens import inbox_token_issue
 from apps.users.models import Recipient
 from tests.e2e.clients import Api
+from tests.inbox.factories import InboxMessageFactory
 from tests.support.processes import REPO_ROOT, free_port, wait_until, web_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -248,6 +249,23 @@ def test_an_expired_token_asks_the_page_for_a_new_one_and_the_widget_takes_it(br
 
     wait_until(lambda: badge(browser) == "1", timeout=15, message="the widget to work again with the new token")
     assert browser.execute_script("return window.expired") == 1
+
+
+def test_a_long_inbox_shows_99_plus_and_pages_through_the_cursor(browser, api, service, sites):
+    ada = Recipient.objects.get(external_id="ada")
+    InboxMessageFactory.create_batch(105, recipient=ada)  # as if delivered earlier
+    open_live(browser, site_page(sites, "allowed", web=service, token=user_token(api)))
+    wait_until(lambda: badge(browser) == "99+", timeout=10, message="the badge to cap at 99+")
+
+    widget(browser).find_element(By.CSS_SELECTOR, "[part=bell]").click()
+    wait_until(lambda: len(items(browser)) == 20, timeout=10, message="the first page")
+    more = widget(browser).find_element(By.CSS_SELECTOR, ".more")
+    for shown in (40, 60, 80, 100, 105):
+        more.click()
+        wait_until(lambda shown=shown: len(items(browser)) == shown, timeout=10, message=f"{shown} messages")
+    assert [int(i["id"]) for i in items(browser)] == sorted((int(i["id"]) for i in items(browser)), reverse=True)
+    assert not more.is_displayed()  # the last page has no next cursor
+    assert console_errors(browser) == []
 
 
 def test_the_preference_page_through_its_link_saves_what_get_preferences_shows(browser, api, service):
