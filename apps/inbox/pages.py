@@ -19,8 +19,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from apps.core.exceptions import ApplicationError
 from apps.inbox.tokens import inbox_token_issue
-from apps.notifications.services import notification_create
+from apps.notifications.intake.services import NotificationRequest, notifications_create
 from apps.projects.selectors import project_find
 from apps.users.selectors import recipient_find
 
@@ -60,8 +61,11 @@ def inbox_demo(request: HttpRequest) -> HttpResponse:
                             content_type="text/plain; charset=utf-8")
     if request.method == "POST":
         moment = timezone.localtime().strftime("%H:%M:%S")
-        notification_create(project=project, to=DEMO_USER, template_key=DEMO_TEMPLATE, channels=["in_app"],
-                            data={"title": f"Hello at {moment}", "body": "Sent from the demo page's button."})
+        [outcome] = notifications_create(project=project, requests=[NotificationRequest(
+            to=DEMO_USER, template_key=DEMO_TEMPLATE, channels=["in_app"],
+            data={"title": f"Hello at {moment}", "body": "Sent from the demo page's button."})])
+        if isinstance(outcome, ApplicationError):  # e.g. seed_demo's template was deleted
+            return HttpResponse(outcome.message, status=outcome.status_code, content_type="text/plain; charset=utf-8")
         return HttpResponseRedirect(request.path, status=303)  # the same page, without JavaScript too
     token, _ = inbox_token_issue(recipient=recipient)
     return render(request, "inbox/demo.html", {"api_base": request.build_absolute_uri("/").rstrip("/"),

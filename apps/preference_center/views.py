@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from apps.notifications.selectors import notification_categories
+from apps.notifications.intake.selectors import notification_categories
 from apps.preference_center.form import PreferenceFormError, preference_form, preferences_from_form
 from apps.users.preference_links import ExpiredPreferencesToken, InvalidPreferencesToken, preferences_token_read
 from apps.users.selectors import recipient_for_signed_link, recipient_preferences

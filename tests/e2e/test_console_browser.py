@@ -45,3 +45,5 @@ def test_an_operator_replays_a_dead_letter_from_the_dashboard_and_sees_it_sent(b
     assert browser.find_element(By.CSS_SELECTOR, '.console-timeline span[data-status="sent"]').is_displayed()
     browser.get(f"{web}/admin/notifications/notification/?q={dead.notification_id}")
     assert browser.find_element(By.CSS_SELECTOR, '#result_list span[data-status="sent"]').text == "email: sent"
+    # Nothing the pages asked for failed (a missing icon would be a 404 here), and no script error.
+    assert [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []

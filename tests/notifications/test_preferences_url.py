@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
-from apps.notifications.sending import delivery_send
+from apps.notifications.delivery.sending import delivery_send
 from tests.notifications.factories import queued_delivery
 from tests.users.factories import RecipientFactory
 
