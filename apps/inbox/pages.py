@@ -23,7 +23,7 @@ from apps.core.exceptions import ApplicationError
 from apps.inbox.tokens import inbox_token_issue
 from apps.notifications.intake.services import NotificationRequest, notifications_create
 from apps.projects.selectors import project_find
-from apps.users.selectors import recipient_find
+from apps.users.selectors import recipients_find
 
 WIDGET_PATH = Path(__file__).resolve().parent / "widget" / "notifier-inbox.js"
 WIDGET_MAX_AGE_SECONDS = 3600
@@ -55,7 +55,7 @@ def inbox_widget_script(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def inbox_demo(request: HttpRequest) -> HttpResponse:
     project = project_find(name=DEMO_PROJECT)
-    recipient = recipient_find(project=project, external_id=DEMO_USER) if project else None
+    recipient = recipients_find(project=project, external_ids=[DEMO_USER]).get(DEMO_USER) if project else None
     if recipient is None:
         return HttpResponse("No demo user: `make run` creates one (python manage.py seed_demo).", status=404,
                             content_type="text/plain; charset=utf-8")
