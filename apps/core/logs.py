@@ -9,14 +9,17 @@ an address inside an exception's text or an argument formatted later. What is ma
 - credentials: `Api-Key …`, `Bearer …`, `Basic …`, our API keys (`ntf_…`), the password in a URL
   (`amqp://user:***@host`), and `secret`/`token`/`password`/`auth_token`-like `key=value` or
   `"key": "value"` pairs;
-- the token of a signed link's path, which is the link's only credential (`/preferences/***`,
-  `/unsubscribe/***`): the request log writes every path.
+- the token of a signed link's path: `/unsubscribe/<token>` → `/unsubscribe/***`, and
+  `/preferences/<token>` → `/preferences/***` (the token is the only credential those pages need,
+  and its payload, signed not encrypted, names the user).
 
 Every record gets `correlation_id` (the id bound by apps/core/correlation.py, "" when none).
 """
 
 import logging
 import re
+from datetime import date, time
+from enum import Enum
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
@@ -32,8 +35,9 @@ _SECRET_PAIR = re.compile(
     r"""[^\s"',;&}]+""",
     re.IGNORECASE,
 )
-# The pages whose URL is their credential (apps/users/preference_links.py, apps/users/unsubscribe.py).
-_SIGNED_LINK = re.compile(r"(/(?:preferences|unsubscribe)/)[^\s\"'?#]+")
+# The token of a signed link (apps/users/unsubscribe.py, apps/users/preference_links.py), wherever
+# the path is written.
+_SIGNED_LINK_TOKEN = re.compile(r"(/(?:unsubscribe|preferences)/)[^/\s?#\"']+")
 MASK = "***"
 
 
@@ -58,8 +62,8 @@ def mask(text: str) -> str:
         text = _SECRET_PAIR.sub(rf"\g<1>{MASK}", text)
     if "+" in text:
         text = _PHONE.sub(rf"\g<1>{MASK}\g<2>", text)
-    if "/preferences/" in text or "/unsubscribe/" in text:
-        text = _SIGNED_LINK.sub(rf"\g<1>{MASK}", text)
+    if "/unsubscribe/" in text or "/preferences/" in text:
+        text = _SIGNED_LINK_TOKEN.sub(rf"\g<1>{MASK}", text)
     return text
 
 
@@ -106,4 +110,7 @@ def _masked(value):
         return {key: _masked(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_masked(item) for item in value]
-    return value
+    if value is None or isinstance(value, int | float | date | time | Enum):
+        return value  # the encoder writes these as themselves (dates in ISO 8601)
+    # Anything else would be written as its str(): Django's `request` extra holds the path.
+    return mask(str(value))

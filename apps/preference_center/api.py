@@ -31,5 +31,6 @@ class PreferencesLinkApi(APIView):
     def post(self, request, external_id: str):
         """A signed, expiring link to the page where the user sets their own preferences, without logging in."""
         recipient = recipient_get(project=request.auth.project, external_id=external_id)
-        url, expires_at = preferences_link_issue(project_id=recipient.project_id, recipient_id=recipient.id)
+        url, expires_at = preferences_link_issue(project_id=recipient.project_id, recipient_id=recipient.id,
+                                                 base_url=request.build_absolute_uri("/"))
         return Response(PreferencesLinkSerializer({"url": url, "expires_at": expires_at}).data)

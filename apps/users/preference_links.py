@@ -35,12 +35,14 @@ class PreferencesTarget:
     expires_at: datetime
 
 
-def preferences_link_issue(*, project_id: int, recipient_id: int, ttl_seconds: int | None = None) -> tuple[str, datetime]:
-    """The page's absolute URL (under PUBLIC_BASE_URL) for this user, and when it stops working."""
+def preferences_link_issue(*, project_id: int, recipient_id: int, ttl_seconds: int | None = None,
+                           base_url: str = "") -> tuple[str, datetime]:
+    """The page's URL for this user, and when it stops working: under PUBLIC_BASE_URL, else under
+    `base_url` (where a request came in; production without PUBLIC_BASE_URL sends no email)."""
     ttl = settings.NOTIFIER_PREFERENCES_LINK_TTL_SECONDS if ttl_seconds is None else ttl_seconds
     expires = int(time.time()) + int(ttl)
     token = signing.dumps({"p": project_id, "r": recipient_id, "e": expires}, salt=_SALT, compress=False)
-    url = f"{settings.PUBLIC_BASE_URL.rstrip('/')}{PAGE_PATH}{token}"
+    url = f"{(settings.PUBLIC_BASE_URL or base_url).rstrip('/')}{PAGE_PATH}{token}"
     return url, datetime.fromtimestamp(expires, tz=UTC)
 
 

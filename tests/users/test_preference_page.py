@@ -77,6 +77,15 @@ def test_the_api_gives_a_signed_expiring_link_to_the_users_page(api, ada, settin
     assert browser().get(urlsplit(body["url"]).path).status_code == 200
 
 
+def test_without_public_base_url_the_link_is_under_the_address_the_api_was_called_at(api, ada, settings):
+    settings.PUBLIC_BASE_URL = ""  # production sending no email may leave it unset
+
+    url = api.post("/api/v1/users/ada/preferences-link").json()["url"]
+
+    assert url.startswith("http://testserver/preferences/")
+    assert browser().get(urlsplit(url).path).status_code == 200
+
+
 def test_a_link_for_an_unknown_user_is_a_404_envelope_and_a_key_is_required(api, ada):
     response = api.post("/api/v1/users/nobody/preferences-link")
     assert response.status_code == 404
