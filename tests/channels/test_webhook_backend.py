@@ -28,7 +28,7 @@ PARTS = {"event": "order.shipped", "order": "{{ order }}", "lines": [{"sku": "{{
 
 
 def signature_valid(request, secret: str, tolerance: int = 300) -> bool:
-    """What the README tells receivers to do, written independently of our implementation."""
+    """What docs/api.md tells receivers to do, written independently of our implementation."""
     fields = dict(part.split("=", 1) for part in request.headers["X-Notifier-Signature"].split(","))
     timestamp = int(fields["t"])
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256).hexdigest()

@@ -35,7 +35,7 @@ def send_invoice_paid(http) -> dict:
 
 
 def verified(request) -> bool:
-    """The receiver's check, as the README describes it."""
+    """The receiver's check, as docs/api.md describes it."""
     fields = dict(item.split("=", 1) for item in request.headers["X-Notifier-Signature"].split(","))
     expected = hmac.new(SECRET.encode(), f"{fields['t']}.".encode() + request.body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, fields["v1"]) and abs(time.time() - int(fields["t"])) < 300
