@@ -6,8 +6,8 @@ code itself rather than a list kept here: every error code the code can answer, 
 records on a delivery, is in docs/api.md; every operation of the OpenAPI schema is in docs/api.md;
 every environment variable the settings and apps read is in docs/operations.md. The codes and
 names are read from the source wherever they live (the whole of apps/ and notifier/), so moving a
-module or adding a settings file changes nothing here. No link points at a missing file, and no
-file points at a document outside the repository."""
+module or adding a settings file changes nothing here. No link points at a missing file, no module
+the docs name is missing, and no file points at a document outside the repository."""
 
 import ast
 import re
@@ -35,6 +35,8 @@ ERROR_CODE_KEYWORDS = {"code", "error_code", "last_error_code"}
 ENVIRON_READERS = {name for name in dir(environ.Env) if not name.startswith("_")}
 MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCED_BLOCK = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+SOURCE_PATH = re.compile(r"\b(?:apps|notifier|tests|bench)/[\w/.-]*\.py\b")
+TEST_FILE_NAME = re.compile(r"(?<![\w/])test_\w+\.py\b")  # `test_sweep.py`, named without its folder
 
 
 def read(relative: str) -> str:
@@ -227,6 +229,18 @@ def test_every_relative_link_of_the_docs_leads_to_a_file():
             if not (document.parent / target.split("#")[0]).exists():
                 broken.append(f"{document.relative_to(ROOT)}: {target}")
     assert broken == []
+
+
+def test_every_module_the_docs_name_exists():
+    """Modules move (the notifications sub-packages did): a path the docs give must still lead there."""
+    missing = []
+    for document in documents():
+        text = document.read_text()
+        missing += [f"{document.relative_to(ROOT)}: {path}" for path in sorted(set(SOURCE_PATH.findall(text)))
+                    if not (ROOT / path).exists()]
+        missing += [f"{document.relative_to(ROOT)}: {name}" for name in sorted(set(TEST_FILE_NAME.findall(text)))
+                    if not any((ROOT / "tests").rglob(name))]
+    assert missing == []
 
 
 def test_no_file_cites_a_document_outside_the_repository():
