@@ -8,13 +8,17 @@ an address inside an exception's text or an argument formatted later. What is ma
 - phone numbers in E.164: `+15551234567` → `+1555***4567`;
 - credentials: `Api-Key …`, `Bearer …`, `Basic …`, our API keys (`ntf_…`), the password in a URL
   (`amqp://user:***@host`), and `secret`/`token`/`password`/`auth_token`-like `key=value` or
-  `"key": "value"` pairs.
+  `"key": "value"` pairs;
+- an email's unsubscribe link: `/unsubscribe/<token>` → `/unsubscribe/***` (the token is the
+  only credential that page needs, and its payload, signed not encrypted, names the user).
 
 Every record gets `correlation_id` (the id bound by apps/core/correlation.py, "" when none).
 """
 
 import logging
 import re
+from datetime import date, time
+from enum import Enum
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
@@ -30,6 +34,8 @@ _SECRET_PAIR = re.compile(
     r"""[^\s"',;&}]+""",
     re.IGNORECASE,
 )
+# The token of an unsubscribe link (apps/users/unsubscribe.py), wherever the path is written.
+_UNSUBSCRIBE_TOKEN = re.compile(r"(/unsubscribe/)[^/\s?#\"']+")
 MASK = "***"
 
 
@@ -54,6 +60,8 @@ def mask(text: str) -> str:
         text = _SECRET_PAIR.sub(rf"\g<1>{MASK}", text)
     if "+" in text:
         text = _PHONE.sub(rf"\g<1>{MASK}\g<2>", text)
+    if "/unsubscribe/" in text:
+        text = _UNSUBSCRIBE_TOKEN.sub(rf"\g<1>{MASK}", text)
     return text
 
 
@@ -100,4 +108,7 @@ def _masked(value):
         return {key: _masked(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_masked(item) for item in value]
-    return value
+    if value is None or isinstance(value, int | float | date | time | Enum):
+        return value  # the encoder writes these as themselves (dates in ISO 8601)
+    # Anything else would be written as its str(): Django's `request` extra holds the path.
+    return mask(str(value))

@@ -98,6 +98,9 @@ class Broadcast(models.Model):
     # The creating request's id, given to every notification of the fan-out.
     correlation_id = models.CharField(max_length=128, blank=True, default="")
     to = models.JSONField(null=True, blank=True, help_text="External ids, without repeats; null for an audience.")
+    # The key that asked: an audience's fan-out pays its rate per user, from this key's bucket.
+    api_key = models.ForeignKey("projects.ApiKey", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
     audience = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=BroadcastStatus.choices, default=BroadcastStatus.PENDING)
     total = models.PositiveIntegerField(null=True, blank=True, help_text="Counted when the fan-out starts.")

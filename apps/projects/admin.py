@@ -4,6 +4,8 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -58,6 +60,24 @@ class ProjectAdmin(admin.ModelAdmin):
     list_display = ("name", "default_locale", "webhook_url", "api_rate_limit", "created_at", "new_key")
     search_fields = ("name",)
     inlines = [ApiKeyInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if "critical_categories" in form.changed_data:
+            self._warn_of_unsubscribes(request, obj, newly=set(obj.critical_categories) - set(
+                form.initial.get("critical_categories") or []))
+
+    def _warn_of_unsubscribes(self, request, project, *, newly: set[str]) -> None:
+        """An unsubscribe through an email's link outlives a critical marking (docs/api.md): the
+        operator should know that the category will not reach those users."""
+        if not newly:
+            return
+        counts = dict(project.unsubscribes.filter(category__in=newly).values("category")
+                      .annotate(users=Count("recipient", distinct=True)).values_list("category", "users"))
+        for category, users in sorted(counts.items()):
+            self.message_user(request, f"{users} user{pluralize(users)} unsubscribed from {category!r} through an "
+                              "email's link: marked critical, it still will not reach them by email (an unsubscribe "
+                              "is kept).", messages.WARNING)
 
     @admin.display(description="")
     def new_key(self, project):

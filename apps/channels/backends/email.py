@@ -54,6 +54,14 @@ class DjangoEmailBackend(ChannelBackend):
     def missing_contact_reason(self, contacts: ContactPoints) -> str:
         return "" if contacts.email else "the user has no email address"
 
+    def configuration_errors(self) -> list[str]:
+        """What makes the emails lie (reported by the system checks): production has no default
+        PUBLIC_BASE_URL, and without it no email could carry a one-click unsubscribe link."""
+        if not settings.PUBLIC_BASE_URL:
+            return ["PUBLIC_BASE_URL is not set: emails would carry no working one-click unsubscribe link. "
+                    "Set it to the https:// address this service is reached at."]
+        return []
+
     def send(self, message: ChannelMessage) -> SendResult:
         address, content = message.email, message.content
         if not address:  # removed since the notification was accepted
