@@ -63,9 +63,10 @@ class ChannelMessage:
 
     Only the fields of the delivery's channel are filled: `email` (email), `phone` (SMS),
     `devices` and `devices_reached` (push: the user's active devices, and the per-device results
-    of earlier attempts that reached a device, by device id), `webhook_url`/`webhook_secret`
-    (webhook), `recipient_id` (in-app). `notification_id`, `template_key`, `user_external_id`
-    and `created_at` describe the notification for payloads that carry them (webhooks).
+    of earlier attempts that reached a device, by device id), `webhook_url`/`webhook_secrets`
+    (webhook: the secrets that sign, the current one first), `recipient_id` (in-app).
+    `notification_id`, `template_key`, `user_external_id` and `created_at` describe the
+    notification for payloads that carry them (webhooks).
     `headers` are extra headers the pipeline decided the message carries (email: List-Unsubscribe),
     sent as they are.
     """
@@ -80,7 +81,7 @@ class ChannelMessage:
     devices: tuple[PushDevice, ...] = ()
     devices_reached: dict[int, dict] = field(default_factory=dict)
     webhook_url: str = ""
-    webhook_secret: str = ""
+    webhook_secrets: tuple[str, ...] = ()
     notification_id: str = ""
     template_key: str = ""
     user_external_id: str = ""

@@ -53,6 +53,8 @@ LOCAL_APPS = [
     "apps.channels",
     "apps.inbox",
     "apps.retention",
+    # No models: the users' console page with its erasing delete (apps/erasure/admin.py).
+    "apps.erasure",
 ]
 # apps.core first: its ready() prepares what every process needs before any other app's ready()
 # runs, notably the metrics folder, which must exist before the admin's autodiscovery imports the

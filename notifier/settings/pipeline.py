@@ -87,6 +87,9 @@ NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS",
 NOTIFIER_STATUS_WEBHOOK_MAX_ATTEMPTS = env.int("NOTIFIER_STATUS_WEBHOOK_MAX_ATTEMPTS", default=12)
 NOTIFIER_STATUS_WEBHOOK_TIMEOUT_SECONDS = env.float("NOTIFIER_STATUS_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
+# When a project's webhook_secret changes, the old one keeps signing (a second signature) for this
+# long, so receivers can switch to the new secret without refusing a request (docs/api.md, "Signatures").
+NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS = env.float("NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS", default=24.0)
 # --- Delivery pipeline ----------------------------------------------------------------------------
 # Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.
 # The cap stays far below RabbitMQ's consumer_timeout (30 min): a retry is a countdown message
@@ -103,6 +106,9 @@ NOTIFIER_MAX_RETRY_AFTER_SECONDS = env.float("NOTIFIER_MAX_RETRY_AFTER_SECONDS",
 NOTIFIER_SWEEP_INTERVAL_SECONDS = env.float("NOTIFIER_SWEEP_INTERVAL_SECONDS", default=15.0)
 NOTIFIER_SWEEP_BATCH_SIZE = env.int("NOTIFIER_SWEEP_BATCH_SIZE", default=500)
 NOTIFIER_QUEUED_TIMEOUT_SECONDS = env.float("NOTIFIER_QUEUED_TIMEOUT_SECONDS", default=900.0)
+# A queued delivery whose publish RabbitMQ has not confirmed by then (the process that committed
+# it died before publishing) is published by the sweep: found within this plus one sweep interval.
+NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS = env.float("NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS", default=20.0)
 NOTIFIER_RETRY_GRACE_SECONDS = env.float("NOTIFIER_RETRY_GRACE_SECONDS", default=60.0)
 # A send that has not finished by the task's hard time limit is dead; the watchdog waits longer.
 NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", default=120)
