@@ -66,6 +66,7 @@ class TwilioSmsBackend(ChannelBackend):
     """
 
     channel = "sms"
+    provider = "twilio"
 
     def __init__(
         self,

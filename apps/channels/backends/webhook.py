@@ -38,6 +38,8 @@ class WebhookBackend(ChannelBackend):
 
     channel = "webhook"
     held_by_quiet_hours = False  # it goes to the product's backend, not to the user
+    provider = "webhook"
+    circuit_breaker = False  # each project has its own receiver: one down says nothing of the rest
 
     def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 10.0, total_timeout: float = 15.0,
                  **options):
