@@ -210,13 +210,23 @@ def test_every_environment_variable_the_code_reads_is_in_the_operations_docs():
     assert sorted(name for name in names if f"`{name}`" not in operations) == []
 
 
-def test_the_readme_maps_every_document():
+def test_the_readme_maps_every_document_and_every_other_file_of_docs_is_shown():
     readme = read("README.md")
     unmapped = [
+        path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "docs").rglob("*.md"))
+        if f"]({path.relative_to(ROOT).as_posix()})" not in readme
+    ]
+    linked = {
+        (document.parent / target.split("#")[0]).resolve()
+        for document in documents() for target in MARKDOWN_LINK.findall(document.read_text())
+    }
+    # An image or other asset of docs/ is there for a document that links it, or for nothing.
+    orphans = [
         path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "docs").rglob("*"))
-        if path.is_file() and f"]({path.relative_to(ROOT).as_posix()})" not in readme
+        if path.is_file() and path.suffix != ".md" and path.resolve() not in linked
     ]
     assert unmapped == []
+    assert orphans == []
 
 
 def test_every_relative_link_of_the_docs_leads_to_a_file():
