@@ -120,3 +120,46 @@ def test_prod_starts_where_the_data_folder_cannot_be_created(tmp_path):
     env = prod_env(NOTIFIER_DATA_DIR="/dev/null/var", DJANGO_STATIC_ROOT=tmp_path)
     result = manage("check", "--deploy", "--fail-level", "ERROR", env=env)
     assert result.returncode == 0, result.stderr
+
+
+# --- Settings by component: base is wiring, reading changes nothing -------------------------------
+
+@pytest.mark.parametrize("module", ["dev", "test", "prod"])
+def test_reading_the_settings_changes_nothing_in_the_process_environment(module, tmp_path):
+    # A .env file too: the settings read it, the process's environment stays as it was given.
+    code = (
+        "import os\n"
+        "before = dict(os.environ)\n"
+        "from django.conf import settings\n"
+        "settings.INSTALLED_APPS\n"
+        "changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))\n"
+        "print(changed, settings.PROMETHEUS_MULTIPROC_DIR)\n"
+    )
+    env = prod_env(DJANGO_SETTINGS_MODULE=f"notifier.settings.{module}", NOTIFIER_DATA_DIR=tmp_path)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    result = subprocess.run([str(BIN / "python"), "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", str(tmp_path / "metrics")]
+
+
+def test_only_dev_and_test_have_a_default_secret_key():
+    # prod reads DJANGO_SECRET_KEY with no default: test_prod_refuses_to_start_without_a_required_variable.
+    from notifier.settings import base
+    from notifier.settings.environment import INSECURE_DEV_SECRET_KEY
+
+    assert not hasattr(base, "SECRET_KEY")
+    env = process_env(DJANGO_SETTINGS_MODULE="notifier.settings.dev")
+    env.pop("DJANGO_SECRET_KEY", None)
+    result = subprocess.run([str(BIN / "python"), "-c", "from django.conf import settings; print(settings.SECRET_KEY)"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == INSECURE_DEV_SECRET_KEY, result.stderr
+
+
+def test_base_is_wiring_only_and_builds_nothing_from_vars():
+    settings_dir = REPO_ROOT / "notifier" / "settings"
+    assert len((settings_dir / "base.py").read_text().splitlines()) <= 250
+    for path in settings_dir.glob("*.py"):
+        source = path.read_text()
+        assert "vars()" not in source and "globals()" not in source, path.name
+        assert "os.environ[" not in source and "os.environ.setdefault" not in source, path.name
