@@ -31,6 +31,7 @@ def prod_env(**changes) -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_prod_starts_with_the_contract_variables():
     result = manage("check", "--deploy", "--fail-level", "ERROR", env=prod_env())
     assert result.returncode == 0, result.stderr
@@ -49,6 +50,7 @@ def enabled_channels(env: dict) -> list[str]:
     return result.stdout.strip().splitlines()[-1].split(",")  # after the shell's import banner
 
 
+@pytest.mark.slow
 def test_prod_without_email_url_turns_email_off_instead_of_writing_files():
     assert "email" not in enabled_channels(prod_env(EMAIL_URL=None))
     assert "email" in enabled_channels(prod_env(EMAIL_URL="smtp+ssl://relay.example.com:465"))
@@ -67,11 +69,13 @@ def prod_setting(expression: str, **changes) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_prod_sends_hsts_for_a_year_and_subdomains_only_when_asked():
     assert prod_setting("(settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS)") == "(31536000, False)"
     assert prod_setting("settings.SECURE_HSTS_INCLUDE_SUBDOMAINS", DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="true") == "True"
 
 
+@pytest.mark.slow
 def test_prod_believes_x_forwarded_proto_only_when_configured():
     # Otherwise any client could claim https: uvicorn --proxy-headers applies it from FORWARDED_ALLOW_IPS only.
     assert prod_setting("settings.SECURE_PROXY_SSL_HEADER") == "None"
@@ -99,6 +103,7 @@ def test_the_dockerfile_build_step_passes_prod_s_secret_check(tmp_path):
 
 # --- Settings are declarative: folders are made by the processes that write to them ------------
 
+@pytest.mark.slow
 def test_reading_the_settings_creates_no_folder_and_starting_a_process_creates_its_own(tmp_path):
     data_dir, static_root = tmp_path / "data", tmp_path / "static"
     env = process_env(NOTIFIER_DATA_DIR=data_dir, DATABASE_URL=f"sqlite:///{data_dir}/notifier.sqlite3",
@@ -114,6 +119,7 @@ def test_reading_the_settings_creates_no_folder_and_starting_a_process_creates_i
     assert static_root.is_dir()
 
 
+@pytest.mark.slow
 def test_prod_starts_where_the_data_folder_cannot_be_created(tmp_path):
     # As on a read-only filesystem: production's state is in PostgreSQL and RabbitMQ, and its
     # static files were collected at build time.

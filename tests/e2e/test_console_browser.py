@@ -38,6 +38,7 @@ def browser():
     driver.quit()
 
 
+@pytest.mark.timeout(120)  # a browser session, then up to 60 s for the replayed send
 def test_an_operator_replays_a_dead_letter_from_the_dashboard_and_sees_it_sent(browser, web, worker, smtp):
     get_user_model().objects.create_superuser("operator", "operator@example.com", "a-long-password")
     dead = dead_delivery(attempts=3, error_code="451")

@@ -35,7 +35,7 @@ TEMPLATE = {"channels": {"email": {"subject": "Hello {{ name }}", "text": "Hi"}}
 
 
 @pytest.fixture(scope="module")
-def production_host(django_db_blocker, rabbitmq_vhost, smtp_server, process_logs):
+def production_host(django_db_setup, django_db_blocker, rabbitmq_vhost, smtp_server, process_logs):
     """The Procfile's `web` (two processes) and `worker` lines under production settings, with the
     environment a deployment has: the documented variables, nothing of the suite's. A vhost of
     their own, so that no other worker of the session takes their messages."""
