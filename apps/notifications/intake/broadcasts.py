@@ -24,7 +24,6 @@ is counted in `skipped`: total = created + skipped + failed once the broadcast i
 
 import logging
 import time
-import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -33,9 +32,7 @@ from django.utils import timezone
 
 from apps.core.correlation import correlation_bound, correlation_id_get
 from apps.core.exceptions import ApplicationError, NotFound
-from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, Notification
-from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
-from apps.notifications.services import (
+from apps.notifications.intake.services import (
     NotificationAccepted,
     NotificationRequest,
     channels_to_send,
@@ -44,6 +41,8 @@ from apps.notifications.services import (
     notifications_cap_release,
     notifications_create,
 )
+from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, Notification
+from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
 from apps.projects.models import Project
 from apps.templates.selectors import template_versions_newest, template_versions_pinned
 from apps.templates.services import missing_variables_error, template_version_missing_variables, template_version_unknown
@@ -280,10 +279,3 @@ def broadcasts_resume_stale(*, limit: int = 100) -> int:
         logger.info("resumed %d stalled broadcast fan-outs", len(stale))
     return len(stale)
 
-
-def broadcast_id_valid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

@@ -28,12 +28,16 @@ from django.utils import timezone
 from apps.channels.base import PermanentProviderError, ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import ChannelDisabled, backend_get, backends_reset
 from apps.core.correlation import correlation_bound
-from apps.notifications.clock import DbClock
-from apps.notifications.messages import BatchAddresses, actions_apply, batch_addresses_load, channel_message_build
-from apps.notifications.metrics import provider_latency
-from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus
-from apps.notifications.receipts import early_receipt_apply
-from apps.notifications.recording import (
+from apps.core.ids import uuids_split
+from apps.notifications.delivery.channel_messages import (
+    BatchAddresses,
+    actions_apply,
+    batch_addresses_load,
+    channel_message_build,
+)
+from apps.notifications.delivery.clock import DbClock
+from apps.notifications.delivery.receipts import early_receipt_apply
+from apps.notifications.delivery.recording import (
     Attempted,
     SendOutcome,
     attempted_final,
@@ -42,6 +46,8 @@ from apps.notifications.recording import (
     attempts_record,
     retry_delay,
 )
+from apps.notifications.metrics import provider_latency
+from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus
 from apps.templates.rendering import TemplateRenderError
 from apps.templates.services import template_version_render
 
@@ -94,12 +100,8 @@ def deliveries_send(*, delivery_ids: Sequence[str]) -> BatchResult:
     Raises DatabaseUnavailable when the claim cannot reach the database (nothing was sent).
     """
     result = BatchResult()
-    ids = []
-    for raw in delivery_ids:
-        try:
-            ids.append(str(uuid.UUID(str(raw))))
-        except ValueError:
-            result.unknown.append(str(raw))
+    ids, malformed = uuids_split(delivery_ids)
+    result.unknown.extend(malformed)
     claimed, clock = deliveries_claim(delivery_ids=ids)
     give_up_at = time.monotonic() + settings.NOTIFIER_SENDING_TIMEOUT_SECONDS - _RECORD_MARGIN_SECONDS
     attempted = _send_each(claimed, clock=clock)
