@@ -90,7 +90,7 @@ NOTIFIER_REDIS_PAUSE_SECONDS = env.float("NOTIFIER_REDIS_PAUSE_SECONDS", default
 NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
 NOTIFIER_SHARE_DEFER_SECONDS = env.float("NOTIFIER_SHARE_DEFER_SECONDS", default=1.0)
 NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS", default=30.0)
-# --- Status webhooks (apps/notifications/status_webhooks.py): every reported status change POSTed
+# --- Status webhooks (apps/notifications/status_webhooks/posting.py): every reported status change POSTed
 # to the project's status_webhook_url, signed like webhooks. Tries per event before it is `dead`
 # (the admin replays it), the whole request's deadline, and how many of one project's events may
 # be posted at once across every worker (a receiver that hangs holds no more workers than that).
@@ -119,7 +119,7 @@ NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", d
 NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
     "NOTIFIER_SENDING_TIMEOUT_SECONDS", default=NOTIFIER_SEND_TIME_LIMIT_SECONDS + 60
 )
-# --- Broadcasts (apps/notifications/broadcasts.py): the fan-out's batch size, how long one task run
+# --- Broadcasts (apps/notifications/intake/broadcasts.py): the fan-out's batch size, how long one task run
 # goes on before handing over to a fresh one (under the task's soft time limit), when a silent
 # fan-out is presumed lost and republished by the sweep, and how many failed runs end it.
 NOTIFIER_BROADCAST_QUEUE = env("NOTIFIER_BROADCAST_QUEUE", default=queues.BROADCAST_QUEUE)
@@ -135,7 +135,7 @@ NOTIFIER_DATABASE_RETRY_MAX_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_MAX_SEC
 # queue, or a backlog that old) ends `dead` with code `not_consumed` instead of being published
 # again forever; replay it once a worker serves the channel.
 NOTIFIER_QUEUED_MAX_AGE_SECONDS = env.float("NOTIFIER_QUEUED_MAX_AGE_SECONDS", default=24 * 3600.0)
-# --- Publishing when the broker is slow or down (apps/notifications/dispatch.py).
+# --- Publishing when the broker is slow or down (apps/notifications/outbox/deliveries.py).
 # How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
 # publishers instead of refusing them, and the API must not hang on it.
 NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS = env.float("NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS", default=3.0)
