@@ -8,7 +8,13 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from rest_framework.test import APIClient
 
-from tests.support.services import TEST_VHOST_PREFIX, broker_vhost_open, rabbitmq_vhost_reset, unreachable_services
+from tests.support.services import (
+    TEST_VHOST_PREFIX,
+    broker_vhost_open,
+    rabbitmq_vhost_reset,
+    rabbitmqctl,
+    unreachable_services,
+)
 
 # The fake providers' fixtures (smtp, twilio, fcm, receiver and their session servers), shared by the
 # channel, pipeline and end-to-end tests.
@@ -80,6 +86,9 @@ def rabbitmq_vhost(request):
         return vhost
     e2e = any(item.get_closest_marker("e2e") for item in request.session.items)
     if e2e or not broker_vhost_open(settings.CELERY_BROKER_URL):
+        # The node is shared by every run on this machine, and another run's outage test may have
+        # stopped it for a few seconds: wait for it rather than fail every test that needs it.
+        rabbitmqctl("await_startup", check=False)
         rabbitmq_vhost_reset(vhost)
     return vhost
 

@@ -15,6 +15,9 @@ from .base import *  # noqa: F403
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=INSECURE_DEV_SECRET_KEY)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in prod
+# Speed only: every test client builds its own middleware, and WhiteNoise would index each static
+# file of every app (stat and all) each time; this way it looks a file up when one is asked for.
+WHITENOISE_AUTOREFRESH = True
 # Retries fast enough that a test can watch several of them.
 NOTIFIER_RETRY_BACKOFF_BASE_SECONDS = env.float("NOTIFIER_RETRY_BACKOFF_BASE_SECONDS", default=0.5)
 # The fake receivers listen on 127.0.0.1; 127.0.0.2 and the rest of loopback stay refused, so the
