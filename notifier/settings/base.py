@@ -48,6 +48,8 @@ LOCAL_APPS = [
     "apps.channels",
     "apps.inbox",
     "apps.retention",
+    # No models: the users' console page with its erasing delete (apps/erasure/admin.py).
+    "apps.erasure",
 ]
 # apps.core first: its ready() prepares what every process needs (its state folders, the system
 # checks) before any other app's ready() runs. (Its templates have names of their own: nothing of

@@ -17,8 +17,8 @@ NOTIFIER_INBOX_STREAM_RETRY_MS = env.int("NOTIFIER_INBOX_STREAM_RETRY_MS", defau
 # connection: the process cap keeps one process from running out of file descriptors.
 NOTIFIER_INBOX_STREAMS_PER_USER = env.int("NOTIFIER_INBOX_STREAMS_PER_USER", default=5)
 NOTIFIER_INBOX_STREAMS_PER_PROCESS = env.int("NOTIFIER_INBOX_STREAMS_PER_PROCESS", default=1000)
-# Prefix of the Redis pub/sub channels that wake streams, and of the keys holding webhook leases:
-# installations sharing one Redis differ here.
+# Prefix of the Redis pub/sub channels that wake streams, and of the keys holding webhook leases
+# and providers' circuits: installations sharing one Redis differ here.
 NOTIFIER_INBOX_CHANNEL_PREFIX = env("NOTIFIER_INBOX_CHANNEL_PREFIX", default="notifier:")
 # The inbox is called from the product's own pages, usually on another origin: those origins
 # (e.g. https://app.example.com) may call /api/v1/inbox* with a bearer token. Nothing else is

@@ -68,5 +68,6 @@ NOTIFIER_METRICS_BROKER_TIMEOUT_SECONDS = env.float("NOTIFIER_METRICS_BROKER_TIM
 NOTIFIER_METRICS_COLLECTORS = [
     "apps.notifications.metrics.DeadLetterCollector",
     "apps.notifications.metrics.QueueDepthCollector",
+    "apps.channels.circuit_report.CircuitStateCollector",
 ]
 NOTIFIER_METRICS_CACHE_SECONDS = env.float("NOTIFIER_METRICS_CACHE_SECONDS", default=5.0)
