@@ -37,6 +37,7 @@ def test_prod_starts_with_the_contract_variables():
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_prod_with_email_but_no_public_base_url_fails_the_check_instead_of_linking_to_loopback():
     with_email = {"EMAIL_URL": "smtp+ssl://relay.example.com:465"}
 
