@@ -36,7 +36,7 @@ def metrics_view(request):
             "permission_denied",
             "Metrics are closed: set NOTIFIER_METRICS_TOKEN or NOTIFIER_METRICS_ALLOWED_NETWORKS to let a scraper in.",
         ), status=403)
-    if settings.NOTIFIER_METRICS_ALLOWED_NETWORKS and not _client_in(settings.NOTIFIER_METRICS_ALLOWED_NETWORKS, request):
+    if networks and not _client_in(networks, request):
         return JsonResponse(error_body("permission_denied", "Metrics are not served to this address."), status=403)
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
