@@ -1,7 +1,8 @@
 """Django's and the third-party apps' wiring, shared by every environment; the product's own
 settings live in the component files imported here (api, console, database, inbox, observability,
-pipeline, templates). Everything is read from the environment (and `.env` when present); the names are
-public (docs/operations.md, "Environment variables"): add new ones freely, never rename.
+pipeline, preference_center, templates). Everything is read from the environment (and `.env` when
+present); the names are public (docs/operations.md, "Environment variables"): add new ones freely,
+never rename.
 
 SECRET_KEY is not here: dev and test give it a default, prod reads it with none.
 """
@@ -16,6 +17,7 @@ from notifier.settings.inbox import *  # noqa: F403
 from notifier.settings.observability import *  # noqa: F403  (logs, metrics)
 from notifier.settings.pipeline import *  # noqa: F403  (providers, channels and delivery tuning)
 from notifier.settings.pipeline import NOTIFIER_SEND_TIME_LIMIT_SECONDS
+from notifier.settings.preference_center import *  # noqa: F403  (the end users' preference page)
 from notifier.settings.templates import *  # noqa: F403  (rendering limits, previews)
 
 DEBUG = False
@@ -50,6 +52,7 @@ LOCAL_APPS = [
     "apps.retention",
     # No models: the users' console page with its erasing delete (apps/erasure/admin.py).
     "apps.erasure",
+    "apps.preference_center",
 ]
 # apps.core first: its ready() prepares what every process needs (its state folders, the system
 # checks) before any other app's ready() runs. (Its templates have names of their own: nothing of
@@ -148,6 +151,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The languages the pages end users see are written in (the user's locale picks one; else English).
+LANGUAGES = [("en", "English"), ("fr", "Français")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

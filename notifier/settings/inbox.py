@@ -27,3 +27,8 @@ CORS_ALLOWED_ORIGINS = env.list("NOTIFIER_INBOX_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/v1/inbox(/.*)?$"
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "last-event-id")
 CORS_PREFLIGHT_MAX_AGE = 3600
+# The token travels in the Authorization header (or ?token= for the stream), never in a cookie:
+# browsers are not to send any credentials cross-origin (django-cors-headers' default, said here).
+CORS_ALLOW_CREDENTIALS = False
+# The page /inbox/demo/ (the widget for the demo user of `make run`): the dev settings turn it on.
+NOTIFIER_INBOX_DEMO = False

@@ -48,9 +48,11 @@ from apps.notifications.delivery.recording import (
     retry_delay,
 )
 from apps.notifications.metrics import provider_latency
-from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus
+from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus, Notification
 from apps.templates.rendering import TemplateRenderError
 from apps.templates.services import template_version_render
+from apps.templates.variables import PIPELINE_VARIABLES
+from apps.users.preference_links import preferences_link_issue
 
 __all__ = ["DatabaseUnavailable", "NoSuchDelivery", "SendOutcome", "deliveries_send", "delivery_send", "retry_delay"]
 
@@ -286,6 +288,16 @@ def _release(deliveries: list[Delivery]) -> None:
     )
 
 
+def _template_data(notification: Notification, channel: str) -> dict:
+    """The notification's data plus what the pipeline gives this channel's templates: for an email,
+    `preferences_url`, the user's preference page (one signature, microseconds). A value in the
+    data itself wins: a product with a preference page of its own links that one."""
+    if "preferences_url" not in PIPELINE_VARIABLES.get(channel, ()):
+        return notification.data
+    url, _ = preferences_link_issue(project_id=notification.project_id, recipient_id=notification.recipient_id)
+    return {"preferences_url": url, **notification.data}
+
+
 def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
     notification = delivery.notification
     if notification.recipient is None:
@@ -293,7 +305,8 @@ def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
     providers_get(delivery.channel)  # ChannelDisabled before rendering for a channel that may be gone
     try:
         content = template_version_render(
-            version=notification.template_version, channel=delivery.channel, data=notification.data
+            version=notification.template_version, channel=delivery.channel,
+            data=_template_data(notification, delivery.channel),
         )
     except TemplateRenderError as exc:
         # The template is wrong for this data (a filter given an argument it cannot use, ...):
