@@ -110,6 +110,7 @@ def _sent_ids(http, base_url: str) -> set[str]:
     return ids
 
 
+@pytest.mark.timeout(900)  # a load run of up to 600 s, then up to 180 s of sends
 def test_64_clients_on_a_connection_limited_database_get_no_5xx_and_every_notification_is_sent(stack, http, smtp):
     result = _loadgen(stack, "--scenario", "notify", "--clients", str(CLIENTS), "--requests", str(REQUESTS),
                       "--users", "40", "--setup", "--ids")
@@ -139,6 +140,7 @@ def _assert_database_unavailable(response: requests.Response) -> None:
     assert int(response.headers["Retry-After"]) > 0
 
 
+@pytest.mark.timeout(300)  # the database refusing connections, then recovering
 def test_while_the_database_refuses_connections_the_api_answers_503_then_recovers(stack, admin, http, smtp):
     base_url = stack["base_url"]
     assert http.put(f"{base_url}/api/v1/templates/outage",

@@ -56,6 +56,7 @@ def circuit_state(http: Api, provider: str) -> str | None:
     return None
 
 
+@pytest.mark.timeout(300)  # up to 60 s to fail over, then up to 150 s for mail to return to the first server
 def test_mail_fails_over_to_the_second_server_and_returns_to_the_first_when_it_recovers(
     failover_stack, mail_servers, api_key
 ):
