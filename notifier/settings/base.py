@@ -225,7 +225,7 @@ CELERY_WORKER_POOL = env("CELERY_WORKER_POOL", default="prefork")
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=8)
 # 1 for the Procfile's `worker`, which consumes every queue: a larger multiplier lets one slow
 # channel's reserved messages wait behind each other while other workers idle, and undermines
-# priorities. Per-channel workers pass --prefetch-multiplier (README, "Reliability").
+# priorities. Per-channel workers pass --prefetch-multiplier (docs/reliability.md).
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 # On a lost broker connection, let running sends finish: their messages come back and find the
 # delivery no longer claimable. Cancelling them would cut sends mid-conversation instead.

@@ -107,8 +107,8 @@ NOTIFIER_REDIS_PAUSE_SECONDS = env.float("NOTIFIER_REDIS_PAUSE_SECONDS", default
 
 # --- Webhook shares (apps/channels/shares.py) ---
 # Webhook sends of one project in flight at once, across every worker (leases in Redis; no bound
-# without REDIS_URL). Keep it well under the webhook workers' concurrency (8 in the README's
-# layout): a project whose receiver hangs then holds at most this many, and the others' webhooks
+# without REDIS_URL). Keep it well under the webhook workers' concurrency (8 in docs/operations.md,
+# "Workers: one per queue"): a project whose receiver hangs then holds at most this many, and the others' webhooks
 # go on. A send over its share waits in the broker, not on a worker, retried after
 # NOTIFIER_SHARE_DEFER_SECONDS, doubling with each deferral up to NOTIFIER_SHARE_DEFER_MAX_SECONDS.
 NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
