@@ -19,7 +19,7 @@ import requests
 from django.conf import settings
 
 from tests.e2e.conftest import E2E_SETTINGS
-from tests.support.processes import REPO_ROOT, celery_worker, process_env, procfile_web_server, wait_until
+from tests.support.processes import REPO_ROOT, celery_worker, process_env, wait_until, web_server
 from tests.support.services import TEST_VHOST_PREFIX, rabbitmq_vhost_reset, rabbitmqctl
 
 pytestmark = pytest.mark.e2e
@@ -69,7 +69,7 @@ def stack(admin, smtp_server, process_logs):
     try:
         _manage(env, "migrate", "--noinput")
         api_key = _manage(env, "create_api_key", "capacity").strip()
-        server, base_url = procfile_web_server(env, process_logs, processes=WEB_PROCESSES)
+        server, base_url = web_server(env, process_logs, processes=WEB_PROCESSES)
         with celery_worker(env, process_logs, concurrency=WORKER_CONCURRENCY), server:
             yield {"name": name, "base_url": base_url, "api_key": api_key, "server": server}
     finally:

@@ -22,8 +22,8 @@ from tests.support.processes import (
     ServiceProcess,
     free_port,
     procfile_command,
-    procfile_web_server,
     test_database_url,
+    web_server,
 )
 from tests.support.services import rabbitmqctl, redis_url_for_run
 
@@ -62,7 +62,7 @@ def production_host(django_db_setup, django_db_blocker, rabbitmq_vhost, smtp_ser
     assert "PROMETHEUS_MULTIPROC_DIR" not in env
     worker = ServiceProcess("production-worker", ["/bin/sh", "-c", procfile_command("worker")], env, process_logs,
                             ready_text=" ready.")
-    web, base_url = procfile_web_server(env, process_logs, processes=2, port=port)
+    web, base_url = web_server(env, process_logs, processes=2, port=port)
     try:
         with worker, web:
             yield base_url
