@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("apps.templates.api.urls")),
     path("", include("apps.notifications.api.urls")),  # with the providers' status callbacks (Twilio)
     path("", include("apps.inbox.api.urls")),
+    path("", include("apps.workflows.api.urls")),
 ]
 
 urlpatterns = [

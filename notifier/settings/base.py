@@ -52,6 +52,7 @@ LOCAL_APPS = [
     "apps.notifications",
     "apps.channels",
     "apps.inbox",
+    "apps.workflows",
     "apps.retention",
 ]
 # apps.core first: its ready() prepares what every process needs before any other app's ready()
@@ -320,6 +321,11 @@ NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS = env.float("NOTIFIER_BROKER_CONSUMER_T
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 
 NOTIFICATION_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
+# Workflow runs (apps/workflows): how often beat looks for runs whose wait or digest is due (one
+# query on a partial index of open runs: a wait ends at most this late), and how long a step
+# waiting for an earlier delivery to settle waits before looking again if no wake-up came.
+NOTIFIER_WORKFLOW_SCAN_SECONDS = env.float("NOTIFIER_WORKFLOW_SCAN_SECONDS", default=5.0)
+NOTIFIER_WORKFLOW_SETTLE_RECHECK_SECONDS = env.float("NOTIFIER_WORKFLOW_SETTLE_RECHECK_SECONDS", default=60.0)
 # Queue and task names, and the queues' arguments, have one home: apps/notifications/queues.py.
 NOTIFIER_DEAD_LETTER_EXCHANGE = queues.DEAD_LETTER_EXCHANGE
 CELERY_TASK_QUEUES = queues.celery_queues(channels=NOTIFICATION_CHANNELS, broadcast_queue=NOTIFIER_BROADCAST_QUEUE)
@@ -346,6 +352,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": queues.TASK_STATUS_WEBHOOKS_SWEEP,
         "schedule": NOTIFIER_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": NOTIFIER_SWEEP_INTERVAL_SECONDS},
+    },
+    "workflow-runs-scan": {
+        "task": queues.TASK_WORKFLOW_RUNS_SCAN,
+        "schedule": NOTIFIER_WORKFLOW_SCAN_SECONDS,
+        "options": {"expires": NOTIFIER_WORKFLOW_SCAN_SECONDS},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

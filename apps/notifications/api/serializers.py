@@ -9,6 +9,7 @@ from apps.core.fields import IdempotencyKeyField, JSONObjectField
 from apps.notifications.broadcasts import BROADCAST_MAX_TO
 from apps.notifications.models import Broadcast, Delivery, DeliveryAttempt, Notification, Priority
 from apps.notifications.selectors import notification_status
+from apps.notifications.workflow_hooks import workflow_hooks
 
 
 class _MessageInputSerializer(serializers.Serializer):
@@ -42,6 +43,22 @@ class _MessageInputSerializer(serializers.Serializer):
 
 class NotificationInputSerializer(_MessageInputSerializer):
     to = serializers.CharField(max_length=200)
+    workflow = serializers.SlugField(
+        max_length=100, required=False,
+        help_text="A workflow's key instead of `template`: its steps decide which channel goes when "
+                  "(`channels` and `template_version` do not apply).",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].required = False
+
+    def validate(self, attrs):
+        if ("template" in attrs) == ("workflow" in attrs):
+            raise serializers.ValidationError({"template": 'Give either "template" or "workflow".'})
+        if "workflow" in attrs and (attrs.get("channels") or attrs.get("template_version") is not None):
+            raise serializers.ValidationError({"workflow": "A workflow's steps choose the channels and the template."})
+        return attrs
 
 
 # One bulk request's items: large enough to amortise the round trips, small enough that its answer
@@ -130,12 +147,41 @@ class NotificationBulkResultSerializer(serializers.Serializer):
     )
 
 
+_WORKFLOW_RUN_SCHEMA = {
+    "type": "object", "nullable": True,
+    "description": "The workflow run this notification started or joined (a digest), with each step's state; "
+                   "null for a template's notification.",
+    "properties": {
+        "key": {"type": "string"}, "version": {"type": "integer"}, "run": {"type": "string", "format": "uuid"},
+        "state": {"type": "string", "enum": ["collecting", "active", "done", "cancelled"]},
+        "due_at": {"type": "string", "format": "date-time", "nullable": True},
+        "notification": {"type": "string", "format": "uuid", "description": "The notification carrying the run's deliveries."},
+        "joined": {"type": "boolean", "description": "True when this notification joined another one's digest."},
+        "position": {"type": "integer", "nullable": True}, "event_count": {"type": "integer", "nullable": True},
+        "steps": {"type": "array", "items": {"type": "object", "properties": {
+            "index": {"type": "integer"}, "channel": {"type": "string"}, "if": {"type": "string"},
+            "wait": {"type": "integer"},
+            "state": {"type": "string", "enum": ["pending", "waiting", "done", "skipped", "cancelled"]},
+            "reason": {"type": "string"}, "due_at": {"type": "string", "format": "date-time", "nullable": True},
+            "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+            "delivery": {"type": "string", "format": "uuid", "nullable": True}}}},
+    },
+}
+
+
 class NotificationDetailSerializer(_NotificationBaseSerializer):
     deliveries = DeliveryDetailSerializer(many=True, read_only=True)
+    workflow = serializers.SerializerMethodField()
 
     class Meta:
         model = Notification
-        fields = ("id", "status", "to", "template", "category", "priority", "send_at", "data", "created_at", "deliveries")
+        fields = ("id", "status", "to", "template", "category", "priority", "send_at", "data", "created_at", "deliveries",
+                  "workflow")
+
+    @extend_schema_field(_WORKFLOW_RUN_SCHEMA)
+    def get_workflow(self, notification) -> dict | None:
+        hooks = workflow_hooks()
+        return hooks.run_describe(notification) if hooks is not None else None
 
 
 class NotificationListItemSerializer(_NotificationBaseSerializer):

@@ -1,0 +1,38 @@
+"""What the notifications pipeline calls (apps/notifications/workflow_hooks.py), registered at start."""
+
+from django.db import transaction
+
+from apps.notifications.workflow_hooks import WorkflowIntake
+from apps.workflows.definitions import workflow_channels
+from apps.workflows.engine import run_cancel
+from apps.workflows.runs import DIGEST_PROVIDES, runs_start
+from apps.workflows.selectors import workflow_versions_newest
+from apps.workflows.timeline import run_describe, run_timeline_events
+from apps.workflows.wakeups import runs_wake_awaiting
+
+
+class PipelineHooks:
+    def intake(self, *, project, keys):
+        return {
+            key: WorkflowIntake(workflow_key=key, template_key=version.template.key,
+                                channels=workflow_channels(version.steps),
+                                provides=DIGEST_PROVIDES if version.digest else ())
+            for key, version in workflow_versions_newest(project=project, keys=keys).items()
+        }
+
+    def runs_start(self, *, project, started):
+        runs_start(project=project, started=started)
+
+    def deliveries_settled(self, *, notification_ids):
+        # After the commit: the recording transaction holds the deliveries' locks, which a run
+        # deciding its step may be reading; waking the run inside it could only wait on that run.
+        transaction.on_commit(lambda: runs_wake_awaiting(notification_ids=notification_ids))
+
+    def notification_cancel(self, *, notification_id):
+        run_cancel(notification_id=notification_id)
+
+    def timeline_events(self, notification):
+        return run_timeline_events(notification)
+
+    def run_describe(self, notification):
+        return run_describe(notification)

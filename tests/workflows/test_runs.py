@@ -1,0 +1,167 @@
+"""Runs: steps in order through the pipeline, conditions decided from the database when due."""
+
+import pytest
+from django.utils import timezone
+
+from apps.channels.base import PermanentProviderError
+from apps.inbox.models import InboxMessage
+from apps.notifications.models import Delivery, DeliveryStatus
+from apps.notifications.sending import deliveries_send
+from apps.users.models import Device
+from apps.workflows.models import RunState, WorkflowRun
+from apps.workflows.scan import runs_scan
+from tests.notifications import backends
+from tests.workflows.conftest import put_workflow
+from tests.workflows.helpers import start, steps_of, travel, work
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fallback(api, template):
+    assert put_workflow(api, "fallback", template="alert",
+                        steps=[{"channel": "push"}, {"channel": "sms", "if": "not_delivered"}]).status_code == 201
+
+
+@pytest.fixture
+def escalation(api, template):
+    assert put_workflow(api, "escalate", template="alert",
+                        steps=[{"channel": "in_app"}, {"wait": 20}, {"channel": "email", "if": "unread"}]).status_code == 201
+
+
+def sent_channels(outbox) -> list[str]:
+    return [m.channel for m in outbox]
+
+
+def test_fallback_sends_the_sms_when_the_push_fails(api, user, fallback, channels):
+    backends.script.append(PermanentProviderError("UNREGISTERED", code="UNREGISTERED"))
+    response = start(api, "fallback")
+    assert response.status_code == 202 and response.json()["deliveries"] == []
+
+    work()
+
+    assert sent_channels(channels) == ["sms"]
+    assert steps_of(api, response.json()["id"]) == [("push", "done"), ("sms", "done")]
+    assert api.get(f"/api/v1/notifications/{response.json()['id']}").json()["status"] == "sent"
+
+
+def test_fallback_sends_no_sms_when_the_push_reached_its_provider(api, user, fallback, channels):
+    response = start(api, "fallback")
+    work()
+
+    assert backends.accepted and channels == []
+    workflow = api.get(f"/api/v1/notifications/{response.json()['id']}").json()["workflow"]
+    assert workflow["state"] == "done"
+    assert workflow["steps"][1]["state"] == "skipped"
+    assert "push delivery reached its provider" in workflow["steps"][1]["reason"]
+
+
+def test_fallback_waits_for_a_push_in_flight_and_decides_when_it_settles(
+        api, user, fallback, channels, django_capture_on_commit_callbacks):
+    response = start(api, "fallback")
+    runs_scan()  # the push delivery is created and queued, not yet sent
+    run = WorkflowRun.objects.get()
+    assert run.awaiting_deliveries and steps_of(api, response.json()["id"])[1] == ("sms", "waiting")
+    assert not Delivery.objects.filter(channel="sms").exists()
+
+    backends.script.append(PermanentProviderError("gone", code="UNREGISTERED"))
+    with django_capture_on_commit_callbacks(execute=True):
+        deliveries_send(delivery_ids=[str(Delivery.objects.get(channel="push").id)])
+    run.refresh_from_db()
+    assert run.due_at <= timezone.now()  # woken at once, not at the 60 s safety recheck
+    runs_scan()
+    assert Delivery.objects.get(channel="sms").status == DeliveryStatus.QUEUED
+
+
+def test_fallback_skips_push_for_a_user_without_a_device_and_sends_the_sms(api, user, fallback, channels, settings):
+    settings.NOTIFIER_CHANNELS["push"] = {"BACKEND": "apps.channels.backends.locmem.OutboxBackend",
+                                          "OPTIONS": {"like": "apps.channels.backends.fcm.FcmPushBackend"}}
+    response = start(api, "fallback")
+    work()
+
+    assert sent_channels(channels) == ["sms"]
+    detail = api.get(f"/api/v1/notifications/{response.json()['id']}").json()
+    assert [(d["channel"], d["status"]) for d in detail["deliveries"]] == [("push", "skipped"), ("sms", "sent")]
+
+
+def test_escalation_emails_a_user_who_did_not_read_after_the_wait(api, user, escalation, channels):
+    response = start(api, "escalate")
+    work()
+    assert InboxMessage.objects.filter(read_at=None).count() == 1 and channels == []
+    workflow = api.get(f"/api/v1/notifications/{response.json()['id']}").json()["workflow"]
+    assert workflow["steps"][1]["state"] == "waiting" and workflow["steps"][1]["due_at"]
+
+    travel(19)
+    work()
+    assert channels == []  # not yet: the wait is 20 s
+    travel(2)
+    work()
+    assert sent_channels(channels) == ["email"]
+    assert steps_of(api, response.json()["id"]) == [("in_app", "done"), ("wait 20", "done"), ("email", "done")]
+
+
+def test_escalation_sends_nothing_more_to_a_user_who_read_within_the_wait(api, user, escalation, channels):
+    response = start(api, "escalate")
+    work()
+    message = InboxMessage.objects.get()
+    InboxMessage.objects.filter(id=message.id).update(read_at=timezone.now())
+
+    travel(21)
+    work()
+    assert channels == []
+    workflow = api.get(f"/api/v1/notifications/{response.json()['id']}").json()["workflow"]
+    assert workflow["steps"][2]["state"] == "skipped" and "was read" in workflow["steps"][2]["reason"]
+    assert workflow["state"] == "done"
+
+
+def test_cancel_during_the_wait_stops_every_later_step(api, user, escalation, channels):
+    response = start(api, "escalate")
+    work()
+    cancelled = api.post(f"/api/v1/notifications/{response.json()['id']}/cancel")
+    assert cancelled.status_code == 200
+    assert [s["state"] for s in cancelled.json()["workflow"]["steps"]] == ["done", "cancelled", "cancelled"]
+
+    travel(3600)
+    work()
+    assert channels == [] and not Delivery.objects.filter(channel="email").exists()
+    assert WorkflowRun.objects.get().state == RunState.CANCELLED
+
+
+def test_a_channel_step_obeys_preferences_read_when_it_runs(api, user, escalation, channels):
+    start(api, "escalate")
+    work()
+    assert api.put("/api/v1/users/ada/preferences", {"channels": {"email": False}}, format="json").status_code == 200
+    travel(21)
+    work()
+    email = Delivery.objects.get(channel="email")
+    assert email.status == DeliveryStatus.SKIPPED and "email" in email.skip_reason and channels == []
+
+
+def test_a_channel_step_is_held_by_quiet_hours(api, user, fallback, channels, settings):
+    settings.NOTIFIER_CHANNELS["push"] = {"BACKEND": "apps.channels.backends.locmem.OutboxBackend",
+                                          "OPTIONS": {"like": "apps.channels.backends.fcm.FcmPushBackend"}}
+    Device.objects.create(recipient=user, token="tok", platform="android")
+    assert api.put("/api/v1/users/ada/preferences", {"quiet_hours": {"start": "00:00", "end": "23:59"}},
+                   format="json").status_code == 200
+    start(api, "fallback")
+    runs_scan()
+    push = Delivery.objects.get(channel="push")
+    assert push.status == DeliveryStatus.PENDING and "quiet hours" in push.hold_reason
+
+
+def test_a_repeated_idempotency_key_starts_one_run(api, user, fallback):
+    first = start(api, "fallback", idempotency_key="k1")
+    again = start(api, "fallback", idempotency_key="k1")
+    assert first.status_code == again.status_code == 202 and first.json()["id"] == again.json()["id"]
+    assert WorkflowRun.objects.count() == 1
+
+
+def test_bulk_items_start_runs(api, user, fallback, channels):
+    response = api.post("/api/v1/notifications/bulk", {"notifications": [
+        {"to": "ada", "workflow": "fallback", "data": {"name": "A"}},
+        {"to": "ada", "workflow": "missing"},
+        {"to": "ada", "template": "alert", "data": {"name": "B"}, "channels": ["email"]},
+    ]}, format="json")
+    results = response.json()["results"]
+    assert "id" in results[0] and results[1]["error"]["code"] == "unknown_workflow" and "id" in results[2]
+    assert WorkflowRun.objects.count() == 1
