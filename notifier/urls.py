@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.api import not_found_view
 from apps.core.metrics import metrics_view
-from apps.notifications.dashboard import dashboard_view
+from apps.notifications.admin.dashboard import dashboard_view
 from apps.users.api.unsubscribe import unsubscribe_view
 from notifier import health
 

@@ -7,7 +7,7 @@ above it.
 from django.db import transaction
 
 from apps.inbox.live import inbox_erasure_announce
-from apps.notifications.services import notifications_erase_recipient_data
+from apps.notifications.intake.services import notifications_erase_recipient_data
 from apps.users.models import Recipient
 from apps.users.services import recipient_delete
 

@@ -183,10 +183,10 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # A dead delivery an operator chose not to replay: it stays `dead` (its history is true: the
-    # retries ran out) but leaves the dead-letter queue. See dead_letters.py.
+    # retries ran out) but leaves the dead-letter queue. See operations/dead_letters.py.
     discarded_at = models.DateTimeField(null=True, blank=True)
     # A cancel that came while the delivery was `sending`: its worker ends it `cancelled` instead
-    # of retrying, unless that attempt reached the provider (then it is `sent`). See sending.py.
+    # of retrying, unless that attempt reached the provider (then it is `sent`). See delivery/sending.py.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -202,7 +202,7 @@ class Delivery(models.Model):
                 name="delivery_active_recheck",
             ),
             models.Index(fields=["status", "channel"], name="delivery_status_channel"),
-            # Retention's query: final deliveries, oldest first (apps/notifications/retention.py).
+            # Retention's query: final deliveries, oldest first (apps/notifications/operations/retention.py).
             models.Index(
                 fields=["status_changed_at"],
                 condition=~models.Q(status__in=["pending", "queued", "sending", "retrying"]),
@@ -214,7 +214,7 @@ class Delivery(models.Model):
                 condition=models.Q(status="dead", discarded_at__isnull=True),
                 name="delivery_dead_letters",
             ),
-            # The dashboard's windows (stats.py): recent deliveries by channel and status, and
+            # The dashboard's windows (operations/stats.py): recent deliveries by channel and status, and
             # recent sends with their latency, each read from its index alone, not the table.
             models.Index(fields=["created_at", "channel", "status"], name="delivery_recent"),
             models.Index(fields=["sent_at", "channel", "created_at"], condition=models.Q(sent_at__isnull=False),
@@ -251,7 +251,7 @@ class DeliveryAttempt(models.Model):
     class Meta:
         ordering = ("delivery", "number")
         constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="attempt_unique_number")]
-        # The dashboard's provider error rates over a recent window (stats.py).
+        # The dashboard's provider error rates over a recent window (operations/stats.py).
         indexes = [models.Index(fields=["started_at"], name="attempt_recent")]
 
     def __str__(self) -> str:
@@ -296,7 +296,7 @@ class EarlyReceipt(models.Model):
 
     A provider can call back between accepting a message and our worker committing `sent` with
     its message id. The receipt waits here until that commit, then is applied and deleted
-    (receipts.py); one whose send is never recorded is pruned after a day.
+    (delivery/receipts.py); one whose send is never recorded is pruned after a day.
     """
 
     channel = models.CharField(max_length=16)
@@ -339,7 +339,7 @@ ACTIVE_EVENT_STATUSES = (StatusEventStatus.PENDING, StatusEventStatus.SENDING, S
 class StatusEvent(models.Model):
     """The outbox of status webhooks: one row per reported status change of a delivery.
 
-    Written in the transaction that changes the delivery's status (status_events.py), so an event
+    Written in the transaction that changes the delivery's status (outbox/status_events.py), so an event
     exists exactly when the change does; posted to the project's status_webhook_url by its own
     task, retried with backoff, and recovered by its sweep through `recheck_at` like a delivery.
     `sequence` numbers the events of one delivery from 1: the delivery's row lock orders the

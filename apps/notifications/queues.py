@@ -88,7 +88,7 @@ def dead_letter_queues(*, channels: Iterable[str]) -> list[Queue]:
 
 
 def celery_task_routes(*, broadcast_queue: str) -> dict:
-    """Sends are published to their channel queue explicitly (dispatch.py); periodic work goes to maintenance."""
+    """Sends are published to their channel queue explicitly (outbox/deliveries.py); periodic work goes to maintenance."""
     return {
         TASK_DELIVERIES_SWEEP: {"queue": MAINTENANCE_QUEUE},
         TASK_BROADCASTS_RESUME: {"queue": MAINTENANCE_QUEUE},

@@ -9,14 +9,17 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from apps.channels.shares import project_share
-from apps.notifications.broadcasts import (
+from apps.notifications.delivery.deferral import delivery_send_lease
+from apps.notifications.delivery.sending import DatabaseUnavailable, deliveries_send
+from apps.notifications.delivery.sweep import deliveries_sweep
+from apps.notifications.intake.broadcasts import (
     broadcast_fan_out,
     broadcast_id_valid,
     broadcast_record_error,
     broadcasts_resume_stale,
 )
-from apps.notifications.deferral import delivery_send_lease
-from apps.notifications.dispatch import deliveries_mark_unpublished, deliveries_publish_alone, delivery_retry_publish
+from apps.notifications.outbox.deliveries import deliveries_mark_unpublished, deliveries_publish_alone, delivery_retry_publish
+from apps.notifications.outbox.status_events import status_events_mark_unpublished, status_events_publish
 from apps.notifications.queues import (
     TASK_BROADCAST_FAN_OUT,
     TASK_BROADCASTS_RESUME,
@@ -27,10 +30,7 @@ from apps.notifications.queues import (
     TASK_STATUS_WEBHOOKS_SWEEP,
     queue_channel,
 )
-from apps.notifications.sending import DatabaseUnavailable, deliveries_send
-from apps.notifications.status_events import status_events_mark_unpublished, status_events_publish
-from apps.notifications.status_webhooks import status_events_send, status_events_sweep
-from apps.notifications.sweep import deliveries_sweep
+from apps.notifications.status_webhooks.posting import status_events_send, status_events_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _send(task, delivery_ids: list[str]) -> None:
         with _project_share_lease(task, delivery_ids) as defer_by:
             if defer_by is not None:
                 # Its project has its share of the channel's workers busy: not claimed, so no
-                # attempt is spent, and no worker waits for it (see deferral.py).
+                # attempt is spent, and no worker waits for it (see delivery/deferral.py).
                 _defer(task, delivery_ids[0], countdown=defer_by)
                 return
             result = deliveries_send(delivery_ids=delivery_ids)
@@ -129,13 +129,13 @@ def _reject_unknown(task, delivery_ids: list[str], unknown: list[str]) -> None:
 
 @shared_task(name=TASK_DELIVERIES_SWEEP, ignore_result=False)
 def deliveries_sweep_task() -> dict:
-    """Republish deliveries that are due or whose message or worker was lost (see sweep.py)."""
+    """Republish deliveries that are due or whose message or worker was lost (see delivery/sweep.py)."""
     return deliveries_sweep().as_dict()
 
 
 @shared_task(name=TASK_BROADCAST_FAN_OUT, acks_late=True, reject_on_worker_lost=True)
 def broadcast_fan_out_task(broadcast_id: str) -> None:
-    """Create a broadcast's notifications batch by batch (see broadcasts.py).
+    """Create a broadcast's notifications batch by batch (see intake/broadcasts.py).
 
     Safe to receive twice or after a crash: every batch continues from the cursor committed with
     the one before. acks_late + reject_on_worker_lost: a killed worker hands the message back.
@@ -159,7 +159,7 @@ def broadcasts_resume_task() -> int:
 
 @shared_task(name=TASK_STATUS_WEBHOOK_SEND, **_SEND_OPTIONS)
 def status_webhook_send_task(self, event_ids: list[str]) -> None:
-    """Post status webhook events, up to 100 of one project (see status_webhooks.py). Safe to receive
+    """Post status webhook events, up to 100 of one project (see status_webhooks/posting.py). Safe to receive
     twice: only one run claims an event; a lost or failed message is found by the status webhook sweep."""
     try:
         posted = status_events_send(event_ids=event_ids if isinstance(event_ids, list) else [event_ids],

@@ -1,7 +1,7 @@
 """A project's delivery policy: the categories its users cannot opt out of, and its frequency caps.
 
 Both are stored on the project as JSON (what the API's GET shows back); this module gives them a
-shape the sending side can rely on. The notifications app applies them (apps/notifications/caps.py),
+shape the sending side can rely on. The notifications app applies them (apps/notifications/intake/caps.py),
 the users' preferences skip critical categories (apps/users/preferences.py).
 """
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.core.batches import BatchDeletion
 from apps.inbox.services import inbox_messages_expired, inbox_messages_purge
-from apps.notifications.retention import delivery_log_expired_count, delivery_log_purge
+from apps.notifications.operations.retention import delivery_log_expired_count, delivery_log_purge
 
 logger = logging.getLogger(__name__)
 

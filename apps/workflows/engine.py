@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from apps.notifications.delivery_add import notification_delivery_add
+from apps.notifications.intake.delivery_add import notification_delivery_add
 from apps.notifications.models import Notification
 from apps.workflows.conditions import condition_evaluate
 from apps.workflows.definitions import MAX_STEPS

@@ -13,8 +13,8 @@ from django.utils import timezone
 from apps.channels.backends.fcm import PAYLOAD_LIMIT_BYTES, FcmPushBackend
 from apps.channels.base import DeactivateDevice, PermanentProviderError, TransientProviderError
 from apps.channels.registry import backend_get, backends_reset
+from apps.notifications.delivery.sending import deliveries_send, delivery_send
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.sending import deliveries_send, delivery_send
 from apps.users.models import Device
 from tests.channels.messages import message_for, push_device
 from tests.fakes.fcm import FakeFcmServer

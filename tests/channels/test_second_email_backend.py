@@ -5,8 +5,8 @@ import pytest
 from django.core.checks import run_checks
 from django.test import override_settings
 
+from apps.notifications.delivery.sending import delivery_send
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.sending import delivery_send
 from tests.channels import second_email_backend
 from tests.templates.factories import EMAIL_PARTS, TemplateVersionFactory
 from tests.users.factories import RecipientFactory

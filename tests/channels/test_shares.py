@@ -6,7 +6,7 @@ import time
 import pytest
 
 from apps.channels.shares import project_send_lease
-from apps.notifications.deferral import delivery_send_lease
+from apps.notifications.delivery.deferral import delivery_send_lease
 from apps.notifications.models import DeliveryStatus
 from tests.channels.test_webhook_backend import PARTS
 from tests.notifications.factories import queued_delivery

@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 
 from apps.channels.registry import backends_reset
+from apps.notifications.delivery.sending import delivery_send
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.sending import delivery_send
 from tests.fakes.dns import FakeDns
 from tests.fakes.webhook import Reply
 from tests.notifications.factories import queued_delivery

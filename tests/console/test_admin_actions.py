@@ -179,7 +179,7 @@ def test_one_console_action_takes_at_most_its_limit_oldest_first_and_says_so(adm
 
     from django.utils import timezone
 
-    from apps.notifications import admin as notifications_admin
+    from apps.notifications.admin import notifications as notifications_admin
 
     monkeypatch.setattr(notifications_admin, "MAX_ROWS_PER_ACTION", 2)
     now = timezone.now()

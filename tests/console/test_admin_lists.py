@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.core.models import OperatorAuditEntry
-from apps.notifications.dead_letters import dead_letters_replay
 from apps.notifications.models import DeliveryStatus
+from apps.notifications.operations.dead_letters import dead_letters_replay
 from tests.notifications.factories import DeliveryAttemptFactory, DeliveryFactory, NotificationFactory, dead_delivery
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.notifications import stats
 from apps.notifications.models import Delivery, DeliveryStatus
+from apps.notifications.operations import stats
 from apps.notifications.queues import celery_queues
 from tests.fakes.silent_tcp import SilentTcpServer
 from tests.notifications.factories import DeliveryAttemptFactory, DeliveryFactory, NotificationFactory, dead_delivery

@@ -12,7 +12,7 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
-from apps.notifications.broadcasts import broadcast_create
+from apps.notifications.intake.broadcasts import broadcast_create
 from apps.notifications.models import Broadcast, Notification
 from apps.users.models import Recipient
 from tests.e2e.conftest import notification_when_final

@@ -14,8 +14,8 @@ from contextlib import ExitStack
 import pytest
 
 from apps.channels.backends.email import DELIVERY_ID_HEADER
+from apps.notifications.intake.services import notification_create
 from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt
-from apps.notifications.services import notification_create
 from tests.e2e.conftest import queue_depth
 from tests.support.processes import celery_worker, wait_until
 from tests.templates.factories import TemplateVersionFactory

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from django.db import connection
 
+from apps.notifications.intake.services import notification_create
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.services import notification_create
 from tests.support.processes import wait_until
 from tests.templates.factories import TemplateVersionFactory
 from tests.users.factories import RecipientFactory

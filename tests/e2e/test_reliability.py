@@ -14,8 +14,8 @@ import requests
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from apps.notifications.dispatch import DeliveryMessage, deliveries_publish
 from apps.notifications.models import Delivery, DeliveryAttempt
+from apps.notifications.outbox.deliveries import DeliveryMessage, deliveries_publish
 from tests.e2e.conftest import notification_when_final, queue_depth
 from tests.notifications.factories import DeliveryFactory, NotificationFactory
 from tests.support.processes import REPO_ROOT, wait_until

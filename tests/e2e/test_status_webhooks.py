@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 
+from apps.notifications.intake.services import notification_cancel
 from apps.notifications.models import StatusEvent
-from apps.notifications.services import notification_cancel
 from apps.projects.models import Project
 from tests.e2e.conftest import notification_when_final
 from tests.fakes.webhook import Reply, WebhookReceiver

@@ -12,8 +12,8 @@ from apps.channels.base import PermanentProviderError
 from apps.channels.registry import backends_reset
 from apps.inbox.backend import InboxBackend
 from apps.inbox.models import InboxMessage
+from apps.notifications.delivery.sending import delivery_send
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.sending import delivery_send
 from tests.channels.messages import message_for
 from tests.inbox.factories import IN_APP_PARTS
 from tests.notifications.factories import queued_delivery

@@ -6,8 +6,8 @@ import pytest
 
 from apps.core.redis import redis_pause_reset
 from apps.inbox.models import InboxMessage
+from apps.notifications.delivery.sending import delivery_send
 from apps.notifications.models import DeliveryStatus
-from apps.notifications.sending import delivery_send
 from tests.fakes.silent_tcp import SilentTcpServer
 from tests.inbox.factories import IN_APP_PARTS
 from tests.notifications.factories import queued_delivery

@@ -7,9 +7,9 @@ import pytest
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.notifications.dispatch import PRIORITY_LEVELS, deliveries_publish, delivery_message
+from apps.notifications.delivery.sending import deliveries_send
 from apps.notifications.models import AttemptOutcome, DeliveryStatus
-from apps.notifications.sending import deliveries_send
+from apps.notifications.outbox.deliveries import PRIORITY_LEVELS, deliveries_publish, delivery_message
 from tests.notifications.factories import DeliveryFactory, NotificationFactory
 from tests.users.factories import RecipientFactory
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.notifications.broadcasts import broadcast_fan_out, broadcasts_resume_stale
+from apps.notifications.intake.broadcasts import broadcast_fan_out, broadcasts_resume_stale
 from apps.notifications.models import Broadcast, Delivery, DeliveryStatus, Notification
 from tests.projects.factories import ApiKeyFactory
 from tests.templates.factories import TemplateVersionFactory

@@ -6,10 +6,10 @@ import pytest
 from django.utils import timezone
 
 from apps.channels.base import PermanentProviderError, TransientProviderError
+from apps.notifications.delivery.sending import delivery_send
+from apps.notifications.delivery.sweep import deliveries_sweep
+from apps.notifications.intake.services import notification_cancel
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryStatus
-from apps.notifications.sending import delivery_send
-from apps.notifications.services import notification_cancel
-from apps.notifications.sweep import deliveries_sweep
 from tests.notifications.factories import DeliveryFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from kombu import Exchange, Queue
 
-from apps.notifications.dead_letters import dead_letters_discard, dead_letters_list, dead_letters_replay
 from apps.notifications.models import DeliveryOperatorAction, DeliveryStatus
+from apps.notifications.operations.dead_letters import dead_letters_discard, dead_letters_list, dead_letters_replay
 from tests.notifications.factories import DeliveryFactory, dead_delivery
 
 pytestmark = pytest.mark.django_db

@@ -7,9 +7,9 @@ import pytest
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from apps.notifications.delivery.sending import delivery_send
+from apps.notifications.delivery.sweep import deliveries_sweep
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.sending import delivery_send
-from apps.notifications.sweep import deliveries_sweep
 from tests.notifications.factories import DeliveryFactory
 
 pytestmark = pytest.mark.django_db

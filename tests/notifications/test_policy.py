@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.notifications.intake.services import notification_create
 from apps.notifications.models import Delivery, Notification
-from apps.notifications.services import notification_create
 from apps.projects.selectors import category_is_critical
 from tests.templates.factories import EMAIL_PARTS, TemplateVersionFactory
 from tests.users.factories import RecipientFactory

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
+from apps.notifications.delivery.sweep import deliveries_sweep
 from apps.notifications.models import Delivery
-from apps.notifications.sweep import deliveries_sweep
 from apps.users.models import Recipient
 from apps.users.preferences import quiet_hours_release_at
 from tests.templates.factories import EMAIL_PARTS, TemplateVersionFactory

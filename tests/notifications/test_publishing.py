@@ -7,9 +7,9 @@ from urllib.parse import urlparse
 import pytest
 from django.utils import timezone
 
-from apps.notifications import dispatch
-from apps.notifications.dispatch import deliveries_publish, delivery_message
 from apps.notifications.models import Delivery
+from apps.notifications.outbox import deliveries as delivery_outbox
+from apps.notifications.outbox.deliveries import deliveries_publish, delivery_message
 from tests.fakes.tcp_proxy import HoldingProxy
 from tests.notifications.factories import DeliveryFactory
 
@@ -33,7 +33,7 @@ def broker_through_proxy(settings):
             proxy.release()
             app.conf.broker_url, app.conf.broker_write_url = original_url, original_write_url
             app._pool = app.amqp._producer_pool = None
-    dispatch._publish_paused_until = 0.0
+    delivery_outbox._publish_paused_until = 0.0
 
 
 def published(delivery) -> bool:
@@ -54,7 +54,7 @@ def test_a_connection_whose_confirm_timed_out_is_not_used_again(broker_through_p
     proxy.release()  # the alarm clears: the held publish goes in, and its confirm comes, late
     time.sleep(1)
     proxy.hold()  # and another alarm
-    dispatch._publish_paused_until = 0.0
+    delivery_outbox._publish_paused_until = 0.0
 
     # On the connection that waited, the late confirm would be read as this message's: counted
     # published while RabbitMQ has not even read it. On a fresh one, nothing confirms it.

@@ -9,9 +9,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from apps.channels.base import TransientProviderError
+from apps.notifications.delivery.sending import NoSuchDelivery, delivery_send, retry_delay
+from apps.notifications.delivery.sweep import deliveries_sweep
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryStatus
-from apps.notifications.sending import NoSuchDelivery, delivery_send, retry_delay
-from apps.notifications.sweep import deliveries_sweep
 from tests.notifications.conftest import MAX_ATTEMPTS
 from tests.notifications.factories import DeliveryFactory, NotificationFactory
 from tests.templates.factories import EMAIL_PARTS, TemplateVersionFactory

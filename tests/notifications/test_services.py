@@ -7,10 +7,10 @@ import pytest
 from django.utils import timezone
 from kombu import Queue
 
-from apps.notifications import dispatch
-from apps.notifications.dispatch import PRIORITY_LEVELS, deliveries_publish, delivery_message
+from apps.notifications.intake.services import notification_create
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.services import notification_create
+from apps.notifications.outbox import deliveries as delivery_outbox
+from apps.notifications.outbox.deliveries import PRIORITY_LEVELS, deliveries_publish, delivery_message
 from tests.notifications.factories import DeliveryFactory
 from tests.templates.factories import TemplateVersionFactory
 from tests.users.factories import RecipientFactory
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def _publishing_not_paused():
-    dispatch._publish_paused_until = 0.0
+    delivery_outbox._publish_paused_until = 0.0
     yield
-    dispatch._publish_paused_until = 0.0
+    delivery_outbox._publish_paused_until = 0.0
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_a_publish_the_broker_refuses_is_left_to_the_sweep_and_publishing_pauses
         assert delivery.recheck_at <= timezone.now()  # the next sweep publishes it
     assert private_queue.drain() == []
 
-    dispatch._publish_paused_until = 0.0
+    delivery_outbox._publish_paused_until = 0.0
     assert deliveries_publish([delivery_message(later, priority="normal")]) == 1
     assert private_queue.drain() == [(str(later.id), PRIORITY_LEVELS["normal"])]
     assert Delivery.objects.count() == 2

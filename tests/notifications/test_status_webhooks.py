@@ -18,13 +18,13 @@ from django.utils import timezone
 from apps.channels.base import TransientProviderError
 from apps.channels.shares import STATUS_WEBHOOK_SHARE, project_send_lease
 from apps.core.models import OperatorAuditEntry
+from apps.notifications.delivery.receipts import delivery_report_receipt
+from apps.notifications.delivery.sending import deliveries_send
+from apps.notifications.delivery.sweep import deliveries_sweep
+from apps.notifications.intake.services import notification_cancel
 from apps.notifications.models import DeliveryStatus, StatusEvent, StatusEventStatus
-from apps.notifications.receipts import delivery_report_receipt
-from apps.notifications.sending import deliveries_send
-from apps.notifications.services import notification_cancel
-from apps.notifications.status_events import status_event_messages
-from apps.notifications.status_webhooks import status_events_send, status_events_sweep
-from apps.notifications.sweep import deliveries_sweep
+from apps.notifications.outbox.status_events import status_event_messages
+from apps.notifications.status_webhooks.posting import status_events_send, status_events_sweep
 from tests.fakes.webhook import Reply
 from tests.notifications.factories import DeliveryFactory
 from tests.projects.factories import ProjectFactory

@@ -8,10 +8,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu import Queue
 
-from apps.notifications import dispatch
-from apps.notifications.dispatch import PRIORITY_LEVELS
+from apps.notifications.delivery.sweep import deliveries_sweep
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryStatus
-from apps.notifications.sweep import deliveries_sweep
+from apps.notifications.outbox import deliveries as delivery_outbox
+from apps.notifications.outbox.deliveries import PRIORITY_LEVELS
 from tests.notifications.conftest import MAX_ATTEMPTS
 from tests.notifications.factories import DeliveryFactory, NotificationFactory
 
@@ -160,11 +160,11 @@ def test_a_run_whose_publishing_fails_takes_each_delivery_once(settings, pause_s
     # The queue exists with other arguments than Celery declares: RabbitMQ refuses every publish.
     with app.connection_for_write() as connection:
         Queue(f"notifications.{channel}", queue_arguments={"x-max-length": 1})(connection.default_channel).declare()
-    dispatch._publish_paused_until = 0.0
+    delivery_outbox._publish_paused_until = 0.0
     try:
         result = deliveries_sweep(batch_size=2)
     finally:
-        dispatch._publish_paused_until = 0.0
+        delivery_outbox._publish_paused_until = 0.0
         with app.connection_for_write() as connection:
             Queue(f"notifications.{channel}")(connection.default_channel).delete()
 

@@ -8,8 +8,8 @@ from rest_framework.test import APIClient
 from twilio.request_validator import RequestValidator
 
 from apps.channels.registry import backends_reset
+from apps.notifications.delivery.receipts import early_receipt_apply
 from apps.notifications.models import Delivery, DeliveryStatus, EarlyReceipt
-from apps.notifications.receipts import early_receipt_apply
 from tests.channels.deliveries import delivery_for
 from tests.users.factories import RecipientFactory
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from apps.notifications.unsubscribe import unsubscribe_headers
+from apps.notifications.delivery.unsubscribe_headers import unsubscribe_headers
 from apps.users.unsubscribe import unsubscribe_token_read
 from tests.projects.factories import ProjectFactory
 

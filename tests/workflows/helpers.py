@@ -3,8 +3,8 @@ from datetime import timedelta
 from django.test import TestCase
 from django.utils import timezone
 
+from apps.notifications.delivery.sending import deliveries_send
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.sending import deliveries_send
 from apps.workflows.models import RunStep, WorkflowRun
 from apps.workflows.scan import runs_scan
 

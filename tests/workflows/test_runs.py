@@ -5,8 +5,8 @@ from django.utils import timezone
 
 from apps.channels.base import PermanentProviderError
 from apps.inbox.models import InboxMessage
+from apps.notifications.delivery.sending import deliveries_send
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.sending import deliveries_send
 from apps.users.models import Device
 from apps.workflows.models import RunState, WorkflowRun
 from apps.workflows.scan import runs_scan

@@ -7,8 +7,8 @@ from apps.core.fields import idempotency_key_from_header
 from apps.notifications.api import examples
 from apps.notifications.api.serializers import BroadcastInputSerializer, BroadcastSerializer
 from apps.notifications.api.views import IDEMPOTENCY_HEADER, idempotency_key_parameter
-from apps.notifications.broadcasts import broadcast_cancel, broadcast_create, broadcast_get
-from apps.notifications.services import request_fingerprint
+from apps.notifications.intake.broadcasts import broadcast_cancel, broadcast_create, broadcast_get
+from apps.notifications.intake.services import request_fingerprint
 
 
 class BroadcastListApi(APIView):

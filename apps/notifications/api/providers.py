@@ -14,7 +14,7 @@ from apps.channels.registry import backend_find
 from apps.core.examples import error_example, request_example
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.core.schema import ERROR_RESPONSE_403
-from apps.notifications.receipts import delivery_report_receipt
+from apps.notifications.delivery.receipts import delivery_report_receipt
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 # Twilio's final message statuses; the others (queued, sending, sent, ...) are progress we ignore.

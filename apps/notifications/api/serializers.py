@@ -6,9 +6,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.fields import IdempotencyKeyField, JSONObjectField
-from apps.notifications.broadcasts import BROADCAST_MAX_TO
+from apps.notifications.intake.broadcasts import BROADCAST_MAX_TO
+from apps.notifications.intake.selectors import notification_status
 from apps.notifications.models import Broadcast, Delivery, DeliveryAttempt, Notification, Priority
-from apps.notifications.selectors import notification_status
 from apps.notifications.workflow_hooks import workflow_hooks
 
 

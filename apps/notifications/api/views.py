@@ -21,8 +21,8 @@ from apps.notifications.api.serializers import (
     NotificationListItemSerializer,
     NotificationListQuerySerializer,
 )
-from apps.notifications.selectors import notification_get, notification_list
-from apps.notifications.services import (
+from apps.notifications.intake.selectors import notification_get, notification_list
+from apps.notifications.intake.services import (
     NotificationRequest,
     notification_cancel,
     notifications_create,

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from apps.notifications.dead_letters import (
+from apps.notifications.operations.dead_letters import (
     broker_dead_letters,
     dead_letters_discard,
     dead_letters_list,

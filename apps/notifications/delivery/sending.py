@@ -28,12 +28,15 @@ from django.utils import timezone
 from apps.channels.base import PermanentProviderError, ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import ChannelDisabled, backend_get, backends_reset
 from apps.core.correlation import correlation_bound
-from apps.notifications.clock import DbClock
-from apps.notifications.messages import BatchAddresses, actions_apply, batch_addresses_load, channel_message_build
-from apps.notifications.metrics import provider_latency
-from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus
-from apps.notifications.receipts import early_receipt_apply
-from apps.notifications.recording import (
+from apps.notifications.delivery.channel_messages import (
+    BatchAddresses,
+    actions_apply,
+    batch_addresses_load,
+    channel_message_build,
+)
+from apps.notifications.delivery.clock import DbClock
+from apps.notifications.delivery.receipts import early_receipt_apply
+from apps.notifications.delivery.recording import (
     Attempted,
     SendOutcome,
     attempted_final,
@@ -42,6 +45,8 @@ from apps.notifications.recording import (
     attempts_record,
     retry_delay,
 )
+from apps.notifications.metrics import provider_latency
+from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus
 from apps.templates.rendering import TemplateRenderError
 from apps.templates.services import template_version_render
 

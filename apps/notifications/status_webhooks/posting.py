@@ -1,4 +1,4 @@
-"""Posting status webhook events (the outbox of status_events.py) to the project's status_webhook_url.
+"""Posting status webhook events (the outbox of outbox/status_events.py) to the project's status_webhook_url.
 
 A message on notifications.status_webhook carries up to 100 events of one project; its task posts
 them one after the other, each the way a delivery is sent: claimed with one conditional UPDATE (a
@@ -40,9 +40,9 @@ from apps.channels.headers import DELIVERY_ID_HEADER
 from apps.channels.shares import STATUS_WEBHOOK_SHARE, project_send_lease
 from apps.channels.signed_post import SignedPoster, signed_headers
 from apps.core.audit import audit_record
+from apps.notifications.delivery.recording import retry_delay
 from apps.notifications.models import ACTIVE_EVENT_STATUSES, StatusEvent, StatusEventStatus
-from apps.notifications.recording import retry_delay
-from apps.notifications.status_events import status_events_publish_on_commit
+from apps.notifications.outbox.status_events import status_events_publish_on_commit
 
 logger = logging.getLogger(__name__)
 

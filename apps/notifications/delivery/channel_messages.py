@@ -12,8 +12,8 @@ from types import MappingProxyType
 
 from apps.channels.base import Action, ChannelMessage, DeactivateDevice, PushDevice
 from apps.channels.registry import backend_get, channel_enabled
+from apps.notifications.delivery.unsubscribe_headers import unsubscribe_headers
 from apps.notifications.models import Delivery, DeliveryAttempt
-from apps.notifications.unsubscribe import unsubscribe_headers
 from apps.users.selectors import devices_active_by_recipient
 from apps.users.services import device_deactivate
 

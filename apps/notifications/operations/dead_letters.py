@@ -22,8 +22,8 @@ from django.utils import timezone
 from kombu import Producer
 
 from apps.core.audit import audit_record
-from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queued_recheck_at
 from apps.notifications.models import Delivery, DeliveryOperatorAction, DeliveryStatus, OperatorActionKind
+from apps.notifications.outbox.deliveries import deliveries_publish_on_commit, delivery_message, queued_recheck_at
 from apps.notifications.queues import dead_letter_origin, dead_letter_queue_name
 
 # The dead-letter queue of record, as a filter on deliveries.

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from apps.channels.shares import project_send_lease, shares_bound
+from apps.notifications.delivery.sending import DatabaseUnavailable
 from apps.notifications.models import Delivery
-from apps.notifications.sending import DatabaseUnavailable
 
 
 @contextlib.contextmanager

@@ -17,8 +17,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from apps.channels.registry import channel_names
-from apps.notifications.dead_letters import DEAD_LETTERS
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryAttempt
+from apps.notifications.operations.dead_letters import DEAD_LETTERS
 from apps.notifications.queues import dead_letter_queue_name, queue_name
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 from apps.channels.base import ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import max_attempts
-from apps.notifications.clock import DbClock
+from apps.notifications.delivery.clock import DbClock
 from apps.notifications.metrics import attempts_observe
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
-from apps.notifications.status_events import status_change, status_events_record, status_hooked
+from apps.notifications.outbox.status_events import status_change, status_events_record, status_hooked
 from apps.notifications.workflow_hooks import deliveries_settled
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.notifications.models import Delivery, DeliveryStatus, EarlyReceipt
-from apps.notifications.status_events import status_change, status_events_record, status_hooked
+from apps.notifications.outbox.status_events import status_change, status_events_record, status_hooked
 from apps.notifications.workflow_hooks import deliveries_settled
 
 logger = logging.getLogger(__name__)

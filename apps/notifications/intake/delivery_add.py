@@ -10,12 +10,12 @@ from datetime import datetime
 from django.db import transaction
 
 from apps.channels.registry import channel_held_by_quiet_hours, channel_missing_contact_reason
-from apps.notifications.caps import CapPlan, caps_apply
-from apps.notifications.contacts import contact_points
-from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message
+from apps.notifications.intake.caps import CapPlan, caps_apply
+from apps.notifications.intake.contacts import contact_points
+from apps.notifications.intake.services import _delivery_new
 from apps.notifications.models import Delivery, DeliveryStatus, Notification
-from apps.notifications.services import _delivery_new
-from apps.notifications.status_events import status_change, status_events_record, status_hooked
+from apps.notifications.outbox.deliveries import deliveries_publish_on_commit, delivery_message
+from apps.notifications.outbox.status_events import status_change, status_events_record, status_hooked
 from apps.projects.selectors import category_is_critical
 from apps.users.preferences import channel_declined_reason, quiet_hours_release_at
 

@@ -30,16 +30,16 @@ from django.db.models import DateTimeField, DurationField, Expression, Expressio
 from django.db.models.functions import Greatest, Least, Now
 
 from apps.channels.registry import ChannelDisabled, channel_enabled, max_attempts
-from apps.notifications.dispatch import (
+from apps.notifications.metrics import sweep_observe
+from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
+from apps.notifications.outbox.deliveries import (
     deliveries_publish_on_commit,
     delivery_message,
     publishing_paused,
     queued_recheck_at,
 )
-from apps.notifications.metrics import sweep_observe
-from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
+from apps.notifications.outbox.status_events import StatusChange, status_events_record, status_hooked
 from apps.notifications.queues import queue_name
-from apps.notifications.status_events import StatusChange, status_events_record, status_hooked
 
 logger = logging.getLogger(__name__)
 

@@ -33,9 +33,7 @@ from django.utils import timezone
 
 from apps.core.correlation import correlation_bound, correlation_id_get
 from apps.core.exceptions import ApplicationError, NotFound
-from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, Notification
-from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
-from apps.notifications.services import (
+from apps.notifications.intake.services import (
     NotificationAccepted,
     NotificationRequest,
     channels_to_send,
@@ -44,6 +42,8 @@ from apps.notifications.services import (
     notifications_cap_release,
     notifications_create,
 )
+from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, Notification
+from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
 from apps.projects.models import Project
 from apps.templates.selectors import template_versions_newest, template_versions_pinned
 from apps.templates.services import missing_variables_error, template_version_missing_variables, template_version_unknown

@@ -8,7 +8,7 @@ for projects without a status_webhook_url (the caller's project row is already l
 
 The events are published after commit (a message carries up to 100 of one project, on
 notifications.status_webhook). A publish that fails, or a message the broker loses, leaves the row `pending`: its `recheck_at`
-brings it to the status webhook sweep (status_webhooks.py).
+brings it to the status webhook sweep (status_webhooks/posting.py).
 """
 
 import logging
@@ -22,8 +22,8 @@ from django.db.models import Max
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from apps.notifications.dispatch import publishing_paused
 from apps.notifications.models import REPORTED_STATUSES, Delivery, StatusEvent, StatusEventStatus
+from apps.notifications.outbox.deliveries import publishing_paused
 from apps.notifications.queues import STATUS_WEBHOOK_QUEUE, TASK_STATUS_WEBHOOK_SEND
 from apps.projects.models import Project
 

@@ -6,7 +6,7 @@ from django.template.defaultfilters import pluralize
 
 from apps.core.console import confirm_action
 from apps.notifications.models import StatusEvent
-from apps.notifications.status_webhooks import REPLAYABLE_EVENT_STATUSES, status_events_replay
+from apps.notifications.status_webhooks.posting import REPLAYABLE_EVENT_STATUSES, status_events_replay
 
 
 @admin.register(StatusEvent)

@@ -12,9 +12,9 @@ from django.utils import timezone
 from apps.channels.registry import channel_held_by_quiet_hours, channel_missing_contact_reason, channel_names
 from apps.core.correlation import correlation_id_get
 from apps.core.exceptions import ApplicationError, Conflict, NotFound
-from apps.notifications.caps import CapPlan, caps_apply
-from apps.notifications.contacts import contact_points
-from apps.notifications.dispatch import deliveries_publish_on_commit, delivery_message, queued_recheck_at
+from apps.notifications.intake.caps import CapPlan, caps_apply
+from apps.notifications.intake.contacts import contact_points
+from apps.notifications.intake.selectors import notification_get, notification_status
 from apps.notifications.models import (
     ACTIVE_STATUSES,
     SENT_STATUSES,
@@ -24,8 +24,8 @@ from apps.notifications.models import (
     DeliveryStatus,
     Notification,
 )
-from apps.notifications.selectors import notification_get, notification_status
-from apps.notifications.status_events import StatusChange, status_change, status_events_record, status_hooked
+from apps.notifications.outbox.deliveries import deliveries_publish_on_commit, delivery_message, queued_recheck_at
+from apps.notifications.outbox.status_events import StatusChange, status_change, status_events_record, status_hooked
 from apps.notifications.workflow_hooks import WorkflowIntake, workflow_hooks, workflow_runs_start, workflows_resolve
 from apps.projects.models import Project
 from apps.projects.selectors import category_is_critical
@@ -356,7 +356,7 @@ def deliveries_cancel(*, deliveries: QuerySet[Delivery], project: Project | None
     One UPDATE, so a delivery changing state at this moment is caught either way: one not being
     sent is `cancelled` now; one being sent keeps `sending` with the cancel recorded
     (`cancel_requested_at`), and its worker ends it `cancelled` unless that very attempt reached
-    the provider (sending.py), and never retries it.
+    the provider (delivery/sending.py), and never retries it.
 
     `project`, when all the deliveries are of one, saves work for a project without status
     webhooks. Otherwise the active deliveries are locked first, so the status webhook events

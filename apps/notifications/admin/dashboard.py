@@ -1,6 +1,6 @@
 """The operators' dashboard, /admin/dashboard/: one page that says whether the pipeline is healthy.
 
-The numbers come from stats.py (the database and the broker); the charts are bars drawn with CSS
+The numbers come from operations/stats.py (the database and the broker); the charts are bars drawn with CSS
 on the server, so the page loads nothing from anywhere else.
 """
 
@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 
 from apps.core.console import status_colour
 from apps.notifications.models import DeliveryStatus
-from apps.notifications.stats import PERCENTILES, Dashboard, dashboard
+from apps.notifications.operations.stats import PERCENTILES, Dashboard, dashboard
 
 # Statuses in the order a stacked bar shows them, good to bad.
 _STATUS_ORDER = [s.value for s in (

@@ -1,4 +1,5 @@
-"""The admin for operators: what was sent, what failed and why, and the dead-letter queue.
+"""The admin of notifications, deliveries and broadcasts: what was sent, what failed and why, and
+the dead-letter queue.
 
 Everything here is read-only except two actions, Replay and Discard, which go through a
 confirmation page and then the dead-letter services, so each is recorded with who and when.
@@ -9,7 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import Prefetch
 
 from apps.core.console import badge, badges, confirm_action
-from apps.notifications.admin_filters import (
+from apps.notifications.admin.filters import (
     AgeFilter,
     CategoryFilter,
     DeliveryChannelFilter,
@@ -17,13 +18,7 @@ from apps.notifications.admin_filters import (
     delivery_search,
     notification_search,
 )
-from apps.notifications.admin_timeline import notification_timeline
-from apps.notifications.dead_letters import (
-    DEAD_LETTERS,
-    REPLAYABLE_STATUSES,
-    dead_letters_discard,
-    dead_letters_replay,
-)
+from apps.notifications.admin.timeline import notification_timeline
 from apps.notifications.models import (
     Broadcast,
     DeadLetter,
@@ -32,7 +27,13 @@ from apps.notifications.models import (
     DeliveryOperatorAction,
     Notification,
 )
-from apps.notifications.stats import dead_letter_counts
+from apps.notifications.operations.dead_letters import (
+    DEAD_LETTERS,
+    REPLAYABLE_STATUSES,
+    dead_letters_discard,
+    dead_letters_replay,
+)
+from apps.notifications.operations.stats import dead_letter_counts
 
 # Rows one Replay or Discard takes from the console (the rest wait for the next run).
 MAX_ROWS_PER_ACTION = 1000
@@ -261,7 +262,3 @@ def _report(model_admin, request, verb: str, result) -> None:
         reasons = ", ".join(f"{delivery_id} ({status})" for delivery_id, status in sorted(result.skipped.items())[:50])
         model_admin.message_user(request, f"Skipped {len(result.skipped)}, not in a state for this: {reasons}",
                                  messages.WARNING)
-
-
-# Status webhook events have their own admin module.
-from apps.notifications import admin_status_webhooks  # noqa: E402, F401

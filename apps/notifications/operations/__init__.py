@@ -1,0 +1,1 @@
+"""What operators act on and read: the dead-letter queue, the dashboard's numbers, and retention."""
