@@ -45,8 +45,7 @@ def run_advance(*, run_id) -> int:
 def _step(run: WorkflowRun, *, now) -> bool:
     """Decide the run's next step; True if the run can go straight on to the one after."""
     if run.state == RunState.COLLECTING:
-        _digest_close(run)
-        run.state = RunState.ACTIVE
+        digest_close(run)
         run.save(update_fields=["state"])
         return True
     steps = list(RunStep.objects.filter(run=run, index__lte=run.next_step).order_by("index"))
@@ -100,13 +99,15 @@ def _run_finish(run: WorkflowRun, *, now) -> None:
     run.save(update_fields=["state", "due_at", "finished_at", "awaiting_deliveries"])
 
 
-def _digest_close(run: WorkflowRun) -> None:
-    """The digest's run renders its first event's data plus `events` (each event's data, in order
-    of arrival) and `event_count`: written on its notification, which the deliveries render."""
+def digest_close(run: WorkflowRun) -> None:
+    """Stop the digest taking events (the caller saves `state`). Its run renders the first
+    event's data plus `events` (each event's data, in order of arrival) and `event_count`,
+    written on its notification, which the deliveries render."""
     events = list(RunEvent.objects.filter(run=run).order_by("position").values_list("notification__data", flat=True))
     data = {**(events[0] if events else run.notification.data), "events": events, "event_count": len(events)}
     Notification.objects.filter(id=run.notification_id).update(data=data)
     run.notification.data = data
+    run.state = RunState.ACTIVE
     logger.info("digest run %s closed with %d events", run.id, len(events))
 
 

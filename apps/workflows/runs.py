@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from apps.users.preferences import recipient_zone
+from apps.workflows.engine import digest_close
 from apps.workflows.models import RunEvent, RunState, RunStep, WorkflowRun, WorkflowVersion
 from apps.workflows.selectors import workflow_versions_newest
 from apps.workflows.wakeups import runs_advance_on_commit
@@ -63,19 +64,24 @@ def _digest_join(*, version: WorkflowVersion, notification, now: datetime):
             RunEvent.objects.create(run=run, notification=notification, position=run.event_count)
             full = digest.get("max") is not None and run.event_count >= digest["max"]
             if full:
+                # Closed now, under the lock: the next event opens a digest of its own.
+                digest_close(run)
                 run.due_at = now
-            run.save(update_fields=["event_count", "due_at"])
+            run.save(update_fields=["event_count", "due_at", "state"])
             return run.id if full else None
         run = WorkflowRun(project_id=notification.project_id, version=version, notification=notification,
                           recipient=notification.recipient, digest_key=key_value, state=RunState.COLLECTING,
                           due_at=digest_closes_at(digest=digest, recipient=notification.recipient, first=now))
-        if digest.get("max") == 1:
-            run.due_at = now
         WorkflowRun.objects.bulk_create([run], ignore_conflicts=True)
         if WorkflowRun.objects.filter(id=run.id).exists():
             RunStep.objects.bulk_create(_steps_of(run))
             RunEvent.objects.create(run=run, notification=notification, position=1)
-            return run.id if run.due_at == now else None
+            if digest.get("max") == 1:  # full with its first event
+                digest_close(run)
+                run.due_at = now
+                run.save(update_fields=["state", "due_at"])
+                return run.id
+            return None
     raise RuntimeError("the open digest kept changing under this event")
 
 

@@ -166,10 +166,8 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
     else:
         version = template_version_for_locale(versions, locale=recipient.locale, default_locale=project.default_locale)
 
-    if workflow is not None:
-        wanted = [c for c in workflow.channels if c in version.channels]
-    else:
-        wanted = channels_to_send(requested=request.channels, template_channels=list(version.channels))
+    wanted = ([c for c in workflow.channels if c in version.channels] if workflow is not None
+              else channels_to_send(requested=request.channels, template_channels=list(version.channels)))
     contacts = contact_points(recipient=recipient, project=project)
     skip_reasons = {c: channel_missing_contact_reason(channel=c, contacts=contacts) for c in wanted}
     if all(skip_reasons.values()):
@@ -178,7 +176,7 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
     # The data must fill the parts of the channels the user can be reached on (those are rendered
     # whatever their preferences say later: a caller's missing field shows on every user alike).
     reachable = [c for c in wanted if not skip_reasons[c]]
-    provided = dict.fromkeys(workflow.provides) if workflow is not None else {}
+    provided = dict.fromkeys(workflow.provides if workflow is not None else ())  # a digest's events, event_count
     missing = template_version_missing_variables(version=version, channels=reachable, data={**provided, **request.data})
     if missing:
         raise missing_variables_error(missing)
