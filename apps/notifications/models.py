@@ -90,6 +90,8 @@ class Broadcast(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="broadcasts")
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="broadcasts")
     template_version = models.PositiveIntegerField(null=True, blank=True, help_text="Pinned version number, if any.")
+    # A workflow's key: each user's notification starts a run of it (`template` is then the workflow's).
+    workflow_key = models.CharField(max_length=100, blank=True, default="")
     data = models.JSONField(default=dict, blank=True)
     channels = models.JSONField(null=True, blank=True)
     category = models.CharField(max_length=CATEGORY_MAX_LENGTH, blank=True)

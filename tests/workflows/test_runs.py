@@ -165,3 +165,26 @@ def test_bulk_items_start_runs(api, user, fallback, channels):
     results = response.json()["results"]
     assert "id" in results[0] and results[1]["error"]["code"] == "unknown_workflow" and "id" in results[2]
     assert WorkflowRun.objects.count() == 1
+
+
+def test_a_broadcast_of_a_workflow_starts_one_run_per_user(api, project, user, fallback, channels):
+    from apps.notifications.intake.broadcasts import broadcast_fan_out
+    from tests.users.factories import RecipientFactory
+
+    RecipientFactory(project=project, external_id="grace", phone="+15005550007")
+    response = api.post("/api/v1/broadcasts", {"workflow": "fallback", "to": ["ada", "grace"], "data": {"name": "x"}},
+                        format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["workflow"] == "fallback"
+    broadcast_fan_out(broadcast_id=response.json()["id"])
+    assert api.get(f"/api/v1/broadcasts/{response.json()['id']}").json()["created"] == 2
+    assert WorkflowRun.objects.count() == 2
+
+    backends.script.extend([PermanentProviderError("gone", code="UNREGISTERED")] * 2)
+    work()
+    assert sent_channels(channels) == ["sms", "sms"]
+
+
+def test_a_broadcast_of_a_workflow_that_does_not_exist_is_refused(api, user, template):
+    response = api.post("/api/v1/broadcasts", {"workflow": "nope", "to": ["ada"]}, format="json")
+    assert response.status_code == 422 and response.json()["error"]["details"] == {"workflow": "nope"}

@@ -107,7 +107,8 @@ NOTIFICATION_BULK = [
 ]
 
 _BROADCAST = {
-    "id": BROADCAST_ID, "status": "pending", "template": "spring-sale", "category": "marketing", "priority": "low",
+    "id": BROADCAST_ID, "status": "pending", "template": "spring-sale", "workflow": "", "category": "marketing",
+    "priority": "low",
     "send_at": None, "audience": {"has_channel": "email"}, "total": None, "created": 0, "skipped": 0, "failed": 0,
     "last_error": "", "created_at": "2025-03-20T08:00:00Z", "started_at": None, "finished_at": None,
 }
@@ -116,6 +117,8 @@ BROADCAST_CREATE = [
         "template": "spring-sale", "data": {"discount": "20%"}, "channels": ["email"], "category": "marketing",
         "priority": "low", "audience": {"has_channel": "email"}}),
     request_example("A list of users", {"template": "outage", "to": ["ada", "grace", "linus"]}),
+    request_example("A workflow to a list of users: each gets a run", {"workflow": "new-comment", "to": ["ada", "grace"],
+                                                                       "data": {"name": "everyone"}}),
     response_example("Accepted; the fan-out runs in the background", _BROADCAST, status=202),
 ]
 BROADCAST_DETAIL = [response_example("Completed", {

@@ -54,11 +54,15 @@ class NotificationInputSerializer(_MessageInputSerializer):
         self.fields["template"].required = False
 
     def validate(self, attrs):
-        if ("template" in attrs) == ("workflow" in attrs):
-            raise serializers.ValidationError({"template": 'Give either "template" or "workflow".'})
-        if "workflow" in attrs and (attrs.get("channels") or attrs.get("template_version") is not None):
-            raise serializers.ValidationError({"workflow": "A workflow's steps choose the channels and the template."})
-        return attrs
+        return _template_or_workflow(attrs)
+
+
+def _template_or_workflow(attrs: dict) -> dict:
+    if ("template" in attrs) == ("workflow" in attrs):
+        raise serializers.ValidationError({"template": 'Give either "template" or "workflow".'})
+    if "workflow" in attrs and (attrs.get("channels") or attrs.get("template_version") is not None):
+        raise serializers.ValidationError({"workflow": "A workflow's steps choose the channels and the template."})
+    return attrs
 
 
 # One bulk request's items: large enough to amortise the round trips, small enough that its answer
@@ -215,18 +219,27 @@ class BroadcastInputSerializer(_MessageInputSerializer):
     to = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_empty=False,
                                max_length=BROADCAST_MAX_TO, help_text="External ids of the users (at most 10,000).")
     audience = BroadcastAudienceSerializer(required=False)
+    workflow = serializers.SlugField(
+        max_length=100, required=False, help_text="A workflow's key instead of `template`: each user's notification "
+                                                  "starts a run of it.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].required = False
 
     def validate(self, attrs):
         if ("to" in attrs) == ("audience" in attrs):
             raise serializers.ValidationError({"to": 'Give either "to" (a list of users) or "audience" (a filter).'})
-        return attrs
+        return _template_or_workflow(attrs)
 
 
 class BroadcastSerializer(serializers.ModelSerializer):
     template = serializers.CharField(source="template.key")
+    workflow = serializers.CharField(source="workflow_key", help_text='The workflow\'s key, or "" for a template.')
 
     class Meta:
         model = Broadcast
-        fields = ("id", "status", "template", "template_version", "category", "priority", "send_at", "audience", "total",
+        fields = ("id", "status", "template", "workflow", "template_version", "category", "priority", "send_at", "audience",
+                  "total",
                   "created",
                   "skipped", "failed", "last_error", "created_at", "started_at", "finished_at")
