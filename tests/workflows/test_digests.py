@@ -121,3 +121,10 @@ def test_events_arriving_at_once_join_one_digest(api, user, digest_template):
     assert errors == []
     assert WorkflowRun.objects.count() == 1
     assert sorted(RunEvent.objects.values_list("position", flat=True)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_digest_of_1000_events_previews_in_the_sandbox(api, user, digest_template):
+    data = {"name": "Ada", "events": [{"n": n} for n in range(1000)], "event_count": 1000}
+    response = api.post("/api/v1/templates/digest/preview", {"data": data}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["channels"]["email"]["text"].count("[") == 1000

@@ -188,3 +188,16 @@ def test_a_broadcast_of_a_workflow_starts_one_run_per_user(api, project, user, f
 def test_a_broadcast_of_a_workflow_that_does_not_exist_is_refused(api, user, template):
     response = api.post("/api/v1/broadcasts", {"workflow": "nope", "to": ["ada"]}, format="json")
     assert response.status_code == 422 and response.json()["error"]["details"] == {"workflow": "nope"}
+
+
+def test_the_consoles_timeline_shows_the_runs_steps(api, user, escalation, channels, admin_client):
+    from django.urls import reverse
+
+    response = start(api, "escalate")
+    work()
+    page = admin_client.get(reverse("admin:notifications_notification_change", args=[response.json()["id"]]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "workflow escalate v1" in html and "run started" in html
+    assert "step 2: wait 20 s" in html and "step 3: email if unread" in html
+    assert 'data-status="pending"' in html and '>waiting<' in html  # the wait, with its due time
