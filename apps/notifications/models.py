@@ -30,6 +30,9 @@ class Notification(models.Model):
     send_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
+    # The workflow whose run this notification started or joined (apps.workflows), or "": only
+    # these wake a run when one of their deliveries settles, so other sends pay nothing for it.
+    workflow_key = models.CharField(max_length=100, blank=True, default="")
     # The broadcast that fanned out to this user, if any.
     broadcast = models.ForeignKey("Broadcast", null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="notifications")

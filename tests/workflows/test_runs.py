@@ -201,3 +201,22 @@ def test_the_consoles_timeline_shows_the_runs_steps(api, user, escalation, chann
     assert "workflow escalate v1" in html and "run started" in html
     assert "step 2: wait 20 s" in html and "step 3: email if unread" in html
     assert 'data-status="pending"' in html and '>waiting<' in html  # the wait, with its due time
+
+
+def test_an_sms_that_came_back_undelivered_counts_as_not_delivered(api, user, template, channels,
+                                                                    django_capture_on_commit_callbacks):
+    from apps.notifications.delivery.receipts import delivery_report_receipt
+
+    put_workflow(api, "sms-then-email", template="alert",
+                 steps=[{"channel": "sms"}, {"wait": 60}, {"channel": "email", "if": "not_delivered"}])
+    start(api, "sms-then-email")
+    work()
+    sms = Delivery.objects.get(channel="sms")
+    assert sms.status == DeliveryStatus.SENT
+    Delivery.objects.filter(id=sms.id).update(provider_message_id="SM1")
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery_report_receipt(channel="sms", provider_message_id="SM1", delivered=False, error_code="30003")
+
+    travel(61)
+    work()
+    assert sent_channels(channels) == ["sms", "email"]

@@ -81,7 +81,7 @@ def _receipt_apply(deliveries, receipt: EarlyReceipt) -> bool:
             return False
         Delivery.objects.filter(id__in=[d.id for d in sent]).update(**fields)
         if not receipt.delivered:
-            deliveries_settled([d.notification_id for d in sent])
+            deliveries_settled([d.notification_id for d in sent if d.notification.workflow_key])
         hooked = [d for d in sent if status_hooked(d.notification.project)]
         for delivery in hooked:
             for name, value in fields.items():

@@ -223,7 +223,8 @@ def _record(attempted: list[Attempted]) -> list[Attempted]:
             _deliveries_update([item.delivery for item in kept])
             # Workflow runs waiting on these deliveries look again once this commits.
             deliveries_settled([item.delivery.notification_id for item in kept
-                                if item.state["status"] != DeliveryStatus.RETRYING])
+                                if item.delivery.notification.workflow_key
+                                and item.state["status"] != DeliveryStatus.RETRYING])
             # The events of the reported outcomes, in the same transaction (nothing for projects
             # without a status_webhook_url: their rows are already loaded with the claim).
             status_events_record(changes=[

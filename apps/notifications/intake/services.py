@@ -194,10 +194,10 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
         project=project, recipient=recipient, to=request.to, template=version.template, template_version=version,
         data=request.data, category=request.category, priority=request.priority, send_at=request.send_at,
         idempotency_key=request.idempotency_key, request_fingerprint=request.fingerprint, broadcast=broadcast,
+        workflow_key=request.workflow_key,
         correlation_id=broadcast.correlation_id if broadcast is not None else correlation_id_get(),
     )
-    if workflow is not None:
-        # The run creates each channel's delivery when its step comes due (notification_delivery_add).
+    if workflow is not None:  # its run's steps create the deliveries when due (notification_delivery_add)
         return CapPlan(notification=notification, due=due, uncapped=[], deliveries=[])
     deliveries = [
         _delivery_new(
