@@ -38,6 +38,10 @@ class WorkflowHooks(Protocol):
     def notification_cancel(self, *, notification_id) -> None:
         """Stop the run of this notification: no step not yet run will run."""
 
+    def notifications_kept(self) -> list:
+        """Querysets of notification ids (`.values("notification_id")`) that runs still open need:
+        retention keeps them and their deliveries, whatever their age."""
+
     def run_describe(self, notification) -> dict | None:
         """The run the notification started or joined, as GET /notifications/{id} shows it."""
 

@@ -5,6 +5,7 @@ from django.db import transaction
 from apps.notifications.workflow_hooks import WorkflowIntake
 from apps.workflows.definitions import workflow_channels
 from apps.workflows.engine import run_cancel
+from apps.workflows.models import OPEN_RUN_STATES, RunEvent, RunState, WorkflowRun
 from apps.workflows.runs import DIGEST_PROVIDES, runs_start
 from apps.workflows.selectors import workflow_versions_newest
 from apps.workflows.timeline import run_describe, run_timeline_events
@@ -36,3 +37,7 @@ class PipelineHooks:
 
     def run_describe(self, notification):
         return run_describe(notification)
+
+    def notifications_kept(self):
+        return [WorkflowRun.objects.filter(state__in=OPEN_RUN_STATES).values("notification_id"),
+                RunEvent.objects.filter(run__state=RunState.COLLECTING).values("notification_id")]
