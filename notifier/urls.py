@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.api import not_found_view
@@ -34,6 +36,8 @@ urlpatterns = [
     # The operators' dashboard, behind the admin's login (staff only), linked from the admin's index.
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="admin-dashboard"),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico on pages that name no icon (the console's pages name it).
+    path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg")), name="favicon"),
 ]
 
 handler400 = "apps.core.api.bad_request_view"

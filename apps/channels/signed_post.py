@@ -124,11 +124,8 @@ class SignedPoster:
         # A broken exchange (bad chunking, ...): worth another try.
         return TransientProviderError(f"The {self.what} request failed: {exc}", code="http_error")
 
-    def session_discard(self) -> None:
-        """Start the next request on a fresh session (the connection was cut mid-exchange)."""
-        self._session_discard()
-
     def _session_discard(self) -> None:
+        """Start the next request on a fresh session (the connection was cut mid-exchange)."""
         if self._session is not None:
             self._session.close()
         self._session = None

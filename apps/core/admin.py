@@ -3,6 +3,11 @@ from django.contrib import admin
 from apps.core.console import ReadOnlyAdmin
 from apps.core.models import OperatorAuditEntry
 
+# The console's name in every page's header and title (Django's defaults say "Django administration").
+admin.site.site_header = "Notifier"
+admin.site.site_title = "Notifier"
+admin.site.index_title = "Console"
+
 
 @admin.register(OperatorAuditEntry)
 class OperatorAuditEntryAdmin(ReadOnlyAdmin):

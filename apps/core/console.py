@@ -20,16 +20,25 @@ STATUS_COLOURS = {
 }
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A record operators read but never add to, edit or prune by hand (audit entries, unsubscribes)."""
+class ReadOnlyMixin:
+    """Rows written by the pipeline and the services, never added, edited or deleted by hand. The
+    change permission stays: it opens a row's page (every field read-only) and the actions that
+    go through a service (Replay, Discard)."""
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields] + list(self.readonly_fields)
+
+
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """A record operators read and never act on (audit entries, unsubscribes)."""
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 

@@ -15,7 +15,8 @@ from django.db.models import Count
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from apps.notifications.models import AttemptOutcome, DeliveryStatus
+from apps.notifications.models import DEAD_LETTERS, AttemptOutcome, Delivery, DeliveryStatus
+from apps.notifications.queues import queue_depths
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ class DeadLetterCollector:
                                   "by channel.", labels=["channel"])
         try:
             counts = dict(
-                _dead_letters().values_list("channel").annotate(n=Count("id")).values_list("channel", "n")
+                Delivery.objects.filter(DEAD_LETTERS).order_by()
+                .values_list("channel").annotate(n=Count("id")).values_list("channel", "n")
             )
         except DatabaseError:
             logger.warning("metrics: the database did not answer; dead letters left out of this scrape")
@@ -115,12 +117,6 @@ class DeadLetterCollector:
         for channel in settings.NOTIFICATION_CHANNELS:
             gauge.add_metric([channel], counts.get(channel, 0))
         yield gauge
-
-
-def _dead_letters():
-    from apps.notifications.models import Delivery
-
-    return Delivery.objects.filter(status=DeliveryStatus.DEAD, discarded_at__isnull=True).order_by()
 
 
 class QueueDepthCollector:
@@ -132,7 +128,10 @@ class QueueDepthCollector:
     """
 
     def collect(self):
-        depths = queue_depths(timeout=settings.NOTIFIER_METRICS_BROKER_TIMEOUT_SECONDS)
+        names = [q.name for q in settings.CELERY_TASK_QUEUES] + [q.name for q in settings.NOTIFIER_DEAD_LETTER_QUEUES]
+        depths = queue_depths(names, broker_url=settings.CELERY_BROKER_URL,
+                              transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+                              timeout=settings.NOTIFIER_METRICS_BROKER_TIMEOUT_SECONDS)
         up = GaugeMetricFamily("notifier_broker_up", "1 if the broker answered this scrape's queue depth reads.")
         up.add_metric([], 0 if depths is None else 1)
         yield up
@@ -141,29 +140,7 @@ class QueueDepthCollector:
         gauge = GaugeMetricFamily("notifier_queue_messages", "Messages in a queue (ready and unacknowledged).",
                                   labels=["queue"])
         for name, depth in depths.items():
-            gauge.add_metric([name], depth)
+            if depth is not None:  # None: not declared yet, no worker has started
+                gauge.add_metric([name], depth)
         yield gauge
 
-
-def queue_depths(*, timeout: float) -> dict[str, int] | None:
-    """Messages per queue (channel queues, maintenance, broadcast, dead letters); None if the broker
-    did not answer in time."""
-    from celery_app import app
-
-    names = [q.name for q in settings.CELERY_TASK_QUEUES] + [q.name for q in settings.NOTIFIER_DEAD_LETTER_QUEUES]
-    options = {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
-    depths = {}
-    try:
-        with app.connection_for_read(settings.CELERY_BROKER_URL, connect_timeout=timeout, heartbeat=0,
-                                     transport_options=options) as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
-            channel = connection.default_channel
-            for name in names:
-                try:
-                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
-                except connection.channel_errors:
-                    channel = connection.channel()  # not declared yet: a passive declare closes the channel
-    except Exception as exc:  # the broker's errors vary by transport; any of them means "no answer"
-        logger.warning("metrics: the broker did not answer (%s); queue depths left out of this scrape", exc)
-        return None
-    return depths

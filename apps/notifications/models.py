@@ -156,6 +156,9 @@ ACTIVE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.QUEUED, DeliveryStatus
 # A worker may claim a delivery only from these: anything else means another worker has it or it is done.
 CLAIMABLE_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.RETRYING)
 SENT_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED)
+# The dead-letter queue of record, as a filter on deliveries: the admin, `dlq`, the dashboard and
+# the metrics read it with this, and its partial index below has this condition.
+DEAD_LETTERS = models.Q(status=DeliveryStatus.DEAD, discarded_at__isnull=True)
 
 
 class Delivery(models.Model):
@@ -216,7 +219,7 @@ class Delivery(models.Model):
             # The dead-letter queue of record: what `dlq list` and the admin's Dead letters read.
             models.Index(
                 fields=["status_changed_at"],
-                condition=models.Q(status="dead", discarded_at__isnull=True),
+                condition=DEAD_LETTERS,
                 name="delivery_dead_letters",
             ),
             # The dashboard's windows (operations/stats.py): recent deliveries by channel and status, and

@@ -9,9 +9,12 @@ exchange, and three priority levels.
 Imported by the settings: nothing here may import Django models or settings.
 """
 
+import logging
 from collections.abc import Iterable
 
-from kombu import Exchange, Queue
+from kombu import Connection, Exchange, Queue
+
+logger = logging.getLogger(__name__)
 
 EXCHANGE = "notifications"
 DEAD_LETTER_EXCHANGE = "notifications.dlx"
@@ -100,3 +103,36 @@ def celery_task_routes(*, broadcast_queue: str) -> dict:
         # On the workflow queue too: a busy maintenance queue must not delay a wait that is due.
         TASK_WORKFLOW_RUNS_SCAN: {"queue": WORKFLOW_QUEUE},
     }
+
+
+def queue_depths(
+    names: Iterable[str], *, broker_url: str, transport_options: dict, timeout: float
+) -> dict[str, int | None] | None:
+    """Messages (ready and unacknowledged) in each named queue, None for a queue not declared yet.
+
+    Read with passive declares, which create nothing, on one short-lived connection whose every
+    wait is bounded by `timeout`: a broker that is down or silent gives None, so the dashboard
+    says "unavailable" and a metrics scrape still answers, neither hangs.
+    """
+    options = {**transport_options, "connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
+    try:
+        with Connection(broker_url, connect_timeout=timeout, heartbeat=0, transport_options=options) as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+            return {name: _depth(connection, name) for name in names}
+    except Exception as exc:  # the broker's errors vary by transport; any of them means "no answer"
+        logger.warning("queue depths: the broker did not answer: %s: %s", type(exc).__name__, exc)
+        return None
+
+
+def _depth(connection, name: str) -> int | None:
+    # A channel per queue: a passive declare of a missing queue closes the channel it runs on.
+    channel = connection.channel()
+    try:
+        return channel.queue_declare(queue=name, passive=True).message_count
+    except connection.channel_errors:
+        return None
+    finally:
+        try:
+            channel.close()
+        except connection.connection_errors + connection.channel_errors:
+            pass

@@ -9,12 +9,12 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from apps.channels.shares import project_share
+from apps.core.ids import uuid_or_none
 from apps.notifications.delivery.deferral import delivery_send_lease
 from apps.notifications.delivery.sending import DatabaseUnavailable, deliveries_send
 from apps.notifications.delivery.sweep import deliveries_sweep
 from apps.notifications.intake.broadcasts import (
     broadcast_fan_out,
-    broadcast_id_valid,
     broadcast_record_error,
     broadcasts_resume_stale,
 )
@@ -140,7 +140,7 @@ def broadcast_fan_out_task(broadcast_id: str) -> None:
     Safe to receive twice or after a crash: every batch continues from the cursor committed with
     the one before. acks_late + reject_on_worker_lost: a killed worker hands the message back.
     """
-    if not broadcast_id_valid(broadcast_id):
+    if uuid_or_none(broadcast_id) is None:
         logger.error("broadcast fan-out for a malformed id %r ignored", broadcast_id)
         return
     try:

@@ -12,10 +12,6 @@ def recipient_get(*, project: Project, external_id: str) -> Recipient:
         raise NotFound(f"No user with id {external_id!r}.") from None
 
 
-def recipient_find(*, project: Project, external_id: str) -> Recipient | None:
-    return Recipient.objects.filter(project=project, external_id=external_id).first()
-
-
 def recipients_find(*, project: Project, external_ids) -> dict[str, Recipient]:
     """The project's users among these external ids, by external id, in one query.
 

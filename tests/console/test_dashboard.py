@@ -102,7 +102,7 @@ class TestQueueDepths:
             for n in range(3):
                 producer.publish({"n": n}, exchange="", routing_key=channel_queue.name, declare=[channel_queue])
 
-        [depth] = stats.queue_depths()
+        [depth] = stats.channel_queue_depths()
         page = admin_client.get(DASHBOARD).content.decode()
 
         assert (depth.queue, depth.messages) == ("notifications.consoletest", 3)
@@ -111,11 +111,11 @@ class TestQueueDepths:
 
     def test_a_broker_down_or_hung_shows_unavailable(self, admin_client, settings):
         settings.CELERY_BROKER_URL = f"amqp://guest:guest@127.0.0.1:{free_port()}//"  # refused
-        assert stats.queue_depths(timeout=1) is None
+        assert stats.channel_queue_depths(timeout=1) is None
         assert "Broker unavailable" in admin_client.get(DASHBOARD).content.decode()
         with SilentTcpServer() as hung:  # accepts, never answers: the timeout ends the wait
             settings.CELERY_BROKER_URL = f"amqp://guest:guest@127.0.0.1:{hung.port}//"
-            assert stats.queue_depths(timeout=1) is None
+            assert stats.channel_queue_depths(timeout=1) is None
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="query plans are PostgreSQL's")

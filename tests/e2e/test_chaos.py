@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import pytest
 
 from apps.channels.backends.email import DELIVERY_ID_HEADER
-from apps.notifications.intake.services import notification_create
+from apps.notifications.intake.services import NotificationRequest, notifications_create
 from apps.notifications.models import ACTIVE_STATUSES, AttemptOutcome, Delivery, DeliveryAttempt
 from tests.e2e.conftest import queue_depth
 from tests.support.processes import celery_worker, wait_until
@@ -40,7 +40,8 @@ def test_every_notification_ends_final_and_reaches_the_mail_server_through_kills
     def create(count: int) -> None:
         nonlocal created
         for n in range(created, created + count):
-            notification_create(project=project, to=users[n % USERS].external_id, template_key="chaos", data={"n": n})
+            request = NotificationRequest(to=users[n % USERS].external_id, template_key="chaos", data={"n": n})
+            notifications_create(project=project, requests=[request])
         created += count
 
     started = time.monotonic()

@@ -32,6 +32,7 @@ def browser():
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1400,1000"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # what the browser's console shows
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(30)
     yield driver
@@ -69,3 +70,5 @@ def test_an_operator_replays_a_dead_letter_from_the_dashboard_and_sees_it_sent(b
     assert browser.find_element(By.CSS_SELECTOR, '.console-timeline span[data-status="sent"]').is_displayed()
     browser.get(f"{web}/admin/notifications/notification/?q={dead.notification_id}")
     assert browser.find_element(By.CSS_SELECTOR, '#result_list span[data-status="sent"]').text == "email: sent"
+    # Nothing the pages asked for failed (a missing icon would be a 404 here), and no script error.
+    assert [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []

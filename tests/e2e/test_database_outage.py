@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from apps.notifications.intake.services import notification_create
+from apps.notifications.intake.services import NotificationRequest, notifications_create
 from apps.notifications.models import Delivery, DeliveryStatus
 from tests.support.processes import wait_until
 from tests.templates.factories import TemplateVersionFactory
@@ -54,7 +54,10 @@ def test_a_claim_that_met_a_database_outage_is_sent_within_seconds_of_its_return
     log_start = len(worker.log())
 
     with database_closed():
-        notification, _ = notification_create(project=project, to=user.external_id, template_key="outage", data={})
+        [accepted] = notifications_create(
+            project=project, requests=[NotificationRequest(to=user.external_id, template_key="outage")]
+        )
+        notification = accepted.notification
         wait_until(lambda: "database unavailable" in worker.log()[log_start:], timeout=30,
                    message="the worker to meet the outage")
         time.sleep(1)

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from kombu import Queue
 
-from apps.notifications.intake.services import notification_create
+from apps.notifications.intake.services import NotificationRequest, notifications_create
 from apps.notifications.models import Delivery, DeliveryStatus
 from apps.notifications.outbox import deliveries as delivery_outbox
 from apps.notifications.outbox.deliveries import PRIORITY_LEVELS, deliveries_publish, delivery_message
@@ -37,11 +37,12 @@ def private_channel_template(private_queue, project):
 def test_each_accepted_delivery_is_published_once_after_commit_with_its_priority(
     private_queue, private_channel_template, project
 ):
-    notification, created = notification_create(project=project, to="ada", template_key="welcome", data={},
-                                                priority="high")
+    [accepted] = notifications_create(
+        project=project, requests=[NotificationRequest(to="ada", template_key="welcome", priority="high")]
+    )
 
-    [delivery] = notification.deliveries.all()
-    assert created and delivery.channel == private_queue.channel
+    [delivery] = accepted.notification.deliveries.all()
+    assert accepted.created and delivery.channel == private_queue.channel
     assert private_queue.drain() == [(str(delivery.id), PRIORITY_LEVELS["high"])]
 
 

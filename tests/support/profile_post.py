@@ -125,7 +125,7 @@ def main() -> None:
         "queries_per_request": round(timer.count / n, 1),
         "db_ms_per_request": round(1000 * timer.seconds / n, 2),
         "profile_share_percent": {
-            "notification_create": share("apps/notifications/intake/services.py", "notification_create"),
+            "notifications_create": share("apps/notifications/intake/services.py", "notifications_create"),
             "database_waits": share("psycopg/connection.py", "wait"),
             "publish": share("kombu/messaging.py", "_publish"),
             "publish_confirm": share("amqp/channel.py", "basic_publish_confirm"),

@@ -2,7 +2,6 @@
 most, whatever the number of rows (a filter on deliveries is an EXISTS, never a join that
 repeats notifications)."""
 
-import uuid
 from datetime import timedelta
 
 from django.contrib import admin
@@ -10,6 +9,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.channels.registry import channel_names
+from apps.core.ids import uuid_or_none
 from apps.notifications.models import Delivery, DeliveryStatus, Notification
 from apps.users.models import Recipient
 
@@ -85,7 +85,7 @@ def notification_search(queryset, term: str):
     term = term.strip()
     if not term:
         return queryset
-    if (as_uuid := _uuid(term)) is not None:
+    if (as_uuid := uuid_or_none(term)) is not None:
         return queryset.filter(Q(id=as_uuid) | Exists(Delivery.objects.filter(notification=OuterRef("pk"), id=as_uuid)))
     by_contact = Q(email=term) if "@" in term else Q(phone=term)
     return queryset.filter(
@@ -100,17 +100,10 @@ def delivery_search(queryset, term: str):
     term = term.strip()
     if not term:
         return queryset
-    if (as_uuid := _uuid(term)) is not None:
+    if (as_uuid := uuid_or_none(term)) is not None:
         return queryset.filter(Q(id=as_uuid) | Q(notification_id=as_uuid))
     by_contact = Q(email=term) if "@" in term else Q(phone=term)
     return queryset.filter(
         Q(provider_message_id=term) | Q(notification__to=term)
         | Exists(Recipient.objects.filter(by_contact, pk=OuterRef("notification__recipient_id")))
     )
-
-
-def _uuid(term: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(term)
-    except ValueError:
-        return None

@@ -9,7 +9,7 @@ Lists cost a fixed number of queries whatever their length (select_related / pre
 from django.contrib import admin, messages
 from django.db.models import Prefetch
 
-from apps.core.console import badge, badges, confirm_action
+from apps.core.console import ReadOnlyMixin, badge, badges, confirm_action
 from apps.notifications.admin.filters import (
     AgeFilter,
     CategoryFilter,
@@ -37,19 +37,6 @@ from apps.notifications.operations.stats import dead_letter_counts
 
 # Rows one Replay or Discard takes from the console (the rest wait for the next run).
 MAX_ROWS_PER_ACTION = 1000
-
-
-class ReadOnlyMixin:
-    """Rows are written by the pipeline and the services, never edited by hand."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields] + list(self.readonly_fields)
 
 
 class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):

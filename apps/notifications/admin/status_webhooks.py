@@ -4,13 +4,13 @@ failed and why, and a Replay action (with a confirmation page) for failed and de
 from django.contrib import admin, messages
 from django.template.defaultfilters import pluralize
 
-from apps.core.console import confirm_action
+from apps.core.console import ReadOnlyMixin, confirm_action
 from apps.notifications.models import StatusEvent
 from apps.notifications.status_webhooks.posting import REPLAYABLE_EVENT_STATUSES, status_events_replay
 
 
 @admin.register(StatusEvent)
-class StatusEventAdmin(admin.ModelAdmin):
+class StatusEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Rows are written with the status changes and moved by the workers, never edited by hand."""
 
     list_display = ("occurred_at", "project", "delivery_status", "sequence", "status", "attempts", "last_error_code",
@@ -21,15 +21,6 @@ class StatusEventAdmin(admin.ModelAdmin):
     ordering = ("-occurred_at",)
     date_hierarchy = "occurred_at"
     actions = ["replay"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
 
     @admin.display(description="last error")
     def short_error(self, event) -> str:

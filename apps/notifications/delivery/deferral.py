@@ -9,13 +9,13 @@ the delivery (its recheck_at is brought forward).
 
 import contextlib
 import random
-import uuid
 from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from apps.channels.shares import project_send_lease, shares_bound
+from apps.core.ids import uuid_or_none
 from apps.notifications.delivery.sending import DatabaseUnavailable
 from apps.notifications.models import Delivery
 
@@ -39,9 +39,7 @@ def delivery_send_lease(*, delivery_id: str, deferrals: int) -> Iterator[float |
 
 
 def _route(delivery_id: str) -> tuple[str, int] | None:
-    try:
-        uuid.UUID(str(delivery_id))
-    except ValueError:
+    if uuid_or_none(delivery_id) is None:
         return None  # delivery_send refuses it
     try:
         return Delivery.objects.filter(id=delivery_id).values_list("channel", "notification__project_id").first()

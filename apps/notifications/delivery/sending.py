@@ -28,6 +28,7 @@ from django.utils import timezone
 from apps.channels.base import PermanentProviderError, ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import ChannelDisabled, backend_get, backends_reset
 from apps.core.correlation import correlation_bound
+from apps.core.ids import uuids_split
 from apps.notifications.delivery.channel_messages import (
     BatchAddresses,
     actions_apply,
@@ -99,12 +100,8 @@ def deliveries_send(*, delivery_ids: Sequence[str]) -> BatchResult:
     Raises DatabaseUnavailable when the claim cannot reach the database (nothing was sent).
     """
     result = BatchResult()
-    ids = []
-    for raw in delivery_ids:
-        try:
-            ids.append(str(uuid.UUID(str(raw))))
-        except ValueError:
-            result.unknown.append(str(raw))
+    ids, malformed = uuids_split(delivery_ids)
+    result.unknown.extend(malformed)
     claimed, clock = deliveries_claim(delivery_ids=ids)
     give_up_at = time.monotonic() + settings.NOTIFIER_SENDING_TIMEOUT_SECONDS - _RECORD_MARGIN_SECONDS
     attempted = _send_each(claimed, clock=clock)

@@ -24,7 +24,6 @@ is counted in `skipped`: total = created + skipped + failed once the broadcast i
 
 import logging
 import time
-import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -293,10 +292,3 @@ def broadcasts_resume_stale(*, limit: int = 100) -> int:
         logger.info("resumed %d stalled broadcast fan-outs", len(stale))
     return len(stale)
 
-
-def broadcast_id_valid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

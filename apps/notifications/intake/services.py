@@ -84,18 +84,6 @@ class NotificationAccepted:
 NotificationOutcome = NotificationAccepted | ApplicationError
 
 
-def notification_create(*, project: Project, **fields) -> tuple[Notification, bool]:
-    """Create one notification (see notifications_create); its errors are raised.
-
-    Returns (notification, created). With an idempotency key already used for the same request,
-    the first notification comes back (created=False); used for another request, it is a 409.
-    """
-    [outcome] = notifications_create(project=project, requests=[NotificationRequest(**fields)])
-    if isinstance(outcome, ApplicationError):
-        raise outcome
-    return outcome.notification, outcome.created
-
-
 def notifications_create(
     *,
     project: Project,

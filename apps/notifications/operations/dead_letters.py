@@ -17,17 +17,21 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from kombu import Producer
 
 from apps.core.audit import audit_record
-from apps.notifications.models import Delivery, DeliveryOperatorAction, DeliveryStatus, OperatorActionKind
+from apps.notifications.models import (
+    DEAD_LETTERS,
+    Delivery,
+    DeliveryOperatorAction,
+    DeliveryStatus,
+    OperatorActionKind,
+)
 from apps.notifications.outbox.deliveries import deliveries_publish_on_commit, delivery_message, queued_recheck_at
 from apps.notifications.queues import dead_letter_origin, dead_letter_queue_name
 
-# The dead-letter queue of record, as a filter on deliveries.
-DEAD_LETTERS = Q(status=DeliveryStatus.DEAD, discarded_at__isnull=True)
 # Replay also takes `failed` deliveries (from the admin): a permanent error is sometimes ours to
 # fix, e.g. a mail server refusing our credentials with a 5xx until an operator corrects them.
 REPLAYABLE_STATUSES = (DeliveryStatus.DEAD, DeliveryStatus.FAILED)

@@ -3,10 +3,9 @@ exporter) reads: delivery counts, latency, the dead-letter queue, provider error
 
 Every database query here is bounded by an index, whatever the size of the delivery table: a
 window of recent rows (`delivery_recent`, `delivery_sent_recent`, `attempt_recent`) or the
-dead-letter queue's partial index. tests/notifications/test_stats.py checks the plans.
+dead-letter queue's partial index. tests/console/test_dashboard.py checks the plans.
 """
 
-import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,11 +16,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from apps.channels.registry import channel_names
-from apps.notifications.models import AttemptOutcome, Delivery, DeliveryAttempt
-from apps.notifications.operations.dead_letters import DEAD_LETTERS
-from apps.notifications.queues import dead_letter_queue_name, queue_name
-
-logger = logging.getLogger(__name__)
+from apps.notifications.models import DEAD_LETTERS, AttemptOutcome, Delivery, DeliveryAttempt
+from apps.notifications.queues import dead_letter_queue_name, queue_depths, queue_name
 
 PERCENTILES = (50, 90, 99)
 # The broker's answer is awaited this long at most: a broker that is down or hangs makes the
@@ -150,39 +146,16 @@ class QueueDepth:
     dead_messages: int | None
 
 
-def queue_depths(*, timeout: float = BROKER_TIMEOUT_SECONDS) -> list[QueueDepth] | None:
-    """Messages waiting in each channel's queue and its dead-letter queue, read from the broker
-    with a passive declare (which creates nothing). None when the broker cannot be reached
-    within `timeout`."""
-    from kombu import Connection
-
-    options = dict(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}))
-    options.update(read_timeout=timeout, write_timeout=timeout)
-    try:
-        with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout, transport_options=options) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
-            return [
-                QueueDepth(channel, queue_name(channel), _depth(conn, queue_name(channel)),
-                           dead_letter_queue_name(channel), _depth(conn, dead_letter_queue_name(channel)))
-                for channel in channel_names()
-            ]
-    except Exception as exc:  # any broker failure means "unavailable"; the reason goes to the log
-        logger.warning("queue depths: the broker is unavailable: %s: %s", type(exc).__name__, exc)
+def channel_queue_depths(*, timeout: float = BROKER_TIMEOUT_SECONDS) -> list[QueueDepth] | None:
+    """Messages waiting in each channel's queue and its dead-letter queue; None when the broker
+    cannot be reached within `timeout`."""
+    names = {channel: (queue_name(channel), dead_letter_queue_name(channel)) for channel in channel_names()}
+    depths = queue_depths([name for pair in names.values() for name in pair], broker_url=settings.CELERY_BROKER_URL,
+                          transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS, timeout=timeout)
+    if depths is None:
         return None
-
-
-def _depth(conn, name: str) -> int | None:
-    # A channel per queue: a passive declare of a missing queue closes the channel it runs on.
-    channel = conn.channel()
-    try:
-        return channel.queue_declare(queue=name, passive=True).message_count
-    except conn.channel_errors:
-        return None
-    finally:
-        try:
-            channel.close()
-        except conn.connection_errors + conn.channel_errors:
-            pass
+    return [QueueDepth(channel, queue, depths.get(queue), dead_queue, depths.get(dead_queue))
+            for channel, (queue, dead_queue) in names.items()]
 
 
 @dataclass(frozen=True)
@@ -206,5 +179,5 @@ def dashboard(*, now: datetime | None = None, broker_timeout: float = BROKER_TIM
         latency=sent_latency(since=hour),
         dead_letters=dead_letter_counts(),
         provider_errors=provider_error_rates(since=hour),
-        queues=queue_depths(timeout=broker_timeout),
+        queues=channel_queue_depths(timeout=broker_timeout),
     )

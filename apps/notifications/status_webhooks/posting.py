@@ -24,7 +24,6 @@ import json
 import logging
 import random
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -40,6 +39,7 @@ from apps.channels.headers import DELIVERY_ID_HEADER
 from apps.channels.shares import STATUS_WEBHOOK_SHARE, project_send_lease
 from apps.channels.signed_post import SignedPoster, signed_headers
 from apps.core.audit import audit_record
+from apps.core.ids import uuids_split
 from apps.notifications.delivery.recording import retry_delay
 from apps.notifications.models import ACTIVE_EVENT_STATUSES, StatusEvent, StatusEventStatus
 from apps.notifications.outbox.status_events import status_events_publish_on_commit
@@ -91,12 +91,9 @@ def status_events_send(*, event_ids: Iterable[str], deferrals: int = 0) -> Event
     left is handed back to be published again.
     """
     result = EventsPosted()
-    ids = []
-    for raw in event_ids:
-        try:
-            ids.append(str(uuid.UUID(str(raw))))
-        except ValueError:
-            logger.error("status webhook message for a malformed id %r dropped", raw)
+    ids, malformed = uuids_split(event_ids)
+    for raw in malformed:
+        logger.error("status webhook message for a malformed id %r dropped", raw)
     projects = {str(event_id): project_id for event_id, project_id
                 in StatusEvent.objects.filter(id__in=ids).values_list("id", "project_id")}
     stop_at = time.monotonic() + settings.NOTIFIER_SEND_TIME_LIMIT_SECONDS / 2
