@@ -45,6 +45,9 @@ class WorkflowHooks(Protocol):
     def run_describe(self, notification) -> dict | None:
         """The run the notification started or joined, as GET /notifications/{id} shows it."""
 
+    def run_status(self, notification) -> str | None:
+        """The status of a workflow's notification that has no delivery of its own."""
+
     def timeline_events(self, notification) -> list[tuple]:
         """The console timeline's rows for the notification's run: (when, channel, what, detail)."""
 

@@ -8,7 +8,7 @@ from apps.workflows.engine import run_cancel
 from apps.workflows.models import OPEN_RUN_STATES, RunEvent, RunState, WorkflowRun
 from apps.workflows.runs import DIGEST_PROVIDES, runs_start
 from apps.workflows.selectors import workflow_versions_newest
-from apps.workflows.timeline import run_describe, run_timeline_events
+from apps.workflows.timeline import run_describe, run_status, run_timeline_events
 from apps.workflows.wakeups import runs_wake_awaiting
 
 
@@ -41,3 +41,6 @@ class PipelineHooks:
     def notifications_kept(self):
         return [WorkflowRun.objects.filter(state__in=OPEN_RUN_STATES).values("notification_id"),
                 RunEvent.objects.filter(run__state=RunState.COLLECTING).values("notification_id")]
+
+    def run_status(self, notification):
+        return run_status(notification)

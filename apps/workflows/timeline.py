@@ -3,7 +3,9 @@
 from django.utils.html import format_html
 
 from apps.core.console import badge
-from apps.workflows.models import RunStep, StepState
+from apps.notifications.intake.selectors import notification_status
+from apps.notifications.models import Delivery, DeliveryStatus
+from apps.workflows.models import RunState, RunStep, StepState
 from apps.workflows.selectors import run_of_notification
 
 _BADGE_KIND = {StepState.DONE: "sent", StepState.SKIPPED: "skipped", StepState.WAITING: "pending",
@@ -30,6 +32,21 @@ def run_describe(notification) -> dict | None:
         "event_count": run.event_count if run.version.digest else None,
         "steps": [_step_describe(step) for step in steps],
     }
+
+
+def run_status(notification) -> str | None:
+    """A notification with no delivery of its own: `pending` while its run may still make one,
+    `cancelled` or `skipped` when it ended without; an event that joined a digest shows the
+    status of the digest's notification."""
+    run, event = run_of_notification(notification_id=notification.id)
+    if run is None:
+        return None
+    if event is not None and run.notification_id != notification.id:
+        statuses = list(Delivery.objects.filter(notification_id=run.notification_id).values_list("status", flat=True))
+        if statuses:
+            return notification_status(statuses)
+    return {RunState.CANCELLED: DeliveryStatus.CANCELLED, RunState.DONE: DeliveryStatus.SKIPPED}.get(
+        run.state, DeliveryStatus.PENDING)
 
 
 def _step_describe(step: RunStep) -> dict:

@@ -35,6 +35,7 @@ def test_notifications_within_the_window_arrive_as_one_email_listing_them(api, u
     ids = [comment(api, n) for n in range(1, 4)]
     work()
     assert channels == []  # still collecting
+    assert api.get(f"/api/v1/notifications/{ids[1]}").json()["status"] == "pending"
 
     travel(16)
     work()
@@ -43,7 +44,9 @@ def test_notifications_within_the_window_arrive_as_one_email_listing_them(api, u
     assert email.content["text"] == "Hi Ada: [1] [2] [3] (3)"
     runs = {api.get(f"/api/v1/notifications/{i}").json()["workflow"]["run"] for i in ids}
     assert len(runs) == 1 and WorkflowRun.objects.count() == 1
-    joined = api.get(f"/api/v1/notifications/{ids[2]}").json()["workflow"]
+    joined = api.get(f"/api/v1/notifications/{ids[2]}").json()
+    assert joined["status"] == "sent"  # the digest's email, which it joined, went
+    joined = joined["workflow"]
     assert joined["joined"] is True and joined["position"] == 3 and joined["notification"] == ids[0]
     assert Delivery.objects.count() == 1
 

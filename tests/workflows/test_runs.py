@@ -220,3 +220,12 @@ def test_an_sms_that_came_back_undelivered_counts_as_not_delivered(api, user, te
     travel(61)
     work()
     assert sent_channels(channels) == ["sms", "email"]
+
+
+def test_a_run_cancelled_before_its_first_channel_step_shows_cancelled(api, user, template, channels):
+    put_workflow(api, "later", template="alert", steps=[{"wait": "1h"}, {"channel": "email"}])
+    response = start(api, "later")
+    work()
+    assert api.get(f"/api/v1/notifications/{response.json()['id']}").json()["status"] == "pending"
+    cancelled = api.post(f"/api/v1/notifications/{response.json()['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled" and cancelled["deliveries"] == []

@@ -187,6 +187,14 @@ class NotificationDetailSerializer(_NotificationBaseSerializer):
         hooks = workflow_hooks()
         return hooks.run_describe(notification) if hooks is not None else None
 
+    def get_status(self, notification) -> str:
+        # A workflow's notification with no delivery of its own (its run not at a channel step yet,
+        # cancelled before one, or an event that joined another notification's digest): its run says.
+        hooks = workflow_hooks()
+        if notification.workflow_key and hooks is not None and not notification.deliveries.all():
+            return hooks.run_status(notification) or super().get_status(notification)
+        return super().get_status(notification)
+
 
 class NotificationListItemSerializer(_NotificationBaseSerializer):
     deliveries = DeliverySummarySerializer(many=True, read_only=True)
