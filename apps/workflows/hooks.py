@@ -1,5 +1,7 @@
 """What the notifications pipeline calls (apps/notifications/workflow_hooks.py), registered at start."""
 
+import logging
+
 from django.db import transaction
 
 from apps.notifications.workflow_hooks import WorkflowIntake
@@ -10,6 +12,18 @@ from apps.workflows.runs import DIGEST_PROVIDES, runs_start
 from apps.workflows.selectors import workflow_versions_newest
 from apps.workflows.timeline import run_describe, run_status, run_timeline_events
 from apps.workflows.wakeups import runs_wake_awaiting
+
+logger = logging.getLogger(__name__)
+
+
+def _wake(notification_ids) -> None:
+    # After the sender's commit: a failure here must not reach the worker's send (the scan will
+    # find the runs at their recheck time instead).
+    try:
+        runs_wake_awaiting(notification_ids=notification_ids)
+    except Exception:
+        logger.warning("could not wake the runs of %d notifications; the scan will", len(notification_ids),
+                       exc_info=True)
 
 
 class PipelineHooks:
@@ -27,7 +41,7 @@ class PipelineHooks:
     def deliveries_settled(self, *, notification_ids):
         # After the commit: the recording transaction holds the deliveries' locks, which a run
         # deciding its step may be reading; waking the run inside it could only wait on that run.
-        transaction.on_commit(lambda: runs_wake_awaiting(notification_ids=notification_ids))
+        transaction.on_commit(lambda: _wake(notification_ids))
 
     def notification_cancel(self, *, notification_id):
         run_cancel(notification_id=notification_id)

@@ -229,3 +229,24 @@ def test_a_run_cancelled_before_its_first_channel_step_shows_cancelled(api, user
     assert api.get(f"/api/v1/notifications/{response.json()['id']}").json()["status"] == "pending"
     cancelled = api.post(f"/api/v1/notifications/{response.json()['id']}/cancel").json()
     assert cancelled["status"] == "cancelled" and cancelled["deliveries"] == []
+
+
+def test_a_run_whose_step_cannot_be_written_does_not_hold_up_the_others(api, user, template, channels):
+    from django.utils import timezone
+
+    from tests.users.factories import RecipientFactory
+
+    RecipientFactory(project=user.project, external_id="grace", email="grace@example.com")
+    put_workflow(api, "mail", template="alert", steps=[{"channel": "email"}])
+    stuck = start(api, "mail").json()["id"]
+    start(api, "mail", to="grace")
+    # A delivery on that channel already there: the step's INSERT is refused (a row it cannot write).
+    Delivery.objects.create(notification_id=stuck, channel="email", status=DeliveryStatus.CANCELLED,
+                            status_changed_at=timezone.now())
+
+    work()
+    [sent] = channels
+    assert Delivery.objects.get(id=sent.delivery_id).notification.to == "grace"
+    stuck_run = WorkflowRun.objects.get(notification_id=stuck)
+    assert stuck_run.state == RunState.ACTIVE and stuck_run.due_at > timezone.now()
+    assert WorkflowRun.objects.exclude(notification_id=stuck).get().state == RunState.DONE
