@@ -250,3 +250,28 @@ def test_a_run_whose_step_cannot_be_written_does_not_hold_up_the_others(api, use
     stuck_run = WorkflowRun.objects.get(notification_id=stuck)
     assert stuck_run.state == RunState.ACTIVE and stuck_run.due_at > timezone.now()
     assert WorkflowRun.objects.exclude(notification_id=stuck).get().state == RunState.DONE
+
+
+def test_a_frequency_cap_counts_a_run_once_and_holds_its_channel_steps(api, user, template, channels):
+    assert api.patch("/api/v1/project", {"frequency_caps": [{"category": "*", "limit": 1, "window": "1h", "over_cap": "skip"}]},
+                     format="json").status_code == 200
+    put_workflow(api, "two", template="alert", steps=[{"channel": "in_app"}, {"channel": "email"}])
+    first = start(api, "two").json()["id"]
+    second = start(api, "two").json()["id"]
+    work()
+
+    statuses = {n: {d["channel"]: d["status"] for d in api.get(f"/api/v1/notifications/{n}").json()["deliveries"]}
+                for n in (first, second)}
+    assert statuses[first] == {"in_app": "sent", "email": "sent"}  # one notification: one slot for both steps
+    assert statuses[second] == {"in_app": "skipped", "email": "skipped"}
+
+
+def test_a_critical_category_goes_through_preferences_in_a_step(api, user, escalation, channels):
+    assert api.patch("/api/v1/project", {"critical_categories": ["security"]}, format="json").status_code == 200
+    assert api.put("/api/v1/users/ada/preferences", {"channels": {"email": False}}, format="json").status_code == 200
+    start(api, "escalate", category="security")
+    travel(21)
+    work()
+    travel(21)
+    work()
+    assert sent_channels(channels) == ["email"]
