@@ -36,6 +36,17 @@ def test_prod_starts_with_the_contract_variables():
     assert result.returncode == 0, result.stderr
 
 
+def test_prod_with_email_but_no_public_base_url_fails_the_check_instead_of_linking_to_loopback():
+    with_email = {"EMAIL_URL": "smtp+ssl://relay.example.com:465"}
+
+    missing = manage("check", "--fail-level", "ERROR", env=prod_env(**with_email, PUBLIC_BASE_URL=None))
+    given = manage("check", "--fail-level", "ERROR",
+                   env=prod_env(**with_email, PUBLIC_BASE_URL="https://notifier.example.com"))
+
+    assert missing.returncode != 0 and "PUBLIC_BASE_URL is not set" in missing.stderr
+    assert given.returncode == 0, given.stderr
+
+
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "CELERY_BROKER_URL"])
 def test_prod_refuses_to_start_without_a_required_variable(missing):
     result = manage("check", env=prod_env(**{missing: None}))

@@ -63,9 +63,10 @@ class ChannelMessage:
 
     Only the fields of the delivery's channel are filled: `email` (email), `phone` (SMS),
     `devices` and `devices_reached` (push: the user's active devices, and the per-device results
-    of earlier attempts that reached a device, by device id), `webhook_url`/`webhook_secret`
-    (webhook), `recipient_id` (in-app). `notification_id`, `template_key`, `user_external_id`
-    and `created_at` describe the notification for payloads that carry them (webhooks).
+    of earlier attempts that reached a device, by device id), `webhook_url`/`webhook_secrets`
+    (webhook: the secrets that sign, the current one first), `recipient_id` (in-app).
+    `notification_id`, `template_key`, `user_external_id` and `created_at` describe the
+    notification for payloads that carry them (webhooks).
     `headers` are extra headers the pipeline decided the message carries (email: List-Unsubscribe),
     sent as they are.
     """
@@ -80,7 +81,7 @@ class ChannelMessage:
     devices: tuple[PushDevice, ...] = ()
     devices_reached: dict[int, dict] = field(default_factory=dict)
     webhook_url: str = ""
-    webhook_secret: str = ""
+    webhook_secrets: tuple[str, ...] = ()
     notification_id: str = ""
     template_key: str = ""
     user_external_id: str = ""
@@ -101,6 +102,20 @@ Action = DeactivateDevice
 
 
 @dataclass(frozen=True)
+class PassedOver:
+    """A provider an attempt went past on its way to the one that answered: it failed for now
+    (`error_code` and `error` its answer), or its circuit was open and it was not asked
+    (`error_code` "circuit_open")."""
+
+    provider: str
+    error_code: str
+    error: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"provider": self.provider, "error_code": self.error_code, "error": self.error}
+
+
+@dataclass(frozen=True)
 class SendResult:
     """What the provider said when it accepted the message.
 
@@ -113,6 +128,10 @@ class SendResult:
     # The provider will call back with a delivery receipt for this message (receipts.py).
     receipt_expected: bool = False
     actions: tuple[Action, ...] = ()
+    # Filled by the channel's failover (failover.py), not by backends: the provider that took
+    # the message, and the ones passed over before it in this attempt (see `PassedOver`).
+    provider: str = ""
+    passed_over: tuple[PassedOver, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "provider_message_id", storable(self.provider_message_id))
@@ -134,6 +153,10 @@ class ProviderError(Exception):
         self.code = storable(str(code))
         self.response = storable(response or {})
         self.actions = tuple(actions)
+        # Filled by the channel's failover (failover.py): the provider that gave this answer, and
+        # the ones passed over before it in this attempt.
+        self.provider = ""
+        self.passed_over: tuple[PassedOver, ...] = ()
 
 
 class TransientProviderError(ProviderError):
@@ -168,9 +191,21 @@ class ChannelBackend:
     # dead-letter queue once the configuration is fixed, rather than `failed` for a reason that
     # was never the user's.
     credentials_errors_transient: bool = True
+    # The provider's name in attempts, metrics and circuit keys (`provider_name`); NAME in the
+    # settings overrides it.
+    provider: str = ""
+    # Whether a circuit breaker watches this provider (circuit.py). A backend whose failures are
+    # each recipient's own (webhooks: every project has its own receiver) or our own (the inbox
+    # writes to our database) says False: one receiver down must not divert everyone's sends.
+    circuit_breaker: bool = True
 
     def __init__(self, **options: Any):
         self.options = options
+
+    @property
+    def provider_name(self) -> str:
+        """This instance's provider, as attempts and metrics name it (stable across processes)."""
+        return self.provider or type(self).__name__
 
     def missing_contact_reason(self, contacts: ContactPoints) -> str:
         """Why a message of this backend cannot reach these contact points, or "" if it can.

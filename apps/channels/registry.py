@@ -1,5 +1,6 @@
 """Channel backends chosen by dotted path from settings.NOTIFIER_CHANNELS, one instance per process."""
 
+from dataclasses import dataclass
 from functools import cache
 from typing import TypeVar
 
@@ -9,6 +10,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from apps.channels.base import ChannelBackend, ContactPoints
+from apps.channels.circuit import CircuitBreaker
 
 B = TypeVar("B", bound=ChannelBackend)
 
@@ -53,7 +55,8 @@ def backend_configs(config: dict) -> list[dict]:
     """A channel's backends, in order, each `{"BACKEND": dotted path, "OPTIONS": {...}}`.
 
     A channel names one backend (`BACKEND`, `OPTIONS`) or several (`BACKENDS`: a list of such
-    dicts, the first one preferred: the order a provider failover would follow).
+    dicts, the first one preferred: the order the provider failover follows). Each may carry a
+    `NAME`, the provider's name in attempts and metrics (default: the backend's `provider_name`).
     """
     if "BACKENDS" in config:
         return list(config["BACKENDS"])
@@ -67,6 +70,34 @@ def backends_get(channel: str) -> tuple[ChannelBackend, ...]:
         import_string(backend["BACKEND"])(**backend.get("OPTIONS", {}))
         for backend in backend_configs(_channel_config(channel))
     )
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One of a channel's backends as the failover uses it: its name, and its circuit breaker
+    (None for a backend that has none: see ChannelBackend.circuit_breaker)."""
+
+    channel: str
+    name: str
+    backend: ChannelBackend
+    breaker: CircuitBreaker | None
+
+
+@cache
+def providers_get(channel: str) -> tuple[Provider, ...]:
+    """The channel's providers in the order a send tries them; raises ChannelDisabled if it is not enabled."""
+    configs = backend_configs(_channel_config(channel))
+    providers, names = [], set()
+    for config, backend in zip(configs, backends_get(channel), strict=True):
+        name = base = config.get("NAME") or backend.provider_name
+        n = 1
+        while name in names:  # two providers alike (the same server twice): still two circuits
+            n += 1
+            name = f"{base}#{n}"
+        names.add(name)
+        breaker = CircuitBreaker(channel=channel, provider=name) if backend.circuit_breaker else None
+        providers.append(Provider(channel=channel, name=name, backend=backend, breaker=breaker))
+    return tuple(providers)
 
 
 def backend_get(channel: str) -> ChannelBackend:
@@ -107,8 +138,10 @@ def batch_size(channel: str) -> int:
 
 
 def backends_reset() -> None:
-    """Forget the backend instances (settings changed, or a test wants fresh connections)."""
+    """Forget the backend instances and this process's circuits (settings changed, or a test
+    wants fresh connections)."""
     backends_get.cache_clear()
+    providers_get.cache_clear()
 
 
 @receiver(setting_changed)

@@ -1,9 +1,16 @@
 """A signed JSON POST to an address a tenant chose: the webhook channel and status webhooks share it.
 
-Receivers verify `X-Notifier-Signature: t=<unix seconds>,v1=<hex>`, where the hex is
-HMAC-SHA256(webhook_secret, "<t>." + raw request body), compare in constant time, and refuse a
-timestamp too far from their clock (replays). One signing function and one way of posting, so a
-receiver checks both kinds of request with the same code.
+Requests are signed as the Standard Webhooks specification says (https://www.standardwebhooks.com):
+`webhook-id` (the delivery's id, or the status event's: the same on every attempt),
+`webhook-timestamp` (unix seconds of the attempt) and `webhook-signature`, space-separated
+`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, one per active secret (two while a
+secret is rotated). The key is not the project's webhook_secret itself but derived from it per
+kind of request (`signing_key`): a request taken from the webhook channel does not verify at the
+status webhook receiver, nor the reverse, whatever either receiver checks. docs/api.md,
+"Signatures", is the receivers' side.
+
+The former headers (`X-Notifier-Timestamp`, `X-Notifier-Signature: t=<t>,v1=<hex>` over
+"<t>.<body>" with the secret itself) are still sent for one release, deprecated.
 
 The POST goes only to allowed addresses (apps/core/egress.py), checked again at each request and
 connected to as checked; it is cut at a total deadline (apps/core/deadline.py), so a receiver that
@@ -11,9 +18,11 @@ drips its answer cannot hold a worker. Redirects are not followed: they would re
 request to an address the project never configured (and 301/302 turn a POST into a GET).
 """
 
+import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 
 import requests
 from django.conf import settings
@@ -22,8 +31,16 @@ from apps.channels.base import PermanentProviderError, TransientProviderError, r
 from apps.core.deadline import request_deadline
 from apps.core.egress import AddressNotAllowed, pinned_session
 
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+# Deprecated: sent beside the Standard Webhooks headers for one release, then dropped.
 SIGNATURE_HEADER = "X-Notifier-Signature"
 TIMESTAMP_HEADER = "X-Notifier-Timestamp"
+
+# What a key is derived for (`signing_key`): one label per kind of request, never shared.
+WEBHOOK_PURPOSE = "notifier.webhook"
+STATUS_WEBHOOK_PURPOSE = "notifier.status_webhook"
 
 # Statuses that say "later": request timeout, too early, throttled; every 5xx too.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
@@ -33,20 +50,39 @@ _RESPONSE_EXCERPT_BYTES = 1000
 _RESPONSE_DRAIN_BYTES = 64 * 1024
 
 
+def signing_key(*, secret: str, purpose: str) -> bytes:
+    """The key that signs one kind of request: HMAC-SHA256(webhook_secret, purpose). Receivers
+    derive the same (docs/api.md, "Signatures") and give it to their Standard Webhooks verifier."""
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def standard_signature(*, key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """One `v1,<base64>` signature of the Standard Webhooks `webhook-signature` header."""
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
 def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
-    """The hex HMAC-SHA256 a receiver recomputes to check a request came from us, unaltered."""
+    """The deprecated `X-Notifier-Signature`'s hex HMAC-SHA256 of "<t>." + body, with the secret itself."""
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def signed_headers(*, secret: str, body: bytes, user_agent: str, timestamp: int | None = None) -> dict[str, str]:
-    """The headers of a signed JSON request: content type, agent, timestamp and signature."""
+def signed_headers(*, secrets: Sequence[str], purpose: str, message_id: str, body: bytes, user_agent: str,
+                   timestamp: int | None = None) -> dict[str, str]:
+    """The headers of a signed JSON request: content type, agent, the Standard Webhooks id,
+    timestamp and signatures (one per secret in `secrets`, the current one first), and the
+    deprecated timestamp and signature (the current secret's)."""
     timestamp = int(time.time()) if timestamp is None else timestamp
-    signature = webhook_signature(secret=secret, timestamp=timestamp, body=body)
+    signatures = [standard_signature(key=signing_key(secret=secret, purpose=purpose), message_id=message_id,
+                                     timestamp=timestamp, body=body) for secret in secrets]
     return {
         "Content-Type": "application/json",
         "User-Agent": user_agent,
+        WEBHOOK_ID_HEADER: message_id,
+        WEBHOOK_TIMESTAMP_HEADER: str(timestamp),
+        WEBHOOK_SIGNATURE_HEADER: " ".join(signatures),
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: f"t={timestamp},v1={signature}",
+        SIGNATURE_HEADER: f"t={timestamp},v1={webhook_signature(secret=secrets[0], timestamp=timestamp, body=body)}",
     }
 
 

@@ -4,8 +4,15 @@ Django's ASGI handler reads a whole body (spooling it to disk) before any middle
 authentication runs, so a size check in Django comes after the bytes have been taken: an
 unauthenticated caller announcing 300 MB, or streaming a chunked body without end, could fill
 the disk. Here the limit applies while the body arrives, to every caller.
+
+A refusal must also be readable. Most clients (Python's urllib and requests among them) send the
+whole body before they read: closing the connection with the body still arriving resets it, and
+the client sees a broken pipe instead of the 413. So, as nginx lingers, the rest of a body that is
+not far over its limit is read and thrown away before the connection closes; a body far over it (a
+300 MB upload) is not worth reading, and its connection closes at once.
 """
 
+import asyncio
 import json
 
 from django.core.handlers.asgi import ASGIHandler
@@ -14,12 +21,18 @@ from django.http import JsonResponse
 from apps.core.api import error_body
 from apps.core.limits import request_body_limit, request_too_large_message
 
+# How much of a refused body is read and thrown away (past its limit), and for how long at most,
+# so that a client sending before reading gets the 413. Beyond either, the connection is closed.
+REFUSED_BODY_DRAIN_BYTES = 4 * 1024 * 1024
+REFUSED_BODY_DRAIN_SECONDS = 5.0
+
 
 class RequestBodyLimitMiddleware:
     """Answer 413 (the error envelope) as soon as a body is known to be over its path's limit:
     at once when `Content-Length` says so, or when the bytes received pass it (chunked bodies,
-    or a client sending more than it announced). The rest of the body is never read; the
-    connection is closed after the answer."""
+    or a client sending more than it announced). Nothing of the body reaches Django; what the
+    client still sends is drained up to a bound (see the module docstring), then the connection
+    is closed."""
 
     def __init__(self, app):
         self.app = app
@@ -28,20 +41,23 @@ class RequestBodyLimitMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = request_body_limit(path=scope["path"])
-        if _declared_length(scope) > limit:
-            return await _send_too_large(send, limit)
+        declared = _content_length(_header(scope, b"content-length"))
+        if declared > limit:
+            drain = declared - limit <= REFUSED_BODY_DRAIN_BYTES and _sends_without_asking(scope)
+            return await _refuse(send, receive, limit, drain_bytes=declared if drain else 0)
 
         received = 0
-        response_started = False
+        response_started = refused = False
 
         async def limited_receive():
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    if not response_started:
-                        await _send_too_large(send, limit)
+                    if not response_started and not refused:
+                        refused = True
+                        await _send_too_large(send, limit, more_body=True)
                     # Django stops reading as if the client had gone; nothing reaches a view.
                     return {"type": "http.disconnect"}
             return message
@@ -52,7 +68,12 @@ class RequestBodyLimitMiddleware:
                 response_started = True
             await send(message)
 
-        return await self.app(scope, limited_receive, tracking_send)
+        await self.app(scope, limited_receive, tracking_send)
+        if refused:
+            # The 413 is written; ending it closes the connection.
+            if _sends_without_asking(scope):
+                await _drain(receive, budget=REFUSED_BODY_DRAIN_BYTES)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class EnvelopeASGIHandler(ASGIHandler):
@@ -72,17 +93,53 @@ class EnvelopeASGIHandler(ASGIHandler):
         return request, error_response
 
 
-def _declared_length(scope) -> int:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0  # the server refuses a malformed Content-Length itself
-    return 0
+def _header(scope, name: bytes) -> bytes:
+    for header, value in scope.get("headers", ()):
+        if header == name:
+            return value
+    return b""
 
 
-async def _send_too_large(send, limit: int) -> None:
+def _content_length(value: bytes) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0  # the server refuses a malformed Content-Length itself
+
+
+def _sends_without_asking(scope) -> bool:
+    """False for a client that waits for `100 Continue` before its body: it sends nothing more
+    after the 413, and the server would answer it `100 Continue` if the body were read."""
+    return _header(scope, b"expect").lower() != b"100-continue"
+
+
+async def _refuse(send, receive, limit: int, *, drain_bytes: int) -> None:
+    """The 413, then up to `drain_bytes` of the body read and dropped before the connection closes."""
+    await _send_too_large(send, limit, more_body=bool(drain_bytes))
+    if drain_bytes:
+        await _drain(receive, budget=drain_bytes)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _drain(receive, *, budget: int) -> None:
+    """Read and drop the request's body until it ends, `budget` bytes pass, or time runs out.
+
+    The response is written but not ended meanwhile: the server closes the connection when it
+    ends (`Connection: close`), and reads no more of the body after that."""
+    try:
+        async with asyncio.timeout(REFUSED_BODY_DRAIN_SECONDS):
+            while budget > 0:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                budget -= len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        pass
+
+
+async def _send_too_large(send, limit: int, *, more_body: bool = False) -> None:
     body = json.dumps(error_body("request_too_large", request_too_large_message(limit))).encode()
     await send({
         "type": "http.response.start",
@@ -94,4 +151,5 @@ async def _send_too_large(send, limit: int) -> None:
             (b"connection", b"close"),
         ],
     })
-    await send({"type": "http.response.body", "body": body})
+    # With `more_body`, the whole answer is on the wire; the empty end follows the drain.
+    await send({"type": "http.response.body", "body": body, "more_body": more_body})

@@ -20,6 +20,20 @@ STATUS_COLOURS = {
 }
 
 
+# Rows one bulk action (Replay, Discard) takes from the console, oldest first; the rest wait for the
+# next run, so a whole queue after an outage is a few runs, each one transaction a web request finishes.
+MAX_ROWS_PER_ACTION = 1000
+
+
+def capped_action_summary(*, verb: str, noun: tuple[str, str], count: int) -> tuple[int, str]:
+    """How many of `count` eligible rows one action takes, and the sentence that says so."""
+    taking = min(count, MAX_ROWS_PER_ACTION)
+    summary = f"{verb} {taking} {noun[0] if taking == 1 else noun[1]}"
+    if taking < count:
+        summary += f" (the oldest {taking} of {count}: at most {MAX_ROWS_PER_ACTION} per action; run it again for the rest)"
+    return taking, summary
+
+
 class ReadOnlyMixin:
     """Rows written by the pipeline and the services, never added, edited or deleted by hand. The
     change permission stays: it opens a row's page (every field read-only) and the actions that

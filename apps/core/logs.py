@@ -4,24 +4,40 @@ Both formatters mask what they write, after everything (message, arguments, exce
 extra fields) has been put together (the JSON one field by field): a masking filter that rewrote only `record.msg` would miss
 an address inside an exception's text or an argument formatted later. What is masked:
 
-- email addresses: `ada@example.com` → `a***@example.com`;
-- phone numbers in E.164: `+15551234567` → `+1555***4567`;
+- email addresses, Unicode ones too: `ada@example.com` → `a***@example.com`, `o'brien@bücher.example`
+  → `o***@bücher.example` (the first letter and the domain stay, to tell a provider's problem);
+- phone numbers written with their country code, spaced or not: `+1 415 555 0100` → `+1***00`,
+  `+6834002` → `+683***02` (found by phonenumbers' matcher, so a number is masked whole whatever
+  its length or grouping; an id or a timestamp's `+00:00` is not a number);
 - credentials: `Api-Key …`, `Bearer …`, `Basic …`, our API keys (`ntf_…`), the password in a URL
   (`amqp://user:***@host`), and `secret`/`token`/`password`/`auth_token`-like `key=value` or
-  `"key": "value"` pairs.
+  `"key": "value"` pairs;
+- an email's unsubscribe link: `/unsubscribe/<token>` → `/unsubscribe/***` (the token is the
+  only credential that page needs, and its payload, signed not encrypted, names the user).
 
 Every record gets `correlation_id` (the id bound by apps/core/correlation.py, "" when none).
 """
 
 import logging
 import re
+from datetime import date, time
+from enum import Enum
 
+import phonenumbers
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 from apps.core.correlation import correlation_id_get
 
-_EMAIL = re.compile(r"(?<![\w.%+-])([\w%+-])[\w.%+-]*@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})")
-_PHONE = re.compile(r"(\+\d{4})\d{1,7}(\d{4})(?!\d)")
+# RFC 6531 addresses: a local part of letters (any script), digits and the punctuation RFC 5322
+# allows, less `=`, `/` and `?`, which in a log line join a key or a URL to the address
+# (`to=ada@…`); a domain of labels in any script, or punycode. It matches from the local part's
+# first character (the lookbehind skips positions inside a word), keeping a leading quote outside.
+_EMAIL_LOCAL = r"[\w.!#$%&'*+^`{|}~-]"
+_EMAIL = re.compile(
+    rf"(?<!{_EMAIL_LOCAL})('?)(\w){_EMAIL_LOCAL}*@((?:[^\W_](?:[\w-]{{0,61}}[^\W_])?\.)+(?:xn--[a-z0-9-]+|[^\W\d_]{{2,}}))"
+)
+# Country codes do not start with 0: `+00:00` in a timestamp is not a hint of a phone number.
+_PHONE_HINT = re.compile(r"\+[1-9]")
 _SCHEME_CREDENTIAL = re.compile(r"\b(Api-Key|Bearer|Basic|Token)(\s+)[^\s\"',;]+", re.IGNORECASE)
 _API_KEY = re.compile(r"\bntf_[A-Za-z0-9_-]+")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s\"']+:)[^@\s\"']+@")
@@ -30,6 +46,8 @@ _SECRET_PAIR = re.compile(
     r"""[^\s"',;&}]+""",
     re.IGNORECASE,
 )
+# The token of an unsubscribe link (apps/users/unsubscribe.py), wherever the path is written.
+_UNSUBSCRIBE_TOKEN = re.compile(r"(/unsubscribe/)[^/\s?#\"']+")
 MASK = "***"
 
 
@@ -46,15 +64,32 @@ def mask(text: str) -> str:
         return text
     if "@" in text:
         text = _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
-        text = _EMAIL.sub(rf"\g<1>{MASK}@\g<2>", text)
+        text = _EMAIL.sub(rf"\g<1>\g<2>{MASK}@\g<3>", text)
     lowered = text.lower()
     if any(hint in lowered for hint in _CREDENTIAL_HINTS):
         text = _SCHEME_CREDENTIAL.sub(rf"\g<1>\g<2>{MASK}", text)
         text = _API_KEY.sub(f"ntf_{MASK}", text)
         text = _SECRET_PAIR.sub(rf"\g<1>{MASK}", text)
-    if "+" in text:
-        text = _PHONE.sub(rf"\g<1>{MASK}\g<2>", text)
+    if "+" in text and _PHONE_HINT.search(text):
+        text = _phone_numbers_masked(text)
+    if "/unsubscribe/" in text:
+        text = _UNSUBSCRIBE_TOKEN.sub(rf"\g<1>{MASK}", text)
     return text
+
+
+def _phone_numbers_masked(text: str) -> str:
+    """Each number written with its country code, as `+<country code>***<last two digits>`.
+
+    POSSIBLE, not VALID: a number a user mistyped, or one from an unassigned range, is still
+    theirs to keep out of the logs. Region "ZZ": only numbers with their `+` are looked for, so
+    counts and ids are not taken for national numbers.
+    """
+    parts, end = [], 0
+    for match in phonenumbers.PhoneNumberMatcher(text, "ZZ", leniency=phonenumbers.Leniency.POSSIBLE):
+        digits = str(match.number.national_number)
+        parts += [text[end:match.start], f"+{match.number.country_code}{MASK}{digits[-2:]}"]
+        end = match.end
+    return "".join(parts) + text[end:] if parts else text
 
 
 class CorrelationIdFilter(logging.Filter):
@@ -100,4 +135,7 @@ def _masked(value):
         return {key: _masked(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_masked(item) for item in value]
-    return value
+    if value is None or isinstance(value, int | float | date | time | Enum):
+        return value  # the encoder writes these as themselves (dates in ISO 8601)
+    # Anything else would be written as its str(): Django's `request` extra holds the path.
+    return mask(str(value))

@@ -17,6 +17,8 @@ class InboxBackend(ChannelBackend):
 
     channel = "in_app"
     held_by_quiet_hours = False  # silent until the user opens the inbox; needs nothing but the user
+    provider = "inbox"
+    circuit_breaker = False  # it writes to our own database: nothing to fail over to
 
     def __init__(self, *, lock_timeout_seconds: float = 5.0, **options):
         super().__init__(**options)

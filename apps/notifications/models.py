@@ -104,6 +104,9 @@ class Broadcast(models.Model):
     # The creating request's id, given to every notification of the fan-out.
     correlation_id = models.CharField(max_length=128, blank=True, default="")
     to = models.JSONField(null=True, blank=True, help_text="External ids, without repeats; null for an audience.")
+    # The key that asked: an audience's fan-out pays its rate per user, from this key's bucket.
+    api_key = models.ForeignKey("projects.ApiKey", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
     audience = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=BroadcastStatus.choices, default=BroadcastStatus.PENDING)
     total = models.PositiveIntegerField(null=True, blank=True, help_text="Counted when the fan-out starts.")
@@ -250,6 +253,12 @@ class DeliveryAttempt(models.Model):
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
     outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
+    # The provider that gave this answer (channels with several: the failover's order), and the
+    # ones the attempt went past before it: [{provider, error_code, error}] (apps/channels/failover.py).
+    # Defaults in the database too: a worker still running the previous release while the
+    # migration lands inserts attempts without them.
+    provider = models.CharField(max_length=200, blank=True, default="", db_default="")
+    passed_over = models.JSONField(default=list, blank=True, db_default=models.Value([], models.JSONField()))
     provider_message_id = models.CharField(max_length=255, blank=True)
     provider_response = models.JSONField(default=dict, blank=True)
     error_code = models.CharField(max_length=100, blank=True)

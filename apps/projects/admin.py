@@ -4,6 +4,8 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -11,7 +13,13 @@ from django.utils.html import format_html
 from apps.core.console import badge, confirm_action
 from apps.projects.models import ApiKey, Project
 from apps.projects.policy import critical_categories_clean, frequency_caps_clean
-from apps.projects.services import api_key_create, api_keys_revoke
+from apps.projects.services import (
+    api_key_create,
+    api_keys_revoke,
+    project_create,
+    project_fields_errors,
+    project_update,
+)
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -27,7 +35,15 @@ class ApiKeyInline(admin.TabularInline):
 
 
 class ProjectForm(forms.ModelForm):
-    """The same rules for the policy fields as the API's (apps/projects/policy.py)."""
+    """The same rules as the API's: for the policy fields (apps/projects/policy.py), and for the
+    addresses the workers will post to (apps/projects/services.py). The webhook secret is never
+    shown: a new one is typed in, and rotates (the replaced one signs too for a while)."""
+
+    new_webhook_secret = forms.CharField(
+        required=False, max_length=200, strip=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Blank keeps the current secret. A new one rotates: the replaced secret goes on signing beside "
+                  "it until the time below (NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS), while receivers switch.",
+    )
 
     class Meta:
         model = Project
@@ -51,13 +67,56 @@ class ProjectForm(forms.ModelForm):
         except ValueError as exc:
             raise ValidationError(str(exc.args[0])) from exc
 
+    def clean(self):
+        cleaned_data = super().clean()
+        changed = self.project_fields()
+        # self.instance still has the stored values here: the form copies its own in after clean().
+        for field, errors in project_fields_errors(project=self.instance, fields=changed).items():
+            self.add_error(field, errors)
+        return cleaned_data
+
+    def project_fields(self) -> dict:
+        """The project's fields this form changes, by model field name."""
+        fields = {field: self.cleaned_data[field] for field in self.changed_data
+                  if field in self.cleaned_data and field != "new_webhook_secret"}
+        if self.cleaned_data.get("new_webhook_secret"):
+            fields["webhook_secret"] = self.cleaned_data["new_webhook_secret"]
+        return fields
+
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     form = ProjectForm
     list_display = ("name", "default_locale", "webhook_url", "api_rate_limit", "created_at", "new_key")
     search_fields = ("name",)
+    readonly_fields = ("webhook_secret_previous_until",)
     inlines = [ApiKeyInline]
+
+    def save_model(self, request, obj, form, change):
+        """Through the projects' services, so the audit log records who changed what."""
+        fields = form.project_fields()
+        if change:
+            project_update(project=Project.objects.get(pk=obj.pk), actor=request.user, **fields)
+        else:
+            fields = {**{field: form.cleaned_data[field] for field in ProjectForm.Meta.fields}, **fields}
+            created = project_create(actor=request.user, **fields)
+            # The admin goes on with its own instance (its log entry, the redirect to the new row).
+            obj.pk, obj.created_at, obj._state.adding = created.pk, created.created_at, False
+        if "critical_categories" in form.changed_data:
+            self._warn_of_unsubscribes(request, obj, newly=set(form.cleaned_data.get("critical_categories") or []) - set(
+                form.initial.get("critical_categories") or []))
+
+    def _warn_of_unsubscribes(self, request, project, *, newly: set[str]) -> None:
+        """An unsubscribe through an email's link outlives a critical marking (docs/api.md): the
+        operator should know that the category will not reach those users."""
+        if not newly:
+            return
+        counts = dict(project.unsubscribes.filter(category__in=newly).values("category")
+                      .annotate(users=Count("recipient", distinct=True)).values_list("category", "users"))
+        for category, users in sorted(counts.items()):
+            self.message_user(request, f"{users} user{pluralize(users)} unsubscribed from {category!r} through an "
+                              "email's link: marked critical, it still will not reach them by email (an unsubscribe "
+                              "is kept).", messages.WARNING)
 
     @admin.display(description="")
     def new_key(self, project):

@@ -10,6 +10,10 @@ class Project(models.Model):
     default_locale = models.CharField(max_length=16, default="en")
     webhook_url = models.URLField(blank=True, max_length=1000)
     webhook_secret = models.CharField(blank=True, max_length=200)
+    # While a secret is rotated (services.project_update), the one it replaced still signs too,
+    # until `webhook_secret_previous_until`: receivers switch to the new one without a gap.
+    webhook_secret_previous = models.CharField(blank=True, max_length=200)
+    webhook_secret_previous_until = models.DateTimeField(null=True, blank=True)
     status_webhook_url = models.URLField(blank=True, max_length=1000)
     # Set by the operator (the admin), never through the API: a key holder must not raise its own limit.
     api_rate_limit = models.CharField(

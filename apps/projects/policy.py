@@ -18,8 +18,13 @@ OVER_CAP_CHOICES = (OVER_CAP_DEFER, OVER_CAP_SKIP)
 
 MAX_CAPS = 20
 MAX_CRITICAL_CATEGORIES = 50
-MAX_CAP_LIMIT = 10_000
-# A window longer than a month would keep a user's counting rows hot for no realistic cap.
+# A cap's check reads and scans up to a few limits' worth of a user's counted notifications under
+# the user's row lock (apps/notifications/intake/caps.py): the limit bounds that work. A thousand per
+# window is far above any cap meant to spare a user (a few a day); 10,000 let one key make each
+# item of its bulks cost milliseconds.
+MAX_CAP_LIMIT = 1_000
+# A window longer than a month would keep a user's counting rows hot for no realistic cap; it is
+# also the longest a deferred notification can wait.
 MAX_WINDOW_SECONDS = 31 * 24 * 3600
 
 # Category names are stored in jsonb, which refuses U+0000 and unpaired surrogates.
@@ -63,9 +68,11 @@ def window_seconds_parse(value) -> int:
 
 
 def frequency_caps_of(project: Project) -> list[FrequencyCap]:
-    """The project's caps, as stored (validated by the API and the admin on the way in)."""
+    """The project's caps, as stored (validated by the API and the admin on the way in); a limit
+    or window stored before today's bounds is read within them."""
     return [
-        FrequencyCap(category=cap["category"], limit=int(cap["limit"]), window_seconds=int(cap["window"]),
+        FrequencyCap(category=cap["category"], limit=min(int(cap["limit"]), MAX_CAP_LIMIT),
+                     window_seconds=min(int(cap["window"]), MAX_WINDOW_SECONDS),
                      over_cap=cap.get("over_cap", OVER_CAP_DEFER))
         for cap in project.frequency_caps or []
     ]

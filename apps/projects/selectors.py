@@ -37,3 +37,15 @@ def api_key_touch(*, api_key: ApiKey) -> None:
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION), pk=api_key.pk
     ).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+def project_webhook_secrets(*, project: Project) -> tuple[str, ...]:
+    """The secrets that sign the project's webhooks and status webhooks now: the current one
+    first, then the one it replaced while its rotation lasts (services.project_update). Empty
+    when the project has no secret."""
+    if not project.webhook_secret:
+        return ()
+    previous_until = project.webhook_secret_previous_until
+    if project.webhook_secret_previous and previous_until and previous_until > timezone.now():
+        return (project.webhook_secret, project.webhook_secret_previous)
+    return (project.webhook_secret,)

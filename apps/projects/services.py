@@ -1,6 +1,8 @@
 import hashlib
 import secrets
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -52,10 +54,13 @@ def api_keys_revoke(*, api_key_ids, actor=None, actor_label: str = "") -> list[A
 
 # Addresses a tenant sets and the workers then send to: both must pass the egress rule.
 _OUTBOUND_URL_FIELDS = ("webhook_url", "status_webhook_url")
+# Fields whose values never go to the audit log: an entry says that they changed, not to what.
+_SECRET_FIELDS = frozenset({"webhook_secret", "webhook_secret_previous"})
 
 
-def project_update(*, project: Project, **fields) -> Project:
-    """Set the given fields. An outbound URL must lead to allowed addresses only (this resolves its host)."""
+def project_fields_errors(*, project: Project, fields: dict) -> dict[str, list[str]]:
+    """What is wrong with setting `fields` on the project, by field name (empty when nothing).
+    An outbound URL must lead to allowed addresses only (this resolves its host)."""
     errors = {
         field: [error] for field in _OUTBOUND_URL_FIELDS if fields.get(field) and (error := egress_url_error(fields[field]))
     }
@@ -64,9 +69,50 @@ def project_update(*, project: Project, **fields) -> Project:
     if not errors and fields.get("status_webhook_url", project.status_webhook_url) and not fields.get(
             "webhook_secret", project.webhook_secret):
         errors["status_webhook_url"] = ["Set webhook_secret as well: status webhooks are signed with it."]
-    if errors:
+    return errors
+
+
+@transaction.atomic
+def project_create(*, name: str, actor=None, actor_label: str = "", **fields) -> Project:
+    """Create a project (from the console); the audit log records who, with its settings."""
+    if errors := project_fields_errors(project=Project(name=name), fields=fields):
         raise ApplicationError("invalid", "The request has invalid fields.", details=errors, status_code=400)
+    project = Project.objects.create(name=name, **fields)
+    audit_record(action="project.create", target="projects.project", count=1, actor=actor, actor_label=actor_label,
+                 ids=[project.pk], project=project.name,
+                 changes=_changes_described({field: ("", value) for field, value in fields.items() if value}))
+    return project
+
+
+@transaction.atomic
+def project_update(*, project: Project, actor=None, actor_label: str = "", **fields) -> Project:
+    """Set the given fields, and record in the audit log who changed which (old -> new; for a
+    secret, only that it changed). `actor` is the console's user, `actor_label` names an API key
+    or a command. Nothing is recorded when no value changes.
+
+    A new `webhook_secret` rotates: the one it replaces goes on signing beside it (a second
+    signature) for NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS, so receivers move to the new one
+    without refusing a request. Only two are ever active: a secret replaced mid-rotation is
+    dropped. An empty secret ends signing, and the rotation with it.
+    """
+    if errors := project_fields_errors(project=project, fields=fields):
+        raise ApplicationError("invalid", "The request has invalid fields.", details=errors, status_code=400)
+    changed = {field: (getattr(project, field), value) for field, value in fields.items()
+               if getattr(project, field) != value}
+    if "webhook_secret" in changed:
+        replaced, new = changed["webhook_secret"]
+        fields["webhook_secret_previous"] = replaced if replaced and new else ""
+        fields["webhook_secret_previous_until"] = (
+            timezone.now() + timedelta(hours=settings.NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS) if replaced and new else None)
     for field, value in fields.items():
         setattr(project, field, value)
     project.save(update_fields=list(fields))
+    if changed:
+        audit_record(action="project.update", target="projects.project", count=1, actor=actor,
+                     actor_label=actor_label, ids=[project.pk], project=project.name, changes=_changes_described(changed))
     return project
+
+
+def _changes_described(changed: dict) -> dict:
+    return {field: "(changed)" if field in _SECRET_FIELDS else {"old": old, "new": new}
+            for field, (old, new) in changed.items()}

@@ -1,7 +1,10 @@
 """How fast one API key may call the API: a token bucket per key, shared by every web process.
 
 A key's bucket holds the rate's count (`100/s`: 100) and refills evenly over its period. A request
-costs 1, a bulk one item per notification (the view's `rate_limit_cost`). A request is let through
+costs 1, a bulk one per item, a broadcast to a list one per user (the view's `rate_limit_cost`; an
+audience broadcast pays per user as its fan-out runs, apps/notifications/intake/broadcasts.py). A view
+with a cost is first asked whether the bucket holds anything at all, before its body is parsed:
+a key over its rate cannot make the service parse megabytes to be told 429. A request is let through
 while the bucket holds its cost, or, for a cost larger than the whole bucket (a bulk of 1,000 at
 `100/s`), while the bucket is full; it then takes its whole cost, leaving the bucket in debt, so the
 key's average rate holds either way. A refused request costs nothing and answers 429 with
@@ -29,8 +32,9 @@ from apps.projects.rates import Rate, rate_parse
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1]: the bucket. ARGV: capacity, period in ms, cost. Returns {allowed, tokens left, wait ms}.
-# Tokens are kept as a float string; `ts` is Redis's clock in ms, so every process agrees.
+# KEYS[1]: the bucket. ARGV: capacity, period in ms, cost, peek (1: only say, take nothing).
+# Returns {allowed, tokens left, wait ms}. Tokens are kept as a float string; `ts` is Redis's clock
+# in ms, so every process agrees.
 _TOKEN_BUCKET = """
 local now_s = redis.call('TIME')
 local now = tonumber(now_s[1]) * 1000 + math.floor(tonumber(now_s[2]) / 1000)
@@ -44,6 +48,9 @@ tokens = math.min(capacity, tokens + math.max(0, now - ts) * per_ms)
 local need = math.min(cost, capacity)
 if tokens < need then
   return {0, math.floor(tokens), math.ceil((need - tokens) / per_ms)}
+end
+if ARGV[4] == '1' then
+  return {1, math.floor(tokens), 0}
 end
 tokens = tokens - cost
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
@@ -93,15 +100,16 @@ def api_rate_of(project: Project) -> Rate | None:
     return rate_parse(settings.NOTIFIER_API_RATE_LIMIT or "off")
 
 
-def api_key_take(*, api_key_id: int, rate: Rate, cost: int) -> Take | None:
-    """Take `cost` from the key's bucket; None when Redis could not say (the request goes through)."""
+def api_key_take(*, api_key_id: int, rate: Rate, cost: int, peek: bool = False) -> Take | None:
+    """Take `cost` from the key's bucket (with `peek`, only say whether it could); None when Redis
+    could not say (the request goes through)."""
     if not settings.REDIS_URL:
-        return _local_take(api_key_id=api_key_id, rate=rate, cost=cost)
+        return _local_take(api_key_id=api_key_id, rate=rate, cost=cost, peek=peek)
     key = f"{settings.NOTIFIER_INBOX_CHANNEL_PREFIX}ratelimit.{api_key_id}"
     try:
         allowed, tokens, wait_ms = redis_run(
-            lambda client: _bucket_script(client)(keys=[key], args=[rate.count, rate.period_seconds * 1000, cost],
-                                                  client=client)
+            lambda client: _bucket_script(client)(
+                keys=[key], args=[rate.count, rate.period_seconds * 1000, cost, int(peek)], client=client)
         )
     except RedisUnavailable as exc:
         _log_fail_open(exc)
@@ -116,7 +124,7 @@ def _bucket_script(client):
     return _script
 
 
-def _local_take(*, api_key_id: int, rate: Rate, cost: int) -> Take:
+def _local_take(*, api_key_id: int, rate: Rate, cost: int, peek: bool = False) -> Take:
     with _local_lock:
         now = time.monotonic()
         tokens, then = _local_buckets.get(api_key_id, (rate.count, now))
@@ -125,6 +133,8 @@ def _local_take(*, api_key_id: int, rate: Rate, cost: int) -> Take:
         if tokens < need:
             _local_buckets[api_key_id] = (tokens, now)
             return Take(rate=rate, allowed=False, wait=(need - tokens) / rate.per_second, remaining=math.floor(tokens))
+        if peek:
+            return Take(rate=rate, allowed=True, remaining=math.floor(tokens))
         _local_buckets[api_key_id] = (tokens - cost, now)
         return Take(rate=rate, allowed=True, remaining=math.floor(tokens - cost))
 
@@ -153,6 +163,12 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
         if rate is None:
             return True
         cost_of = getattr(view, "rate_limit_cost", None)
+        if cost_of:
+            # Every request costs at least 1: with not even that left, refuse before the cost is
+            # known, since knowing it means parsing the body.
+            peeked = api_key_take(api_key_id=request.auth.pk, rate=rate, cost=1, peek=True)
+            if peeked is not None and not peeked.allowed:
+                raise RateLimited(peeked)
         cost = max(1, cost_of(request)) if cost_of else 1
         take = api_key_take(api_key_id=request.auth.pk, rate=rate, cost=cost)
         if take is None:
@@ -161,6 +177,17 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
             raise RateLimited(take)
         request._request.notifier_rate_limit_headers = take.headers  # for RateLimitHeadersMiddleware
         return True
+
+
+def items_rate_limit_cost(field: str, *, most: int):
+    """A view's `rate_limit_cost` for a body `{field: [items]}`: one per item, so a bulk is no way
+    round the rate; a body without that list costs 1 (and gets its 400, or is not a bulk)."""
+
+    def cost(request) -> int:
+        items = request.data.get(field) if isinstance(request.data, dict) else None
+        return min(len(items), most) if isinstance(items, list) else 1
+
+    return staticmethod(cost)
 
 
 class RateLimitHeadersMiddleware:

@@ -4,6 +4,7 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -66,6 +67,9 @@ class TemplateAdmin(admin.ModelAdmin):
 
     def preview_view(self, request, template_id: int):
         template = get_object_or_404(Template.objects.select_related("project"), pk=template_id)
+        # Rendering a template with data of one's choosing is reading it: staff alone is not enough.
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
         versions = list(template.versions.order_by("-version"))
         form = PreviewForm(request.GET or None, versions=versions,
                            initial={"version": versions[0].version if versions else None})

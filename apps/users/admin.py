@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from apps.core.console import ReadOnlyAdmin
-from apps.users.models import Device, Recipient, Unsubscribe
+from apps.users.models import Device, Unsubscribe
 
 
 class DeviceInline(admin.TabularInline):
@@ -11,7 +11,8 @@ class DeviceInline(admin.TabularInline):
     extra = 0
 
 
-@admin.register(Recipient)
+# Registered by apps/erasure/admin.py, whose delete erases the user from every app (this one
+# cannot reach the apps above it).
 class RecipientAdmin(admin.ModelAdmin):
     list_display = ("external_id", "project", "email", "phone", "locale", "timezone", "updated_at")
     list_filter = ("project",)

@@ -80,8 +80,12 @@ class UnsubscribeSource(models.TextChoices):
 
 
 class Unsubscribe(models.Model):
-    """One unsubscribe through an email's link: a record for the project's operators, kept while
-    the user is (erasing the user deletes it with them)."""
+    """An unsubscribe through an email's link: a record for the project's operators, kept while
+    the user is (erasing the user deletes it with them). One per user, category and channel: the
+    first request is kept, a repeat (a mail client retrying, a page reloaded) adds nothing.
+
+    It is also what makes the unsubscribe explicit: it holds even if the project later marks the
+    category critical (apps/users/preferences.py)."""
 
     recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="unsubscribes")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="unsubscribes")
@@ -91,6 +95,9 @@ class Unsubscribe(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "category", "channel"], name="unsubscribe_once"),
+        ]
         indexes = [models.Index(fields=["project", "-created_at"], name="unsubscribe_project_recent")]
 
     def __str__(self) -> str:

@@ -5,7 +5,11 @@ Channels and categories: the most specific setting wins. `categories[category][c
 user set it, else `channels[channel]`, else yes. So a user can turn SMS off in general and still
 take security codes by SMS (`{"channels": {"sms": false}, "categories": {"security": {"sms": true}}}`).
 Neither applies to the project's critical categories (apps/projects/policy.py), which users cannot
-opt out of; quiet hours still hold those (they delay, they do not decline: urgency is `high`'s job).
+opt out of, with one exception: an unsubscribe through an email's link (an Unsubscribe record) holds
+even if the project marks that category critical afterwards. The page that took it promised "you
+will no longer receive these emails", and an operator's later marking must not break that promise
+(a critical category's emails carry no link, so no new unsubscribe can come that way). Quiet hours
+still hold critical categories (they delay, they do not decline: urgency is `high`'s job).
 
 Quiet hours hold a delivery `pending` until they end, read in the user's time zone (UTC when they
 have none). They hold the channels that interrupt someone (each channel's backend says whether it
@@ -16,7 +20,7 @@ the user is waiting for (a login code held until morning is useless).
 import zoneinfo
 from datetime import UTC, datetime, time, timedelta
 
-from apps.users.models import Recipient
+from apps.users.models import Recipient, Unsubscribe
 
 QUIET_HOURS_EXEMPT_PRIORITIES = frozenset({"high"})
 
@@ -25,11 +29,17 @@ def channel_declined_reason(*, recipient: Recipient, channel: str, category: str
     """Why the user's preferences refuse this channel for this category, or "" if they take it.
 
     A `critical` category (one the project lists in critical_categories: security codes, billing)
-    is not the user's to decline: their settings are kept, shown, and do not apply to it.
+    is not the user's to decline: their settings are kept, shown, and do not apply to it, except
+    an unsubscribe through an email's link, which still has the channel off.
     """
-    if critical:
-        return ""
     by_category = recipient.category_preferences.get(category, {}) if category else {}
+    if critical:
+        # One query, only for a critical category the user has switched off: a rare pair.
+        if by_category.get(channel, True) is False and Unsubscribe.objects.filter(
+            recipient=recipient, category=category, channel=channel
+        ).exists():
+            return f"the user turned {channel} off for {category!r} through an email's unsubscribe link"
+        return ""
     if channel in by_category:
         return "" if by_category[channel] else f"the user turned {channel} off for {category!r}"
     if recipient.channel_preferences.get(channel, True):

@@ -34,11 +34,21 @@ def recipients_upsert(*, project: Project, items: list[tuple[str, dict]]) -> lis
     existing = set(
         Recipient.objects.filter(project=project, external_id__in=merged).values_list("external_id", flat=True)
     )
+    # Every request locks its users' rows in one order, sorted by external id: two bulks of the
+    # same users in different orders then wait for each other instead of deadlocking.
+    ordered = sorted(merged)
     # ON CONFLICT DO UPDATE sets the same columns on every row of a statement, and fields left out
     # must keep their value: one statement per set of fields.
     groups: dict[tuple[str, ...], list[Recipient]] = {}
-    for external_id, fields in merged.items():
+    for external_id in ordered:
+        fields = merged[external_id]
         groups.setdefault(tuple(sorted(fields)), []).append(Recipient(project=project, external_id=external_id, **fields))
+    if len(groups) > 1:
+        # Several statements would each lock their own rows, in an order another request's groups
+        # may cross: one sorted statement first locks (or inserts) them all.
+        Recipient.objects.bulk_create(
+            [Recipient(project=project, external_id=external_id, **merged[external_id]) for external_id in ordered],
+            update_conflicts=True, unique_fields=["project", "external_id"], update_fields=["updated_at"])
     for names, rows in groups.items():
         Recipient.objects.bulk_create(rows, update_conflicts=True, unique_fields=["project", "external_id"],
                                       update_fields=[*names, "updated_at"])
@@ -68,7 +78,8 @@ def recipient_unsubscribe(*, target: UnsubscribeTarget, channel: str, source: st
     """Turn the channel off for the target's category in the user's preferences, and record it.
 
     Returns the user, or None when they no longer exist (erased since the email was sent). Asking
-    again changes nothing more but is recorded again: each is a request the user made.
+    again changes nothing and records nothing more (the first request is the record): a link
+    POSTed 300 times is one row.
     """
     recipient = (
         Recipient.objects.select_for_update()
@@ -81,8 +92,9 @@ def recipient_unsubscribe(*, target: UnsubscribeTarget, channel: str, source: st
         recipient.category_preferences = {**recipient.category_preferences,
                                           target.category: {**switches, channel: False}}
         recipient.save(update_fields=["category_preferences", "updated_at"])
-    Unsubscribe.objects.create(recipient=recipient, project_id=target.project_id, category=target.category,
-                               channel=channel, source=source)
+    # The user's row is locked: no concurrent request can insert between this look and the insert.
+    Unsubscribe.objects.get_or_create(recipient=recipient, category=target.category, channel=channel,
+                                      defaults={"project_id": target.project_id, "source": source})
     return recipient
 
 

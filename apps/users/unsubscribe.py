@@ -5,6 +5,8 @@ addresses, which do not belong in a URL) and the category, signed with the insta
 DJANGO_SECRET_KEY under its own salt, so a token made for anything else cannot be replayed here.
 Tokens do not expire: RFC 8058 wants the link to keep working as long as the message may be read,
 and a mail read a year later must still unsubscribe. Changing DJANGO_SECRET_KEY invalidates them all.
+Signed, not encrypted: the payload (two internal ids and a category) tells the email's reader
+nothing new; the token is a credential all the same, masked in logs (apps/core/logs.py).
 """
 
 from dataclasses import dataclass

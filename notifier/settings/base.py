@@ -54,6 +54,8 @@ LOCAL_APPS = [
     "apps.inbox",
     "apps.workflows",
     "apps.retention",
+    # No models: the users' console page with its erasing delete (apps/erasure/admin.py).
+    "apps.erasure",
 ]
 # apps.core first: its ready() prepares what every process needs before any other app's ready()
 # runs, notably the metrics folder, which must exist before the admin's autodiscovery imports the
@@ -237,8 +239,8 @@ NOTIFIER_INBOX_STREAM_RETRY_MS = env.int("NOTIFIER_INBOX_STREAM_RETRY_MS", defau
 # connection: the process cap keeps one process from running out of file descriptors.
 NOTIFIER_INBOX_STREAMS_PER_USER = env.int("NOTIFIER_INBOX_STREAMS_PER_USER", default=5)
 NOTIFIER_INBOX_STREAMS_PER_PROCESS = env.int("NOTIFIER_INBOX_STREAMS_PER_PROCESS", default=1000)
-# Prefix of the Redis pub/sub channels that wake streams, and of the keys holding webhook leases:
-# installations sharing one Redis differ here.
+# Prefix of the Redis pub/sub channels that wake streams, and of the keys holding webhook leases
+# and providers' circuits: installations sharing one Redis differ here.
 NOTIFIER_INBOX_CHANNEL_PREFIX = env("NOTIFIER_INBOX_CHANNEL_PREFIX", default="notifier:")
 # The inbox is called from the product's own pages, usually on another origin: those origins
 # (e.g. https://app.example.com) may call /api/v1/inbox* with a bearer token. Nothing else is
@@ -488,4 +490,5 @@ NOTIFIER_METRICS_BROKER_TIMEOUT_SECONDS = env.float("NOTIFIER_METRICS_BROKER_TIM
 NOTIFIER_METRICS_COLLECTORS = [
     "apps.notifications.metrics.DeadLetterCollector",
     "apps.notifications.metrics.QueueDepthCollector",
+    "apps.channels.circuit_report.CircuitStateCollector",
 ]

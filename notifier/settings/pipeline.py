@@ -4,6 +4,9 @@ broadcasts, publishing. Imported by base.py; environment names are public (READM
 
 import ipaddress
 
+from django.core.exceptions import ImproperlyConfigured
+from environ import Env
+
 from apps.notifications import queues
 from notifier.settings.environment import env
 
@@ -21,10 +24,20 @@ NOTIFIER_UNSUBSCRIBE_MAILTO = env("NOTIFIER_UNSUBSCRIBE_MAILTO", default="")
 # --- Channels ------------------------------------------------------------------------------------
 # One backend class per channel, chosen by dotted path (see apps/channels/registry.py).
 # MAX_ATTEMPTS bounds the tries of one delivery before it goes to the dead-letter queue.
+# More SMTP servers, space-separated, each in EMAIL_URL's form: the email channel's providers
+# after EMAIL_URL's, tried in order when the ones before them fail (apps/channels/failover.py).
+EMAIL_FAILOVER_URLS = env("EMAIL_FAILOVER_URLS", default="").split()
+for _url in EMAIL_FAILOVER_URLS:
+    try:
+        Env.email_url_config(_url)
+    except ImproperlyConfigured as exc:  # a bad value stops startup rather than the first failover
+        raise ImproperlyConfigured(f"EMAIL_FAILOVER_URLS: {exc}") from None
+_EMAIL_BACKEND = "apps.channels.backends.email.DjangoEmailBackend"
 NOTIFIER_CHANNELS = {
     "email": {
-        "BACKEND": "apps.channels.backends.email.DjangoEmailBackend",
-        "OPTIONS": {},
+        # EMAIL_URL's server first (OPTIONS without `url`), then each failover server.
+        "BACKENDS": [{"BACKEND": _EMAIL_BACKEND, "OPTIONS": {}}]
+        + [{"BACKEND": _EMAIL_BACKEND, "OPTIONS": {"url": url}} for url in EMAIL_FAILOVER_URLS],
         "MAX_ATTEMPTS": env.int("NOTIFIER_EMAIL_MAX_ATTEMPTS", default=8),
         # Deliveries one task sends on one SMTP connection, claimed and recorded together.
         "BATCH_SIZE": env.int("NOTIFIER_EMAIL_BATCH_SIZE", default=50),
@@ -61,6 +74,17 @@ if FCM_CREDENTIALS_FILE:
         "OPTIONS": {"timeout": env.float("FCM_TIMEOUT_SECONDS", default=10.0)},
         "MAX_ATTEMPTS": env.int("NOTIFIER_PUSH_MAX_ATTEMPTS", default=8),
     }
+# --- Provider circuit breakers (apps/channels/circuit.py; docs/operations.md, "Provider failover") ---
+# This many transient failures of one provider within the window open its circuit: its sends go
+# to the channel's next provider. After the cool-down one send probes it; success closes the
+# circuit. The cool-down is also how soon traffic returns to a provider that recovered.
+NOTIFIER_CIRCUIT_FAILURE_THRESHOLD = env.int("NOTIFIER_CIRCUIT_FAILURE_THRESHOLD", default=5)
+NOTIFIER_CIRCUIT_WINDOW_SECONDS = env.float("NOTIFIER_CIRCUIT_WINDOW_SECONDS", default=60.0)
+NOTIFIER_CIRCUIT_COOL_DOWN_SECONDS = env.float("NOTIFIER_CIRCUIT_COOL_DOWN_SECONDS", default=30.0)
+# How long a worker trusts a closed circuit it read from Redis before reading it again: the send
+# path's cost (one read per provider per this many seconds, per process) against how long a
+# process goes on sending to a provider another process found down (one failure each, at most).
+NOTIFIER_CIRCUIT_STATE_CACHE_SECONDS = env.float("NOTIFIER_CIRCUIT_STATE_CACHE_SECONDS", default=1.0)
 # --- Webhook egress (apps/core/egress.py) ---
 # Webhooks (webhook_url, status_webhook_url: set by any API key holder) go only to public
 # addresses, so a tenant cannot make the workers call the metadata service or internal hosts.
@@ -87,6 +111,9 @@ NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS",
 NOTIFIER_STATUS_WEBHOOK_MAX_ATTEMPTS = env.int("NOTIFIER_STATUS_WEBHOOK_MAX_ATTEMPTS", default=12)
 NOTIFIER_STATUS_WEBHOOK_TIMEOUT_SECONDS = env.float("NOTIFIER_STATUS_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_STATUS_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
+# When a project's webhook_secret changes, the old one keeps signing (a second signature) for this
+# long, so receivers can switch to the new secret without refusing a request (docs/api.md, "Signatures").
+NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS = env.float("NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS", default=24.0)
 # --- Delivery pipeline ----------------------------------------------------------------------------
 # Retry delays grow as BASE * 2**n seconds with "equal jitter" (half fixed, half random), capped.
 # The cap stays far below RabbitMQ's consumer_timeout (30 min): a retry is a countdown message
@@ -103,6 +130,9 @@ NOTIFIER_MAX_RETRY_AFTER_SECONDS = env.float("NOTIFIER_MAX_RETRY_AFTER_SECONDS",
 NOTIFIER_SWEEP_INTERVAL_SECONDS = env.float("NOTIFIER_SWEEP_INTERVAL_SECONDS", default=15.0)
 NOTIFIER_SWEEP_BATCH_SIZE = env.int("NOTIFIER_SWEEP_BATCH_SIZE", default=500)
 NOTIFIER_QUEUED_TIMEOUT_SECONDS = env.float("NOTIFIER_QUEUED_TIMEOUT_SECONDS", default=900.0)
+# A queued delivery whose publish RabbitMQ has not confirmed by then (the process that committed
+# it died before publishing) is published by the sweep: found within this plus one sweep interval.
+NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS = env.float("NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS", default=20.0)
 NOTIFIER_RETRY_GRACE_SECONDS = env.float("NOTIFIER_RETRY_GRACE_SECONDS", default=60.0)
 # A send that has not finished by the task's hard time limit is dead; the watchdog waits longer.
 NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", default=120)

@@ -44,6 +44,10 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=365 * 24 * 3
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
+# The base of every email's one-click unsubscribe link and of Twilio's receipts: no loopback
+# default here, a missing one is a system check error while email is on (apps/channels/backends/email.py).
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="")
+
 # Without EMAIL_URL the base settings write mail to files: in production that would mark
 # deliveries sent that nobody receives, so the email channel is off until EMAIL_URL is set.
 if not env("EMAIL_URL", default=""):

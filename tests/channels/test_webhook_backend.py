@@ -2,8 +2,6 @@
 
 import copy
 import dataclasses
-import hashlib
-import hmac
 import json
 import time
 from datetime import timedelta
@@ -15,10 +13,17 @@ from django.utils import timezone
 from apps.channels.registry import backends_reset
 from apps.notifications.delivery.sending import delivery_send
 from apps.notifications.models import Delivery, DeliveryStatus
+from apps.projects.services import project_update
 from tests.fakes.dns import FakeDns
 from tests.fakes.webhook import Reply
 from tests.notifications.factories import queued_delivery
 from tests.support.processes import free_port
+from tests.support.standard_webhooks import (
+    STATUS_WEBHOOK,
+    WEBHOOK,
+    legacy_signature_verified,
+    standard_webhook_verified,
+)
 from tests.users.factories import RecipientFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,16 +32,9 @@ SECRET = "whsec_test_2f9c"
 PARTS = {"event": "order.shipped", "order": "{{ order }}", "lines": [{"sku": "{{ sku }}"}], "count": 2}
 
 
-def signature_valid(request, secret: str, tolerance: int = 300) -> bool:
-    """What the README tells receivers to do, written independently of our implementation."""
-    fields = dict(part.split("=", 1) for part in request.headers["X-Notifier-Signature"].split(","))
-    timestamp = int(fields["t"])
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256).hexdigest()
-    return (
-        hmac.compare_digest(expected, fields["v1"])
-        and abs(time.time() - timestamp) <= tolerance
-        and request.headers["X-Notifier-Timestamp"] == fields["t"]
-    )
+def signature_valid(request, secret: str) -> bool:
+    """What docs/api.md tells receivers to do: the Standard Webhooks library, the webhook's key."""
+    return standard_webhook_verified(request, secret=secret, purpose=WEBHOOK)
 
 
 @pytest.fixture
@@ -351,3 +349,59 @@ def test_the_request_carries_the_name_while_connecting_to_the_checked_address(ad
     [request] = receiver.requests
     assert request.headers["Host"] == f"hooks.example:{receiver.port}"
     assert signature_valid(request, SECRET)
+
+
+# --- Signatures (docs/api.md, "Signatures") ----------------------------------------------------------
+
+def test_a_webhook_is_signed_as_standard_webhooks_over_its_id_for_the_webhook_key_only(ada, receiver):
+    delivery = send(webhook_delivery(ada))
+
+    [request] = receiver.requests
+    assert request.headers["webhook-id"] == str(delivery.id)
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+    assert request.headers["webhook-signature"].startswith("v1,") and " " not in request.headers["webhook-signature"]
+    assert standard_webhook_verified(request, secret=SECRET, purpose=WEBHOOK)
+    # The id is signed: a request replayed under another id does not verify...
+    renamed = dataclasses.replace(request, headers={**request.headers, "webhook-id": "another-delivery"})
+    assert not standard_webhook_verified(renamed, secret=SECRET, purpose=WEBHOOK)
+    # ...nor at a status webhook receiver of the same project (another key).
+    assert not standard_webhook_verified(request, secret=SECRET, purpose=STATUS_WEBHOOK)
+    # The deprecated headers are still sent, for one release.
+    assert legacy_signature_verified(request, secret=SECRET)
+
+
+def test_a_rotated_secret_signs_beside_the_new_one_until_its_time_is_up(ada, receiver, settings):
+    settings.NOTIFIER_WEBHOOK_SECRET_ROTATION_HOURS = 24
+    project_update(project=ada.project, webhook_secret="whsec_the_new_one")
+    ada.project.refresh_from_db()
+    assert ada.project.webhook_secret_previous_until > timezone.now() + timedelta(hours=23)
+
+    send(webhook_delivery(ada))
+
+    [request] = receiver.requests
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    # A receiver on either secret takes it: none is refused while receivers switch.
+    assert standard_webhook_verified(request, secret=SECRET, purpose=WEBHOOK)
+    assert standard_webhook_verified(request, secret="whsec_the_new_one", purpose=WEBHOOK)
+    assert legacy_signature_verified(request, secret="whsec_the_new_one")
+
+    ada.project.webhook_secret_previous_until = timezone.now() - timedelta(seconds=1)
+    ada.project.save()
+    send(webhook_delivery(ada))
+
+    later = receiver.requests[1]
+    assert len(later.headers["webhook-signature"].split(" ")) == 1
+    assert not standard_webhook_verified(later, secret=SECRET, purpose=WEBHOOK)
+    assert standard_webhook_verified(later, secret="whsec_the_new_one", purpose=WEBHOOK)
+
+
+def test_only_two_secrets_are_ever_active_and_an_empty_one_ends_the_rotation(ada):
+    project = ada.project
+    project_update(project=project, webhook_secret="second")
+    project_update(project=project, webhook_secret="third")
+    assert (project.webhook_secret, project.webhook_secret_previous) == ("third", "second")
+
+    project_update(project=project, webhook_secret="")
+    project.refresh_from_db()
+    assert (project.webhook_secret, project.webhook_secret_previous, project.webhook_secret_previous_until) == (
+        "", "", None)

@@ -136,6 +136,23 @@ class TestTemplates:
         assert "Old Ada" in preview and "Hello" not in preview.split('id="preview"')[1]
         assert "Not JSON" in bad
 
+    def test_the_preview_needs_the_templates_view_permission_not_only_staff(self, client, django_user_model):
+        from django.contrib.auth.models import Permission
+
+        version = TemplateVersionFactory(channels={"email": {"subject": "Secret {{ name }}", "text": "t"}})
+        staff = django_user_model.objects.create_user("clerk", password="pw-clerk-1", is_staff=True)
+        client.force_login(staff)
+        preview_url = reverse("admin:notification_templates_template_preview", args=[version.template_id])
+        query = {"version": version.version, "data": '{"name": "Ada"}'}
+
+        refused = client.get(preview_url, query)
+        staff.user_permissions.add(Permission.objects.get(codename="view_template",
+                                                          content_type__app_label="notification_templates"))
+        allowed = client.get(preview_url, query)
+
+        assert refused.status_code == 403 and "Secret" not in refused.content.decode()
+        assert allowed.status_code == 200 and "Secret Ada" in allowed.content.decode()
+
 
 class TestLogin:
     def test_admin_logins_are_locked_after_repeated_failures_and_the_api_is_untouched(self, client, admin_user, api, settings):
@@ -179,9 +196,9 @@ def test_one_console_action_takes_at_most_its_limit_oldest_first_and_says_so(adm
 
     from django.utils import timezone
 
-    from apps.notifications.admin import notifications as notifications_admin
+    from apps.core import console
 
-    monkeypatch.setattr(notifications_admin, "MAX_ROWS_PER_ACTION", 2)
+    monkeypatch.setattr(console, "MAX_ROWS_PER_ACTION", 2)
     now = timezone.now()
     oldest, older, newest = (dead_delivery(status_changed_at=now - timedelta(minutes=m)) for m in (30, 20, 10))
     selection = {"action": "replay", "select_across": "1", "_selected_action": [newest.id]}
@@ -192,3 +209,30 @@ def test_one_console_action_takes_at_most_its_limit_oldest_first_and_says_so(adm
     assert "Replay 2 deliveries (the oldest 2 of 3" in asked
     statuses = [d.status for d in (oldest, older, newest) if not d.refresh_from_db()]
     assert statuses == [DeliveryStatus.QUEUED, DeliveryStatus.QUEUED, DeliveryStatus.DEAD]
+
+
+def test_status_event_replay_takes_at_most_the_same_limit_oldest_first_and_says_so(admin_client, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.core import console
+    from apps.notifications.models import StatusEvent
+
+    monkeypatch.setattr(console, "MAX_ROWS_PER_ACTION", 2, raising=False)
+    delivery = DeliveryFactory(status=DeliveryStatus.CANCELLED)
+    now = timezone.now()
+    oldest, older, newest = (
+        StatusEvent.objects.create(project=delivery.notification.project, delivery=delivery, sequence=n,
+                                   delivery_status="cancelled", occurred_at=now - timedelta(minutes=m), status="dead")
+        for n, m in ((1, 30), (2, 20), (3, 10))
+    )
+    url = reverse("admin:notifications_statusevent_changelist")
+    selection = {"action": "replay", "select_across": "1", "_selected_action": [str(newest.id)]}
+
+    asked = admin_client.post(url, selection).content.decode()
+    admin_client.post(url, {**selection, "confirmed": "yes"})
+
+    assert "Post 2 status webhook events (the oldest 2 of 3: at most 2 per action; run it again for the rest)" in asked
+    assert [e.status for e in (oldest, older, newest) if not e.refresh_from_db()] == ["pending", "pending", "dead"]
+    assert OperatorAuditEntry.objects.get(action="status_events.replay").count == 2

@@ -20,7 +20,17 @@ from tests.fakes.silent_tcp import SilentTcpServer
 @pytest.mark.parametrize(("raw", "masked"), [
     ("to ada@example.com", "to a***@example.com"),
     ("<grace.hopper@mail.example.co.uk> refused", "<g***@mail.example.co.uk> refused"),
-    ("sms to +15551234567 failed", "sms to +1555***4567 failed"),
+    ("sms to +15551234567 failed", "sms to +1***67 failed"),
+    # Numbers as people write them, and short ones: masked whole, whatever the grouping or length.
+    ("sms to +1 415 555 0100 failed", "sms to +1***00 failed"),
+    ("call +33 6 12 34 56 78.", "call +33***78."),
+    ("+1-415-555-0100 and +44 20 7946 0958", "+1***00 and +44***58"),
+    ("Niue: +6834002", "Niue: +683***02"),
+    # Unicode addresses, and local parts with an apostrophe or a plus: the first letter stays, no more.
+    ("to ada@bücher.example", "to a***@bücher.example"),
+    ("to o'brien@example.com", "to o***@example.com"),
+    ("to=ada+news@xn--bcher-kva.example", "to=a***@xn--bcher-kva.example"),
+    ("['jürgen@example.de']", "['j***@example.de']"),
     ("Authorization: Api-Key ntf_AbC123xyz", "Authorization: Api-Key ***"),
     ("key ntf_AbC123xyz in a message", "key ntf_*** in a message"),
     ("Authorization: Bearer eyJhbGciOi.abc", "Authorization: Bearer ***"),
@@ -32,8 +42,11 @@ def test_addresses_and_credentials_are_masked(raw, masked):
     assert mask(raw) == masked
 
 
-def test_ids_and_times_are_left_alone():
-    line = "delivery 3f0c1234-5678-4234-9234-123456789012 at 2026-11-30T10:00:00+00:00 took 1700000000000 us"
+@pytest.mark.parametrize("line", [
+    "delivery 3f0c1234-5678-4234-9234-123456789012 at 2026-11-30T10:00:00+00:00 took 1700000000000 us",
+    "retry in 30 s (+12 %), 1000/1000 sent, version 2.0+1",
+])
+def test_ids_times_and_counts_are_left_alone(line):
     assert mask(line) == line
 
 
@@ -56,7 +69,7 @@ def test_a_json_line_carries_the_correlation_id_and_masks_the_exception_text_too
     line = json.loads(JsonFormatter().format(log))
 
     assert line["correlation_id"] == "req-7" and line["level"] == "WARNING" and line["delivery_id"] == "d-1"
-    assert line["message"] == "send to +1555***4567 failed"
+    assert line["message"] == "send to +1***67 failed"
     assert "b***@example.com" in line["exc_info"] and "bob@example.com" not in line["exc_info"]
     assert "s3cr3t" not in line["exc_info"]
 

@@ -1,16 +1,19 @@
-"""Request bodies against a real web process: an oversized body is refused with the 413 envelope
-before it is read, authenticated or not, and the process stays alive with its memory bounded."""
+"""Request bodies against a real web process (the Procfile's `web` line): an oversized body is
+refused with the 413 envelope before it is read, authenticated or not, the process stays alive with
+its memory bounded, and a client that sends its whole body before reading still reads the 413."""
 
 import json
 import socket
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.projects.factories import ApiKeyFactory
-from tests.support.processes import process_env, test_database_url, wait_until, web_server
+from tests.support.processes import process_env, procfile_web_server, test_database_url, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -23,7 +26,7 @@ def edge(django_db_blocker, tmp_path_factory):
     """A web process of its own, so its memory is this test's alone to measure."""
     with django_db_blocker.unblock():
         env = process_env(DATABASE_URL=test_database_url())
-    server, base_url = web_server(env, tmp_path_factory.mktemp("edge"))
+    server, base_url = procfile_web_server(env, tmp_path_factory.mktemp("edge"), processes=1)
     with server:
         yield server, base_url
 
@@ -120,6 +123,26 @@ def test_a_3_mb_json_body_with_a_valid_key_is_the_413_envelope(edge):
     assert response.status_code == 413
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "request_too_large"
+    assert_alive(base_url)
+
+
+def test_clients_that_send_a_3_mb_body_before_reading_read_the_413_envelope_not_a_broken_pipe(edge):
+    """requests and urllib send the whole body, then read: the answer must still be there for them."""
+    _, base_url = edge
+    url = f"{base_url}/api/v1/notifications"
+    for _ in range(5):  # a close while the client still sends loses the race often, not always
+        response = requests.post(url, data=b"x" * 3_000_000, timeout=30)
+        assert (response.status_code, response.json()["error"]["code"]) == (413, "request_too_large")
+
+        request = urllib.request.Request(url, data=b"x" * 3_000_000, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert (refused.value.code, json.loads(refused.value.read())["error"]["code"]) == (413, "request_too_large")
+
+        # Chunked (no Content-Length): refused when the limit passes, then drained the same way.
+        chunked = requests.post(url, data=iter([b"x" * 65536] * 46), timeout=30)
+        assert (chunked.status_code, chunked.json()["error"]["code"]) == (413, "request_too_large")
     assert_alive(base_url)
 
 

@@ -272,7 +272,7 @@ def admin_save(admin_client, project, **policy):
 def test_the_admin_sets_the_policy_by_the_same_rules(admin_client, project):
     refused = admin_save(admin_client, project, frequency_caps='[{"category": "promo", "limit": 0, "window": "1h"}]')
     assert refused.status_code == 200  # the form again, with the error
-    assert "An integer from 1 to 10000." in refused.content.decode()
+    assert "An integer from 1 to 1000." in refused.content.decode()
 
     saved = admin_save(admin_client, project, critical_categories='["security"]',
                        frequency_caps='[{"category": "promo", "limit": 2, "window": "1h"}]')

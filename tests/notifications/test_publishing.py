@@ -60,3 +60,25 @@ def test_a_connection_whose_confirm_timed_out_is_not_used_again(broker_through_p
     # published while RabbitMQ has not even read it. On a fresh one, nothing confirms it.
     assert deliveries_publish([delivery_message(next_one, priority="normal")]) == 0
     assert not published(next_one)
+
+
+def test_a_delivery_is_presumed_unpublished_until_the_broker_confirms_it(private_queue, settings):
+    """Committed `queued`, a delivery's deadline is the short unpublished one: a process that dies
+    before publishing leaves it to the next sweeps, not to the queued timeout. The broker's
+    confirm moves it out to the queued timeout, the time a backlog may hold a message."""
+    delivery = DeliveryFactory(channel=private_queue.channel, recheck_at=delivery_outbox.queued_recheck_at(timezone.now()))
+    assert delivery.recheck_at <= timezone.now() + timezone.timedelta(seconds=settings.NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS)
+
+    assert deliveries_publish([delivery_message(delivery, priority="normal")]) == 1
+
+    assert published(delivery)
+    assert [delivery_id for delivery_id, _ in private_queue.drain()] == [str(delivery.id)]
+
+
+def test_a_confirm_does_not_move_a_delivery_a_worker_already_claimed(private_queue):
+    delivery = DeliveryFactory(channel=private_queue.channel, status="sending",
+                               recheck_at=timezone.now() + timezone.timedelta(seconds=30))
+
+    assert deliveries_publish([delivery_message(delivery, priority="normal")]) == 1
+
+    assert Delivery.objects.get(id=delivery.id).recheck_at == delivery.recheck_at

@@ -6,6 +6,7 @@ The addresses here are only judged when set; nothing connects to them.
 import pytest
 
 from apps.core.egress import ADDRESS_NOT_ALLOWED_MESSAGE
+from apps.core.models import OperatorAuditEntry
 from tests.fakes.dns import FakeDns
 from tests.projects.factories import ProjectFactory
 
@@ -144,3 +145,15 @@ def test_a_status_webhook_url_needs_the_secret_that_signs_its_posts(api, project
 
     assert api.patch("/api/v1/project", {"webhook_secret": "whsec-long-enough"}, format="json").status_code == 200
     assert api.patch("/api/v1/project", {"status_webhook_url": url}, format="json").json()["status_webhook_url"] == url
+
+
+def test_a_change_through_the_api_is_audited_with_the_key_and_without_the_secret(api, api_key, project):
+    api.patch("/api/v1/project", {"webhook_url": "http://127.0.0.1:9/hooks", "webhook_secret": "s3cret-value",
+                                  "default_locale": project.default_locale}, format="json")
+
+    entry = OperatorAuditEntry.objects.get(action="project.update")
+    assert entry.actor_label == f"api_key:{api_key.prefix}"
+    # The locale sent unchanged is not a change; the secret's value is never recorded.
+    assert entry.details["changes"] == {"webhook_url": {"old": "", "new": "http://127.0.0.1:9/hooks"},
+                                        "webhook_secret": "(changed)"}
+    assert "s3cret-value" not in str(entry.details)

@@ -133,3 +133,72 @@ def test_a_bad_default_rate_stops_the_process_at_its_checks(settings):
     settings.NOTIFIER_API_RATE_LIMIT = "100 per second"
     with pytest.raises(SystemCheckError, match="NOTIFIER_API_RATE_LIMIT"):
         call_command("check")
+
+
+# --- What a request costs -----------------------------------------------------------------------
+
+def test_a_users_bulk_and_a_broadcast_to_a_list_cost_one_per_user(api, api_key, redis_buckets):
+    from tests.templates.factories import TemplateVersionFactory
+
+    TemplateVersionFactory(template__project=api_key.project, template__key="news")
+    limited(api_key, "3/h")
+    two_users = {"users": [{"external_id": "ada", "email": "ada@example.com"},
+                           {"external_id": "bob", "email": "bob@example.com"}]}
+
+    assert api.put("/api/v1/users", two_users, format="json").status_code == 200
+    assert api.put("/api/v1/users", two_users, format="json").status_code == 429  # 1 left, 2 asked
+    limited(api_key, "4/h")
+    redis_buckets.NOTIFIER_INBOX_CHANNEL_PREFIX += "b:"  # a fresh bucket at the new rate
+    broadcast = {"template": "news", "to": ["ada", "bob", "cy"]}
+    assert api.post("/api/v1/broadcasts", broadcast, format="json").status_code == 202
+    assert api.post("/api/v1/broadcasts", broadcast, format="json").status_code == 429  # 1 left, 3 asked
+
+
+def test_a_key_over_its_rate_is_refused_before_its_body_is_parsed(api, api_key, redis_buckets):
+    """The body here is not JSON: parsed, it would be a 400. Refused before, it is a 429, and the
+    service did not spend a parse on megabytes it would refuse anyway."""
+    limited(api_key, "1/h")
+    assert api.get("/api/v1/project").status_code == 200  # the bucket is empty now
+    body = b'{"notifications": [' + b'{"to": "ada", "template": "news"},' * 200_000  # 7 MiB, cut short
+
+    refused = api.post("/api/v1/notifications/bulk", body, content_type="application/json")
+
+    assert refused.status_code == 429, refused.content
+    assert refused.json()["error"]["code"] == "rate_limited" and refused["Retry-After"]
+
+
+def test_an_audience_broadcast_pays_per_user_as_it_fans_out_and_pauses_when_the_bucket_is_empty(
+        api, api_key, redis_buckets):
+    import time
+
+    from django.utils import timezone
+
+    from apps.notifications.intake.broadcasts import PAUSED_BY_RATE, broadcast_fan_out
+    from apps.notifications.models import Broadcast, Notification
+    from tests.templates.factories import TemplateVersionFactory
+    from tests.users.factories import RecipientFactory
+
+    TemplateVersionFactory(template__project=api_key.project, template__key="news")
+    for n in range(7):
+        RecipientFactory(project=api_key.project, external_id=f"user-{n}")
+    limited(api_key, "3/s")
+    created = api.post("/api/v1/broadcasts", {"template": "news", "audience": {"all": True}}, format="json")
+    assert created.status_code == 202  # it cost 1: 2 left
+
+    first_run = broadcast_fan_out(broadcast_id=created.json()["id"], batch_size=3)
+
+    broadcast = Broadcast.objects.get(id=created.json()["id"])
+    assert first_run == PAUSED_BY_RATE
+    assert (broadcast.status, broadcast.created, broadcast.failed) == ("running", 0, 0)
+    # The sweep takes it back once the bucket holds a batch again (a third of a second), not before.
+    stale_after = broadcast.heartbeat_at + timezone.timedelta(seconds=redis_buckets.NOTIFIER_BROADCAST_STALE_SECONDS)
+    assert timezone.now() < stale_after <= timezone.now() + timezone.timedelta(seconds=1)
+
+    runs = [first_run]
+    while runs[-1] != "completed" and len(runs) < 20:
+        time.sleep(0.35)
+        runs.append(broadcast_fan_out(broadcast_id=broadcast.id, batch_size=3))
+    broadcast.refresh_from_db()
+    assert runs[-1] == "completed" and runs.count(PAUSED_BY_RATE) >= 2
+    assert (broadcast.created, broadcast.failed, broadcast.error_count) == (7, 0, 0)
+    assert Notification.objects.filter(broadcast=broadcast).count() == 7

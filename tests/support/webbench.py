@@ -73,6 +73,7 @@ def main() -> None:
             "WEB_CONCURRENCY": "2", "CELERY_WORKER_CONCURRENCY": "2", "NOTIFIER_DB_RESERVED_CONNECTIONS": "2",
             "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
             "EMAIL_URL": "smtp://127.0.0.1:1",  # enables the channel; nothing is sent (no worker)
+            "PUBLIC_BASE_URL": "http://127.0.0.1:8000",  # required with email in prod
             "LOG_LEVEL": "WARNING",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }

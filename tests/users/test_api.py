@@ -1,5 +1,6 @@
 import pytest
 
+from apps.core.models import OperatorAuditEntry
 from apps.notifications.models import Delivery, DeliveryAttempt, Notification
 from tests.templates.factories import TemplateVersionFactory
 
@@ -61,7 +62,7 @@ def test_unknown_user_is_404(api):
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_delete_erases_the_user_and_scrubs_the_delivery_log_but_keeps_its_statuses(api, project):
+def test_delete_erases_the_user_and_scrubs_the_delivery_log_but_keeps_its_statuses(api, api_key, project):
     api.put("/api/v1/users/ada", {"email": "ada@example.com"}, format="json")
     TemplateVersionFactory(template__project=project, template__key="welcome")
     notification_id = api.post("/api/v1/notifications", {"to": "ada", "template": "welcome", "data": {"code": "991"}},
@@ -82,3 +83,5 @@ def test_delete_erases_the_user_and_scrubs_the_delivery_log_but_keeps_its_status
     assert logged_delivery["attempts"][0]["error_code"] == "550"
     assert logged_delivery["last_error"] == {"code": "550", "message": ""}
     assert Notification.objects.get(id=notification_id).recipient is None
+    entry = OperatorAuditEntry.objects.get(action="users.erase")
+    assert (entry.actor_label, entry.details["ids"]) == (f"api_key:{api_key.prefix}", [f"{project.name}/ada"])

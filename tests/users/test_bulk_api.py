@@ -64,11 +64,12 @@ def test_a_bulk_of_1000_is_a_fixed_number_of_queries(api, project, django_assert
     users = [{"external_id": external_id, "name": "renamed"} for external_id in existing]
     users += [{"external_id": f"new-{n}", "email": f"new-{n}@example.com", "locale": "en"} for n in range(700)]
 
-    # The API key, which users exist, one INSERT … ON CONFLICT per set of fields (two here), the
-    # users read back and their devices; and the transaction (a savepoint and its release inside
-    # the test's own). Without batching it would be over a thousand.
+    # The API key, which users exist, one INSERT … ON CONFLICT locking them all in order (there
+    # are two sets of fields) and one per set of fields, the users read back and their devices;
+    # and the transaction (a savepoint and its release inside the test's own). Without batching
+    # it would be over a thousand.
     assert api.get("/api/v1/project").status_code == 200  # the API key's last use is fresh: no write
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         response = bulk(api, users)
 
     results = response.json()["results"]
@@ -113,3 +114,41 @@ def test_a_bulk_body_past_the_single_limit_is_taken_and_other_endpoints_keep_the
     assert response.status_code == 200, response.content[:300]
     assert Recipient.objects.count() == 1000
     assert (single.status_code, single.json()["error"]["code"]) == (413, "request_too_large")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_bulks_of_the_same_users_in_different_orders_do_not_deadlock(project):
+    """Two web processes (threads with their own connections) upsert the same 300 users, one in
+    the order given, the other reversed, with two sets of fields: neither waits for the other
+    forever (PostgreSQL would end one with a deadlock, a 503 to its client)."""
+    import threading
+
+    from django.db import connection
+
+    from apps.users.services import recipients_upsert
+
+    ids = [f"user-{n:03}" for n in range(300)]
+    items = [(external_id, {"email": f"{external_id}@example.com"} if n % 2 else {"locale": "fr"})
+             for n, external_id in enumerate(ids)]
+    start = threading.Barrier(2)
+    errors = []
+
+    def upsert(order):
+        try:
+            for _ in range(8):
+                start.wait()
+                recipients_upsert(project=project, items=order)
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+            start.abort()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upsert, args=(order,)) for order in (items, items[::-1])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert Recipient.objects.filter(project=project).count() == 300

@@ -89,3 +89,67 @@ def test_an_erased_user_gets_a_404_page(ada):
 def test_a_head_request_changes_nothing(ada):
     assert Client().head(link(ada)).status_code == 200
     assert not Unsubscribe.objects.exists()
+
+
+def test_repeated_posts_of_one_link_record_one_unsubscribe(ada):
+    url = link(ada)
+    for _ in range(5):
+        assert one_click(url).status_code == 200
+    Client().post(url, {"confirm": "page"})
+
+    assert Unsubscribe.objects.count() == 1
+    assert Unsubscribe.objects.get().source == "one-click"  # the first request is the record
+
+
+def test_an_unsubscribe_holds_after_the_category_is_marked_critical_as_the_page_promised(ada, api, admin_client):
+    from django.urls import reverse
+
+    from apps.notifications.intake.services import NotificationRequest, notifications_create
+    from tests.templates.factories import EMAIL_PARTS, TemplateVersionFactory
+
+    TemplateVersionFactory(template__project=ada.project, template__key="promo", channels={"email": dict(EMAIL_PARTS)})
+    RecipientFactory(project=ada.project, external_id="bob")
+    page = one_click(link(ada, "promo")).content.decode()
+    assert "You will no longer receive <strong>promo</strong> emails" in page
+
+    project = ada.project
+    form = {"name": project.name, "default_locale": "en", "webhook_url": "", "status_webhook_url": "",
+            "critical_categories": '["promo"]', "frequency_caps": "[]",
+            "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"}
+    saved = admin_client.post(reverse("admin:projects_project_change", args=[project.id]), form, follow=True)
+    project.refresh_from_db()
+    to_ada, to_bob = notifications_create(project=project, requests=[
+        NotificationRequest(to=to, template_key="promo", channels=["email"], category="promo") for to in ("ada", "bob")])
+
+    assert project.critical_categories == ["promo"]
+    assert "1 user unsubscribed from &#x27;promo&#x27; through an email&#x27;s link" in saved.content.decode()
+    [ada_email] = to_ada.deliveries
+    assert ada_email.status == "skipped" and "unsubscribe link" in ada_email.skip_reason
+    assert [d.status for d in to_bob.deliveries] == ["queued"]
+
+
+@pytest.mark.parametrize("formatter", ["JsonFormatter", "TextFormatter"])
+def test_the_token_is_masked_in_every_log_line_the_link_causes(ada, formatter):
+    import io
+    import logging
+
+    from apps.core import logs
+
+    url = link(ada)
+    token = url.rsplit("/", 1)[1]
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    handler.setFormatter(getattr(logs, formatter)())
+    handler.addFilter(logs.CorrelationIdFilter())
+    logging.getLogger().addHandler(handler)
+    try:
+        one_click(url)  # the request line
+        one_click(url[:-2])  # a 400: Django's "Bad Request: <path>" warning too
+        ada.delete()
+        one_click(url)  # a 404: "Not Found: <path>"
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+    lines = written.getvalue()
+    assert lines.count("/unsubscribe/***") >= 5, lines
+    assert token not in lines and token[:-2] not in lines and token.split(":")[0] not in lines

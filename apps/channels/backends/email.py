@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
+from environ import Env
 
 from apps.channels.base import (
     ChannelBackend,
@@ -39,20 +40,41 @@ class DjangoEmailBackend(ChannelBackend):
     """Sends multipart text/HTML mail, keeping one SMTP connection open per worker process (per
     thread, with Celery's threads pool: an SMTP session cannot be shared by two senders at once).
 
-    OPTIONS: `from_email` (default DEFAULT_FROM_EMAIL), `idle_check_seconds` (after this long
-    unused, the connection is checked with NOOP before use, since servers drop idle clients).
+    OPTIONS: `url`, the SMTP server in EMAIL_URL's form (default: EMAIL_URL's server; each
+    server of EMAIL_FAILOVER_URLS is one more instance with its own `url`), `from_email` (default
+    DEFAULT_FROM_EMAIL), `idle_check_seconds` (after this long unused, the connection is checked
+    with NOOP before use, since servers drop idle clients).
     """
 
     channel = "email"
 
-    def __init__(self, *, from_email: str = "", idle_check_seconds: float = 30.0, **options):
+    def __init__(self, *, url: str = "", from_email: str = "", idle_check_seconds: float = 30.0, **options):
         super().__init__(**options)
         self.from_email = from_email or settings.DEFAULT_FROM_EMAIL
         self.idle_check_seconds = idle_check_seconds
+        # get_connection()'s arguments: EMAIL_URL's server (Django's EMAIL_* settings) without a url.
+        self._connection_options = _connection_options(url) if url else {}
         self._local = threading.local()
+
+    @property
+    def provider_name(self) -> str:
+        """`smtp:host:port` (never the credentials); the mail backend's name when it is not SMTP."""
+        options = self._connection_options
+        backend = options.get("backend", settings.EMAIL_BACKEND)
+        if not backend.endswith("smtp.EmailBackend"):
+            return backend.rsplit(".", 2)[-2]  # filebased, locmem, console
+        return f"smtp:{options.get('host', settings.EMAIL_HOST)}:{options.get('port', settings.EMAIL_PORT)}"
 
     def missing_contact_reason(self, contacts: ContactPoints) -> str:
         return "" if contacts.email else "the user has no email address"
+
+    def configuration_errors(self) -> list[str]:
+        """What makes the emails lie (reported by the system checks): production has no default
+        PUBLIC_BASE_URL, and without it no email could carry a one-click unsubscribe link."""
+        if not settings.PUBLIC_BASE_URL:
+            return ["PUBLIC_BASE_URL is not set: emails would carry no working one-click unsubscribe link. "
+                    "Set it to the https:// address this service is reached at."]
+        return []
 
     def send(self, message: ChannelMessage) -> SendResult:
         address, content = message.email, message.content
@@ -112,7 +134,7 @@ class DjangoEmailBackend(ChannelBackend):
             if not self._connection_alive():
                 self._connection_discard()
         if self._connection is None:
-            connection = get_connection(fail_silently=False)
+            connection = get_connection(fail_silently=False, **self._connection_options)
             try:
                 connection.open()
             except (smtplib.SMTPException, OSError) as exc:
@@ -137,3 +159,17 @@ class DjangoEmailBackend(ChannelBackend):
             except Exception:  # closing a broken connection may fail in many ways; it is gone either way
                 logger.debug("closing a broken mail connection failed", exc_info=True)
         self._local.connection = None
+
+
+def _connection_options(url: str) -> dict:
+    """get_connection()'s arguments for an SMTP server given as a URL, read like EMAIL_URL."""
+    config = Env.email_url_config(url)
+    options = {
+        "backend": config["EMAIL_BACKEND"], "host": config.get("EMAIL_HOST"), "port": config.get("EMAIL_PORT"),
+        "username": config.get("EMAIL_HOST_USER") or "", "password": config.get("EMAIL_HOST_PASSWORD") or "",
+        "use_tls": config.get("EMAIL_USE_TLS", False), "use_ssl": config.get("EMAIL_USE_SSL", False),
+        "timeout": settings.EMAIL_TIMEOUT,
+    }
+    if config.get("EMAIL_FILE_PATH"):
+        options["file_path"] = config["EMAIL_FILE_PATH"]
+    return options

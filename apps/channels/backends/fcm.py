@@ -114,6 +114,7 @@ class FcmPushBackend(ChannelBackend):
     """
 
     channel = "push"
+    provider = "fcm"
     payload_limit_bytes = PAYLOAD_LIMIT_BYTES
     sends_to_devices = True
 

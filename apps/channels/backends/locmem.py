@@ -27,6 +27,8 @@ class OutboxBackend(ChannelBackend):
     contact and quiet hours hold it.
     """
 
+    provider = "outbox"
+
     def __init__(self, *, like: str = "", **options):
         super().__init__(**options)
         self._like: ChannelBackend | None = import_string(like)() if like else None

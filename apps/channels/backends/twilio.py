@@ -49,8 +49,9 @@ def public_url(path: str) -> str:
 
 
 def status_callback_url() -> str:
-    """Where Twilio posts delivery receipts for the messages we send."""
-    return public_url(reverse("twilio-status-callback"))
+    """Where Twilio posts delivery receipts for the messages we send; "" (no receipts) while
+    PUBLIC_BASE_URL is not set, since a relative callback would make Twilio refuse the message."""
+    return public_url(reverse("twilio-status-callback")) if settings.PUBLIC_BASE_URL else ""
 
 
 class TwilioSmsBackend(ChannelBackend):
@@ -65,6 +66,7 @@ class TwilioSmsBackend(ChannelBackend):
     """
 
     channel = "sms"
+    provider = "twilio"
 
     def __init__(
         self,
@@ -102,8 +104,8 @@ class TwilioSmsBackend(ChannelBackend):
     def configuration_warnings(self) -> list[str]:
         """What works but probably not as meant (reported by the system checks)."""
         host = urlsplit(settings.PUBLIC_BASE_URL).hostname or ""
-        if self._status_callback is None and (host in ("localhost", "::1") or host.startswith("127.")):
-            return [f"PUBLIC_BASE_URL is {settings.PUBLIC_BASE_URL}, which Twilio cannot reach: "
+        if self._status_callback is None and (not host or host in ("localhost", "::1") or host.startswith("127.")):
+            return [f"PUBLIC_BASE_URL is {settings.PUBLIC_BASE_URL or 'not set'}, which Twilio cannot reach: "
                     "delivery receipts will not arrive and SMS will stay `sent`."]
         return []
 

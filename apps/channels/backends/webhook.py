@@ -1,9 +1,8 @@
 """Webhooks: the rendered JSON POSTed to the project's webhook_url, signed with its webhook_secret.
 
-Receivers verify `X-Notifier-Signature: t=<unix seconds>,v1=<hex>`, where the hex is
-HMAC-SHA256(webhook_secret, "<t>." + raw request body), compare in constant time, and refuse
-a timestamp too far from their clock (replays). `X-Notifier-Delivery-Id` is the same on every
-attempt of one delivery: receivers use it to drop the duplicates that at-least-once brings.
+Signed as Standard Webhooks (apps/channels/signed_post.py), with the key derived for webhooks:
+`webhook-id` is the delivery's id, as is `X-Notifier-Delivery-Id`, the same on every attempt of
+one delivery: receivers use it to drop the duplicates that at-least-once brings.
 """
 
 import json
@@ -17,13 +16,7 @@ from apps.channels.base import (
     SendResult,
 )
 from apps.channels.headers import DELIVERY_ID_HEADER
-from apps.channels.signed_post import (  # noqa: F401  (the names receivers' docs and tests use)
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    SignedPoster,
-    signed_headers,
-    webhook_signature,
-)
+from apps.channels.signed_post import WEBHOOK_PURPOSE, SignedPoster, signed_headers
 
 USER_AGENT = "Notifier-Webhook/1"
 
@@ -45,6 +38,8 @@ class WebhookBackend(ChannelBackend):
 
     channel = "webhook"
     held_by_quiet_hours = False  # it goes to the product's backend, not to the user
+    provider = "webhook"
+    circuit_breaker = False  # each project has its own receiver: one down says nothing of the rest
 
     def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 10.0, total_timeout: float = 15.0,
                  **options):
@@ -59,7 +54,7 @@ class WebhookBackend(ChannelBackend):
         return "the project has no webhook_url and webhook_secret"
 
     def send(self, message: ChannelMessage) -> SendResult:
-        if not message.webhook_url or not message.webhook_secret:
+        if not message.webhook_url or not message.webhook_secrets:
             raise PermanentProviderError("The project has no webhook_url and webhook_secret.", code="webhook_not_configured")
         body = json.dumps(
             {
@@ -73,6 +68,7 @@ class WebhookBackend(ChannelBackend):
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode()
-        headers = signed_headers(secret=message.webhook_secret, body=body, user_agent=USER_AGENT)
+        headers = signed_headers(secrets=message.webhook_secrets, purpose=WEBHOOK_PURPOSE,
+                                 message_id=message.delivery_id, body=body, user_agent=USER_AGENT)
         headers[DELIVERY_ID_HEADER] = message.delivery_id
         return SendResult(response=self.poster.post(message.webhook_url, body=body, headers=headers))

@@ -15,5 +15,5 @@ class RecipientDetailApi(UserDetailApi):
     @extend_schema(responses={204: None, 404: ERROR_RESPONSES[404]}, examples=examples.USER_DELETE)
     def delete(self, request, external_id: str):
         recipient = recipient_get(project=request.auth.project, external_id=external_id)
-        recipient_erase(recipient=recipient)
+        recipient_erase(recipient=recipient, actor_label=f"api_key:{request.auth.prefix}")
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,6 +7,7 @@ on the server, so the page loads nothing from anywhere else.
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
+from apps.channels.circuit_report import provider_circuits
 from apps.core.console import status_colour
 from apps.notifications.models import DeliveryStatus
 from apps.notifications.operations.stats import PERCENTILES, Dashboard, dashboard
@@ -33,6 +34,7 @@ def dashboard_view(request):
         "dead_by_error": _bars(data.dead_letters.by_error),
         "queues": _queue_rows(data),
         "errors": [(row, round(row.rate * 100, 1)) for row in data.provider_errors],
+        "circuits": provider_circuits(),
     }
     return TemplateResponse(request, "admin/notifications/dashboard.html", context)
 

@@ -9,7 +9,7 @@ Lists cost a fixed number of queries whatever their length (select_related / pre
 from django.contrib import admin, messages
 from django.db.models import Prefetch
 
-from apps.core.console import ReadOnlyMixin, badge, badges, confirm_action
+from apps.core.console import ReadOnlyMixin, badge, badges, capped_action_summary, confirm_action
 from apps.notifications.admin.filters import (
     AgeFilter,
     CategoryFilter,
@@ -34,9 +34,6 @@ from apps.notifications.operations.dead_letters import (
     dead_letters_replay,
 )
 from apps.notifications.operations.stats import dead_letter_counts
-
-# Rows one Replay or Discard takes from the console (the rest wait for the next run).
-MAX_ROWS_PER_ACTION = 1000
 
 
 class DeliveryAttemptInline(ReadOnlyMixin, admin.TabularInline):
@@ -157,13 +154,9 @@ class _DeliveryAdminBase(ReadOnlyMixin, admin.ModelAdmin):
         )
 
     def _confirm(self, request, queryset, eligible, *, action, verb, noun, effect, left_alone, service, done):
-        # One action takes at most MAX_ROWS_PER_ACTION rows, oldest first (as `dlq --limit`): a whole
-        # queue after an outage is a few runs, each one transaction the web request can finish.
+        # Oldest first, as `dlq --limit`.
         count = eligible.count()
-        taking = min(count, MAX_ROWS_PER_ACTION)
-        summary = f"{verb} {taking} {noun[0] if taking == 1 else noun[1]}"
-        if taking < count:
-            summary += f" (the oldest {taking} of {count}: at most {MAX_ROWS_PER_ACTION} per action; run it again for the rest)"
+        taking, summary = capped_action_summary(verb=verb, noun=noun, count=count)
         warnings = [f"{left_alone}; the others selected are left alone."] if count != queryset.count() else []
         return confirm_action(
             self, request, queryset, action=action, title=verb, summary=f"{summary}: {effect}", warning=" ".join(warnings),

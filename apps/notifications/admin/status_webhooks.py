@@ -2,9 +2,8 @@
 failed and why, and a Replay action (with a confirmation page) for failed and dead events."""
 
 from django.contrib import admin, messages
-from django.template.defaultfilters import pluralize
 
-from apps.core.console import ReadOnlyMixin, confirm_action
+from apps.core.console import ReadOnlyMixin, capped_action_summary, confirm_action
 from apps.notifications.models import StatusEvent
 from apps.notifications.status_webhooks.posting import REPLAYABLE_EVENT_STATUSES, status_events_replay
 
@@ -29,20 +28,24 @@ class StatusEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.action(description="Replay: post again with a fresh attempt budget", permissions=["change"])
     def replay(self, request, queryset):
         selected = queryset.count()
-        replayable = queryset.filter(status__in=REPLAYABLE_EVENT_STATUSES).count()
+        eligible = queryset.filter(status__in=REPLAYABLE_EVENT_STATUSES)
+        # Oldest first, at most the console's per-action limit, as the dead letters' Replay.
+        replayable = eligible.count()
+        taking, summary = capped_action_summary(verb="Post", noun=("status webhook event", "status webhook events"),
+                                                count=replayable)
 
         def perform() -> None:
-            replayed = status_events_replay(event_ids=queryset.values_list("id", flat=True), actor=request.user)
+            event_ids = list(eligible.order_by("occurred_at", "id").values_list("id", flat=True)[:taking])
+            replayed = status_events_replay(event_ids=event_ids, actor=request.user)
             self.message_user(request, f"Replayed {replayed} status webhook events.", messages.SUCCESS)
-            if selected - replayed:
-                self.message_user(request, f"Left {selected - replayed} alone: only failed and dead events are "
+            if selected - replayable:
+                self.message_user(request, f"Left {selected - replayable} alone: only failed and dead events are "
                                   "replayed.", messages.WARNING)
 
         return confirm_action(
             self, request, queryset, action="replay", title="Replay",
-            summary=f"Post {replayable} status webhook event{pluralize(replayable)} to their project's "
-                    "status_webhook_url again, with a fresh attempt budget? Receivers drop repeats by event id "
-                    "(X-Notifier-Event-Id).",
+            summary=f"{summary} to their project's status_webhook_url again, with a fresh attempt budget? "
+                    "Receivers drop repeats by event id (X-Notifier-Event-Id).",
             warning=(f"{selected - replayable} of the selected events are not failed or dead and will be left alone."
                      if selected - replayable else ""),
             perform=perform,

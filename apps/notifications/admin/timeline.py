@@ -19,7 +19,10 @@ def notification_timeline(notification: Notification):
                            delivery.channel)
         events.append((delivery.created_at, link, badge("created", "queued"), delivery.skip_reason or delivery.hold_reason))
         for attempt in delivery.attempts.all():
+            passed = [f"{p.get('provider')}: {p.get('error_code')}" for p in attempt.passed_over or []]
             detail = " ".join(filter(None, [f"attempt {attempt.number}", f"{attempt.duration_ms} ms",
+                                            f"via {attempt.provider}" if attempt.provider else "",
+                                            f"(passed over {', '.join(passed)})" if passed else "",
                                             attempt.error_code, attempt.error_message[:200],
                                             attempt.provider_message_id]))
             events.append((attempt.started_at, link, badge(attempt.outcome, attempt.outcome), detail))

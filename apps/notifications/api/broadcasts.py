@@ -7,11 +7,15 @@ from apps.core.fields import idempotency_key_from_header
 from apps.notifications.api import examples
 from apps.notifications.api.serializers import BroadcastInputSerializer, BroadcastSerializer
 from apps.notifications.api.views import IDEMPOTENCY_HEADER, idempotency_key_parameter
-from apps.notifications.intake.broadcasts import broadcast_cancel, broadcast_create, broadcast_get
+from apps.notifications.intake.broadcasts import BROADCAST_MAX_TO, broadcast_cancel, broadcast_create, broadcast_get
 from apps.notifications.intake.services import request_fingerprint
+from apps.projects.throttling import items_rate_limit_cost
 
 
 class BroadcastListApi(APIView):
+    # One per user of a `to` list; an audience costs 1 here and pays per user as it fans out.
+    rate_limit_cost = items_rate_limit_cost("to", most=BROADCAST_MAX_TO)
+
     @extend_schema(
         request=BroadcastInputSerializer,
         responses={202: BroadcastSerializer},
@@ -30,7 +34,7 @@ class BroadcastListApi(APIView):
             channels=fields.get("channels"), category=fields["category"], priority=fields["priority"],
             send_at=fields["send_at"], to=fields.get("to"), audience=fields.get("audience"),
             idempotency_key=idempotency_key_from_header(request, IDEMPOTENCY_HEADER),
-            fingerprint=request_fingerprint(request.data),
+            fingerprint=request_fingerprint(request.data), api_key=request.auth,
         )
         return Response(BroadcastSerializer(broadcast).data, status=status.HTTP_202_ACCEPTED)
 

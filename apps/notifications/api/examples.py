@@ -44,8 +44,12 @@ _DETAIL = {
         "provider_message_id": "<0b5e8c3d.notifier@mail.example>", "last_error": None, "cancel_requested_at": None,
         "attempts": [
             {"number": 1, "started_at": "2025-01-01T12:00:00.200000Z", "duration_ms": 31, "outcome": "transient_error",
-             "provider_message_id": "", "error_code": "451", "error_message": "SMTP 451 4.3.0 try again later"},
+             "provider": "smtp:mail.example:587", "passed_over": [], "provider_message_id": "", "error_code": "451",
+             "error_message": "SMTP 451 4.3.0 try again later"},
             {"number": 2, "started_at": "2025-01-01T12:00:03.400000Z", "duration_ms": 28, "outcome": "sent",
+             "provider": "smtp:backup.mail.example:587",
+             "passed_over": [{"provider": "smtp:mail.example:587", "error_code": "connection",
+                              "error": "Cannot connect to the mail server: [Errno 111] Connection refused"}],
              "provider_message_id": "<0b5e8c3d.notifier@mail.example>", "error_code": "", "error_message": ""},
         ],
     }],

@@ -97,7 +97,8 @@ class NotificationListQuerySerializer(serializers.Serializer):
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
-        fields = ("number", "started_at", "duration_ms", "outcome", "provider_message_id", "error_code", "error_message")
+        fields = ("number", "started_at", "duration_ms", "outcome", "provider", "passed_over", "provider_message_id",
+                  "error_code", "error_message")
 
 
 class DeliverySummarySerializer(serializers.ModelSerializer):

@@ -28,6 +28,7 @@ from apps.notifications.intake.services import (
     notifications_create,
     request_fingerprint,
 )
+from apps.projects.throttling import items_rate_limit_cost
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -83,12 +84,7 @@ class NotificationListApi(APIView):
 
 
 class NotificationBulkApi(APIView):
-    @staticmethod
-    def rate_limit_cost(request) -> int:
-        """Each notification counts against the key's rate (a bulk is not a way round it); a body
-        that is not a list costs 1 and gets its 400."""
-        items = request.data.get("notifications") if isinstance(request.data, dict) else None
-        return min(len(items), BULK_MAX_NOTIFICATIONS) if isinstance(items, list) else 1
+    rate_limit_cost = items_rate_limit_cost("notifications", most=BULK_MAX_NOTIFICATIONS)
 
     @extend_schema(request=NotificationBulkRequestSerializer, responses={200: NotificationBulkResultSerializer},
                    examples=examples.NOTIFICATION_BULK)

@@ -14,6 +14,7 @@ from apps.channels.base import Action, ChannelMessage, DeactivateDevice, PushDev
 from apps.channels.registry import backend_get, channel_enabled
 from apps.notifications.delivery.unsubscribe_headers import unsubscribe_headers
 from apps.notifications.models import Delivery, DeliveryAttempt
+from apps.projects.selectors import project_webhook_secrets
 from apps.users.selectors import devices_active_by_recipient
 from apps.users.services import device_deactivate
 
@@ -65,7 +66,7 @@ def channel_message_build(delivery: Delivery, content: dict, addresses: BatchAdd
                       for d in addresses.devices.get(recipient.id, ())),
         devices_reached=addresses.reached.get(delivery_id, {}),
         webhook_url=project.webhook_url,
-        webhook_secret=project.webhook_secret,
+        webhook_secrets=project_webhook_secrets(project=project),
         notification_id=str(notification.id),
         template_key=notification.template.key,
         user_external_id=notification.to,

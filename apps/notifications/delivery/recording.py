@@ -80,12 +80,15 @@ def _provider_wait(retry_after: float | None) -> float:
 
 
 def _attempt(delivery, *, outcome, started_at, started, result=None, error=None, next_attempt_at=None) -> DeliveryAttempt:
+    answer = result or error
     return DeliveryAttempt(
         delivery=delivery,
         number=delivery.attempt_count,
         started_at=started_at,
         duration_ms=int((time.monotonic() - started) * 1000),
         outcome=outcome,
+        provider=getattr(answer, "provider", ""),
+        passed_over=[passed.as_dict() for passed in getattr(answer, "passed_over", ())],
         provider_message_id=result.provider_message_id if result else "",
         provider_response=(result.response if result else error.response) or {},
         error_code=error.code if error else "",

@@ -26,7 +26,8 @@ from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from apps.channels.base import PermanentProviderError, ProviderError, SendResult, TransientProviderError
-from apps.channels.registry import ChannelDisabled, backend_get, backends_reset
+from apps.channels.failover import channel_send
+from apps.channels.registry import ChannelDisabled, backends_reset, providers_get
 from apps.core.correlation import correlation_bound
 from apps.core.ids import uuids_split
 from apps.notifications.delivery.channel_messages import (
@@ -289,7 +290,7 @@ def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
     notification = delivery.notification
     if notification.recipient is None:
         raise PermanentProviderError("The user was deleted before this was sent.", code="user_deleted")
-    backend = backend_get(delivery.channel)
+    providers_get(delivery.channel)  # ChannelDisabled before rendering for a channel that may be gone
     try:
         content = template_version_render(
             version=notification.template_version, channel=delivery.channel, data=notification.data
@@ -303,7 +304,7 @@ def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
     message = channel_message_build(delivery, content, addresses)
     started = time.monotonic()
     try:
-        result = backend.send(message)
+        result = channel_send(delivery.channel, message)  # its providers in order (failover)
     except ProviderError as exc:
         actions_apply(exc.actions)  # e.g. a device gone for good, though the message failed
         raise

@@ -197,7 +197,7 @@ def _queued_again_recheck_at(now: datetime) -> Expression:
     computes the datetime difference in microseconds, MAX/MIN compare those integers, and adding
     them to a datetime gives its usual text form.
     """
-    timeout = queued_recheck_at(now) - now
+    timeout = timedelta(seconds=settings.NOTIFIER_QUEUED_TIMEOUT_SECONDS)
     queued_for = ExpressionWrapper(Value(now) - F("status_changed_at"), output_field=DurationField())
     wait = Least(Greatest(queued_for, Value(timeout)), Value(timeout * _MAX_QUEUED_WAIT_FACTOR))
     return ExpressionWrapper(Value(now) + wait, output_field=DateTimeField())

@@ -31,7 +31,11 @@ def unsubscribe_headers(*, channel: str, project, recipient_id: int, category: s
     if channel not in UNSUBSCRIBE_CHANNELS or not category or category_is_critical(project=project, category=category):
         return {}
     token = unsubscribe_token(project_id=project.id, recipient_id=recipient_id, category=category)
-    links = [f"<{settings.PUBLIC_BASE_URL.rstrip('/')}/unsubscribe/{token}>"]
+    # No base (production without PUBLIC_BASE_URL, refused by the system checks): no link that
+    # would point at a host the reader cannot reach.
+    links = [f"<{settings.PUBLIC_BASE_URL.rstrip('/')}/unsubscribe/{token}>"] if settings.PUBLIC_BASE_URL else []
     if settings.NOTIFIER_UNSUBSCRIBE_MAILTO:
         links.append(f"<mailto:{settings.NOTIFIER_UNSUBSCRIBE_MAILTO}?subject={quote('unsubscribe ' + token)}>")
+    if not links:
+        return {}
     return {LIST_UNSUBSCRIBE_HEADER: ", ".join(links), LIST_UNSUBSCRIBE_POST_HEADER: LIST_UNSUBSCRIBE_POST_VALUE}

@@ -15,7 +15,11 @@ heartbeat. The batch's deliveries are published once it commits. So:
 - a cancel takes the row lock too: once it commits, no batch follows, and every delivery created
   so far that is not being sent is cancelled;
 - the sweep (`broadcasts_resume_stale`) republishes a fan-out whose heartbeat is older than
-  NOTIFIER_BROADCAST_STALE_SECONDS: its message or its worker was lost.
+  NOTIFIER_BROADCAST_STALE_SECONDS: its message or its worker was lost;
+- an audience pays the API rate of the key that created it, one per user, batch by batch (a list
+  paid when it was posted): a batch the key's bucket cannot pay for is not created, and the run
+  stops with its heartbeat set to go stale when the bucket will have refilled, so the sweep
+  resumes it then. Paused, never failed; batches are at most the rate's count.
 
 Each user's preferences and contact points apply as for a single notification. A user who gets
 nothing (unknown external id, no contact point on any channel asked for, or every channel declined)
@@ -44,7 +48,8 @@ from apps.notifications.intake.services import (
 from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, Notification
 from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
 from apps.notifications.workflow_hooks import workflows_resolve
-from apps.projects.models import Project
+from apps.projects.models import ApiKey, Project
+from apps.projects.throttling import api_key_take, api_rate_of
 from apps.templates.selectors import template_versions_newest, template_versions_pinned
 from apps.templates.services import missing_variables_error, template_version_missing_variables, template_version_unknown
 from apps.users.selectors import recipients_audience, recipients_find, recipients_with_device_flag
@@ -55,6 +60,8 @@ logger = logging.getLogger(__name__)
 # cheap. Larger audiences are what `audience` filters are for.
 BROADCAST_MAX_TO = 10_000
 UNFINISHED = (BroadcastStatus.PENDING, BroadcastStatus.RUNNING)
+# What a fan-out run returns when the key's rate stopped it (the broadcast stays `running`).
+PAUSED_BY_RATE = "paused"
 # Errors that mean "this user gets nothing", not "something went wrong".
 _SKIP_CODES = frozenset({"unknown_user", "no_deliverable_channel"})
 
@@ -73,6 +80,7 @@ def broadcast_create(
     audience: dict | None = None,
     idempotency_key: str = "",
     fingerprint: str = "",
+    api_key: ApiKey | None = None,
     workflow_key: str = "",
 ) -> tuple[Broadcast, bool]:
     """Store the broadcast and start its fan-out once committed; return (broadcast, created).
@@ -118,6 +126,7 @@ def broadcast_create(
         priority=priority, send_at=send_at, to=to, audience=None if to is not None else audience,
         total=len(to) if to is not None else None, idempotency_key=idempotency_key,
         request_fingerprint=fingerprint, heartbeat_at=timezone.now(), correlation_id=correlation_id_get(),
+        api_key=api_key,
     )
     try:
         with transaction.atomic():
@@ -205,7 +214,17 @@ def _fan_out_batch(*, broadcast_id, batch_size: int) -> str:
         if broadcast.total is None:
             broadcast.total = _audience(broadcast).count()
 
+    rate = api_rate_of(broadcast.project) if broadcast.to is None and broadcast.api_key_id else None
+    if rate is not None:
+        batch_size = min(batch_size, rate.count)
     external_ids, recipients, cursor = _next_batch(broadcast, batch_size)
+    if external_ids and rate is not None:
+        take = api_key_take(api_key_id=broadcast.api_key_id, rate=rate, cost=len(external_ids))
+        if take is not None and not take.allowed:
+            # Stale (for the sweep to resume it) when the bucket holds this batch again.
+            broadcast.heartbeat_at = now + timedelta(seconds=take.wait - settings.NOTIFIER_BROADCAST_STALE_SECONDS)
+            broadcast.save(update_fields=["status", "started_at", "total", "heartbeat_at"])
+            return PAUSED_BY_RATE
     if not external_ids:
         broadcast.status = BroadcastStatus.COMPLETED
         broadcast.finished_at = now

@@ -9,27 +9,42 @@ Two requests for one user in different web processes must not both take the last
 users' rows are locked (SELECT … FOR UPDATE, in id order so two batches cannot deadlock) before
 counting, so the second waits for the first to commit and then counts it.
 
+The work under that lock is bounded whatever a user's history: a deferral waits at most twice the
+project's longest window past the notification's due time (DEFER_HORIZON_WINDOWS; past it, the
+notification is skipped: a user that far over a cap gains nothing from a longer queue), so only
+the counted notifications within a window of that span are read, one query per cap; every cap's
+windows hold at most its limit (bounded by MAX_CAP_LIMIT), so that is a few limits' worth of rows
+per user. Each check
+is two binary searches and a scan of at most one limit's worth of times (see _Counted).
+
 Exempt, and never counted: `priority: high`, the project's critical categories, notifications with
 nothing to send (every delivery skipped). A cancelled notification stops counting. Notifications
 accepted while the project had no caps do not count (they carry no cap_counted_at): a cap holds
 from when it is set.
 """
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from apps.channels.registry import channel_held_by_quiet_hours
 from apps.notifications.models import Delivery, DeliveryStatus, Notification, Priority
 from apps.projects.models import Project
-from apps.projects.policy import OVER_CAP_SKIP, FrequencyCap, frequency_caps_of
+from apps.projects.policy import ALL_CATEGORIES, OVER_CAP_SKIP, FrequencyCap, frequency_caps_of
 from apps.projects.selectors import category_is_critical
 from apps.users.models import Recipient
 from apps.users.preferences import quiet_hours_release_at
 
 FREQUENCY_CAP_SKIP_PREFIX = "frequency cap"
 FREQUENCY_CAP_HOLD_PREFIX = "held by the frequency cap"
+# How far a deferral may reach, in the project's longest window: one window is not enough, since
+# scheduled notifications up to a window ahead can fill the window after the due time too.
+DEFER_HORIZON_WINDOWS = 2
+# How many times one notification's slot search may move past a full stretch before it gives up
+# (and is skipped): each move passes at least one whole full run, so realistic histories need one
+# or two; the bound keeps a contrived one from costing more.
+MAX_SLOT_MOVES = 32
 
 
 @dataclass
@@ -40,6 +55,29 @@ class CapPlan:
     due: datetime
     uncapped: list[Delivery]  # its deliveries as planned without caps; never changed here
     deliveries: list[Delivery]  # what is inserted: `uncapped`, or their held/skipped versions
+
+
+@dataclass
+class _Counted:
+    """One user's counted times under one cap, sorted.
+
+    One more notification at `at` breaks the cap exactly when some `limit` consecutive counted
+    times span less than a window and lie within a window either side of `at` (a window holding
+    them and `at` then exists). Such a run blocks every moment until its first time leaves the
+    window, so the search for a slot jumps there.
+    """
+
+    cap: FrequencyCap
+    times: list[datetime] = field(default_factory=list)
+
+    def blocked_until(self, at: datetime) -> datetime | None:
+        """None when one more at `at` fits; else the moment until which the latest run blocks."""
+        window, limit, times = timedelta(seconds=self.cap.window_seconds), self.cap.limit, self.times
+        low, high = bisect_right(times, at - window), bisect_left(times, at + window)
+        for first in range(high - limit, low - 1, -1):  # latest first: it blocks the longest
+            if times[first + limit - 1] - times[first] < window:
+                return times[first] + window
+        return None
 
 
 def cap_exempt(*, project: Project, priority: str, category: str) -> bool:
@@ -66,56 +104,73 @@ def caps_apply(*, project: Project, plans: Iterable[CapPlan], now: datetime) -> 
         return
     recipient_ids = sorted({plan.notification.recipient_id for plan, _ in subject})
     list(Recipient.objects.select_for_update().filter(id__in=recipient_ids).order_by("id").values_list("id"))
-    since = min(plan.due for plan, _ in subject) - timedelta(seconds=max(cap.window_seconds for cap in caps))
-    counted: dict[int, list[tuple[str, datetime]]] = {}
-    for recipient_id, category, at in Notification.objects.filter(
-        recipient_id__in=recipient_ids, cap_counted_at__gt=since
-    ).values_list("recipient_id", "category", "cap_counted_at"):
-        counted.setdefault(recipient_id, []).append((category, at))
+    horizon = DEFER_HORIZON_WINDOWS * timedelta(seconds=max(cap.window_seconds for cap in caps))
+    counted = _counted_load(recipient_ids=recipient_ids, caps={cap for _, applicable in subject for cap in applicable},
+                            earliest=min(plan.due for plan, _ in subject),
+                            latest=max(plan.due for plan, _ in subject) + horizon)
 
     for plan, applicable in subject:
         notification = plan.notification
-        history = counted.setdefault(notification.recipient_id, [])
-        times = {cap: sorted(at for category, at in history if cap.applies_to(category)) for cap in applicable}
-        over = [cap for cap in applicable if not _fits(times[cap], plan.due, cap)]
+        mine = [counted[(notification.recipient_id, cap)] for cap in applicable]
+        over = [c.cap for c in mine if c.blocked_until(plan.due) is not None]
         if not over:
             slot = plan.due
         elif skipping := [cap for cap in over if cap.over_cap == OVER_CAP_SKIP]:
             plan.deliveries = [_skipped(d, cap=skipping[0], now=now) for d in plan.uncapped]
             continue
+        elif (slot := _first_slot(mine, plan.due, until=plan.due + horizon)) is None:
+            plan.deliveries = [_skipped(d, cap=over[0], now=now, beyond=horizon) for d in plan.uncapped]
+            continue
         else:
-            slot = _first_slot(times, plan.due)
             plan.deliveries = [_held(d, cap=over[0], until=slot, now=now, recipient=notification.recipient)
                                for d in plan.uncapped]
         notification.cap_counted_at = slot
-        history.append((notification.category, slot))
+        for c in mine:
+            insort(c.times, slot)
 
 
-def _fits(times: list[datetime], at: datetime, cap: FrequencyCap) -> bool:
-    """Would one more notification at `at` keep every window that contains it within the limit?
-    The fullest such windows end at `at` or at a later notification less than a window away."""
-    window = timedelta(seconds=cap.window_seconds)
-    later = times[bisect_left(times, at):bisect_left(times, at + window)]
-    # `times` is sorted; each window (end - window, end] holds `at` itself, plus what it counts there.
-    return all(bisect_right(times, end) - bisect_right(times, end - window) + 1 <= cap.limit for end in [at, *later])
+def _counted_load(*, recipient_ids: list[int], caps: set[FrequencyCap], earliest: datetime,
+                  latest: datetime) -> dict[tuple[int, FrequencyCap], _Counted]:
+    """The counted times each check may look at: a window either side of the span from the
+    earliest due time to the latest moment a deferral may reach. One query per cap."""
+    counted = {(recipient_id, cap): _Counted(cap) for recipient_id in recipient_ids for cap in caps}
+    for cap in caps:
+        window = timedelta(seconds=cap.window_seconds)
+        rows = Notification.objects.filter(recipient_id__in=recipient_ids, cap_counted_at__gt=earliest - window,
+                                           cap_counted_at__lt=latest + window)
+        if cap.category != ALL_CATEGORIES:
+            rows = rows.filter(category=cap.category)
+        for recipient_id, at in rows.values_list("recipient_id", "cap_counted_at"):
+            counted[(recipient_id, cap)].times.append(at)
+    for each in counted.values():
+        each.times.sort()
+    return counted
 
 
-def _first_slot(times: dict[FrequencyCap, list[datetime]], due: datetime) -> datetime:
-    """The earliest moment from `due` at which every cap has room: a moment when a counted
-    notification leaves its window (only then can room appear)."""
-    candidates = sorted({t + timedelta(seconds=cap.window_seconds) for cap, ts in times.items() for t in ts})
-    for candidate in candidates:
-        if candidate > due and all(_fits(ts, candidate, cap) for cap, ts in times.items()):
-            return candidate
-    # Unreachable: past the last counted notification's window every window is empty.
-    return max(candidates[-1], due)
+def _first_slot(counted: list[_Counted], due: datetime, *, until: datetime) -> datetime | None:
+    """The earliest moment from `due` at which every cap has room, or None if there is none by
+    `until`. Each blocked moment jumps to the latest end among its blockers: every moment before
+    it is blocked too."""
+    at = due
+    for _ in range(MAX_SLOT_MOVES):
+        ends = [end for c in counted if (end := c.blocked_until(at)) is not None]
+        if not ends:
+            return at
+        at = max(ends)
+        if at > until:
+            return None
+    return None
 
 
-def _skipped(delivery: Delivery, *, cap: FrequencyCap, now: datetime) -> Delivery:
+def _skipped(delivery: Delivery, *, cap: FrequencyCap, now: datetime, beyond: timedelta | None = None) -> Delivery:
     if delivery.status == DeliveryStatus.SKIPPED:
         return delivery
+    reason = f"{FREQUENCY_CAP_SKIP_PREFIX}: {cap.describe()}"
+    if beyond is not None:
+        reason += f", and no room within {int(beyond.total_seconds())} s of its time"
+    reason = reason[:Delivery._meta.get_field("skip_reason").max_length]  # a category name may be long
     return Delivery(notification=delivery.notification, channel=delivery.channel, status=DeliveryStatus.SKIPPED,
-                    skip_reason=f"{FREQUENCY_CAP_SKIP_PREFIX}: {cap.describe()}", status_changed_at=now)
+                    skip_reason=reason, status_changed_at=now)
 
 
 def _held(delivery: Delivery, *, cap: FrequencyCap, until: datetime, now: datetime, recipient) -> Delivery:

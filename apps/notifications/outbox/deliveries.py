@@ -1,7 +1,13 @@
 """Getting deliveries onto their channel queues: after commit, and again by the sweep if lost.
 
-The broker message is only the delivery id. If publishing fails (broker down, no confirm), the
-delivery row still says `queued`; its `recheck_at` is moved to now so the next sweep publishes it.
+The broker message is only the delivery id, and the delivery row is the outbox. A delivery is
+committed `queued` with a short deadline (NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS): until RabbitMQ
+confirms its message, nothing says it was ever published. A process killed between the commit
+and the publish leaves exactly that, and the sweep publishes it within seconds. Once the broker
+confirms, one UPDATE per publish moves the deadline out to NOTIFIER_QUEUED_TIMEOUT_SECONDS, the
+time a message may wait in a backlog before it is presumed lost.
+If publishing fails (broker down, no confirm), `recheck_at` is moved to now so the next sweep
+publishes it.
 After a failure the process stops trying for a few seconds (NOTIFIER_PUBLISH_PAUSE_SECONDS) and
 hands everything to the sweep at once, so API requests during an outage cost a database write,
 not a broker timeout each.
@@ -16,6 +22,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from apps.channels.registry import batch_size
 from apps.notifications.models import Delivery, DeliveryStatus
@@ -81,7 +88,9 @@ def deliveries_publish(messages: Sequence[DeliveryMessage]) -> int:
         unpublished = [m.delivery_id for batch in batches[published:] for m in batch]
         logger.exception("publishing failed; %d deliveries left to the sweep", len(unpublished))
         deliveries_mark_unpublished(delivery_ids=unpublished)
-    return sum(len(batch) for batch in batches[:published])
+    confirmed = [m.delivery_id for batch in batches[:published] for m in batch]
+    deliveries_mark_published(delivery_ids=confirmed)
+    return len(confirmed)
 
 
 def _batches(messages: Sequence[DeliveryMessage]) -> Iterator[list[DeliveryMessage]]:
@@ -169,6 +178,25 @@ def deliveries_publish_alone(*, delivery_ids: Sequence[str], queue: str, priorit
     return True
 
 
+def deliveries_mark_published(*, delivery_ids: Sequence[str]) -> None:
+    """The broker confirmed these deliveries' messages: from now on only a backlog older than the
+    queued timeout (or a broker that lost them) makes the sweep publish them again.
+
+    Only rows still `queued` with an earlier deadline move: a worker may already have claimed
+    one, and the sweep may have set a longer wait for one it published again.
+    """
+    if not delivery_ids:
+        return
+    deadline = timezone.now() + timedelta(seconds=settings.NOTIFIER_QUEUED_TIMEOUT_SECONDS)
+    try:
+        Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED, recheck_at__lt=deadline).update(
+            recheck_at=deadline
+        )
+    except Exception:
+        # The messages are on their queues; the worst this costs is one spare message each.
+        logger.warning("could not mark %d published deliveries", len(delivery_ids), exc_info=True)
+
+
 def deliveries_mark_unpublished(*, delivery_ids: Sequence[str]) -> None:
     try:
         Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED).update(recheck_at=Now())
@@ -178,5 +206,5 @@ def deliveries_mark_unpublished(*, delivery_ids: Sequence[str]) -> None:
 
 
 def queued_recheck_at(now: datetime) -> datetime:
-    """When a delivery queued now is presumed lost if no worker has claimed it."""
-    return now + timedelta(seconds=settings.NOTIFIER_QUEUED_TIMEOUT_SECONDS)
+    """When a delivery queued now, whose publish nobody has confirmed yet, is presumed unpublished."""
+    return now + timedelta(seconds=settings.NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS)

@@ -10,7 +10,7 @@ event is `dead`; any other 4xx, or an address not allowed, makes it `failed` at 
 in the admin, where an operator replays them.
 
 Delivery is at least once: a post the receiver took but whose answer was lost is posted again,
-with the same event id (X-Notifier-Event-Id) for the receiver to drop the repeat.
+with the same event id (`webhook-id`, and X-Notifier-Event-Id) for the receiver to drop the repeat.
 
 Fairness: each post first takes a lease of its project's share (apps/channels/shares.py); one
 over the share is deferred without being claimed, so a receiver that hangs holds at most that
@@ -37,12 +37,13 @@ from django.utils import timezone
 from apps.channels.base import PermanentProviderError, ProviderError, TransientProviderError
 from apps.channels.headers import DELIVERY_ID_HEADER
 from apps.channels.shares import STATUS_WEBHOOK_SHARE, project_send_lease
-from apps.channels.signed_post import SignedPoster, signed_headers
+from apps.channels.signed_post import STATUS_WEBHOOK_PURPOSE, SignedPoster, signed_headers
 from apps.core.audit import audit_record
 from apps.core.ids import uuids_split
 from apps.notifications.delivery.recording import retry_delay
 from apps.notifications.models import ACTIVE_EVENT_STATUSES, StatusEvent, StatusEventStatus
 from apps.notifications.outbox.status_events import status_events_publish_on_commit
+from apps.projects.selectors import project_webhook_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,8 @@ def _post(event: StatusEvent) -> dict:
                                      "(PATCH /api/v1/project) and replay the event.", code="webhook_secret_missing")
     body_fields = status_event_body(event)
     body = json.dumps(body_fields, separators=(",", ":"), ensure_ascii=False).encode()
-    headers = signed_headers(secret=project.webhook_secret, body=body, user_agent=USER_AGENT)
+    headers = signed_headers(secrets=project_webhook_secrets(project=project), purpose=STATUS_WEBHOOK_PURPOSE,
+                             message_id=str(event.id), body=body, user_agent=USER_AGENT)
     headers[EVENT_ID_HEADER] = str(event.id)
     headers[DELIVERY_ID_HEADER] = body_fields["delivery_id"]
     if body_fields["correlation_id"]:

@@ -4,6 +4,7 @@ from apps.core.egress import ADDRESS_NOT_ALLOWED_MESSAGE
 from apps.core.examples import error_example, request_example, response_example
 
 _PROJECT = {"name": "my-shop", "default_locale": "en", "webhook_url": "https://shop.example/hooks/notifier",
+            "webhook_secret_previous_until": None,
             "status_webhook_url": "https://shop.example/hooks/notifier-status", "api_rate_limit": "100/s",
             "critical_categories": ["security", "billing"], "frequency_caps": [
                 {"category": "marketing", "limit": 3, "window": 86400, "over_cap": "defer"},

@@ -64,7 +64,16 @@ class ProjectSerializer(serializers.ModelSerializer):
     name = serializers.CharField(
         max_length=200, required=False, help_text="Set by the operator; cannot be changed through the API."
     )
-    webhook_secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=200)
+    webhook_secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=200,
+        help_text="Signs webhooks and status webhooks (docs/api.md, Signatures). Setting a new one rotates: "
+                  "the replaced one signs too until webhook_secret_previous_until.",
+    )
+    webhook_secret_previous_until = serializers.DateTimeField(
+        read_only=True, allow_null=True,
+        help_text="When the webhook_secret replaced last stops (or stopped) signing beside the current one; "
+                  "null when none was replaced.",
+    )
     critical_categories = CriticalCategoriesField(
         required=False,
         help_text="Categories the users' preferences cannot turn off (e.g. security, billing); "
@@ -81,8 +90,8 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ("name", "default_locale", "webhook_url", "webhook_secret", "status_webhook_url", "api_rate_limit",
-                  "critical_categories", "frequency_caps")
+        fields = ("name", "default_locale", "webhook_url", "webhook_secret", "webhook_secret_previous_until",
+                  "status_webhook_url", "api_rate_limit", "critical_categories", "frequency_caps")
         extra_kwargs = {
             "status_webhook_url": {"help_text": (
                 "Where every delivery status change (sent, delivered, undelivered, failed, dead, cancelled, "

@@ -18,5 +18,6 @@ class ProjectApi(APIView):
     def patch(self, request):
         serializer = ProjectSerializer(request.auth.project, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        project = project_update(project=request.auth.project, **serializer.validated_data)
+        project = project_update(project=request.auth.project, actor_label=f"api_key:{request.auth.prefix}",
+                                 **serializer.validated_data)
         return Response(ProjectSerializer(project).data)

@@ -6,8 +6,10 @@ from rest_framework.views import APIView
 
 from apps.core.api import error_body
 from apps.core.schema import ERROR_RESPONSES
+from apps.projects.throttling import items_rate_limit_cost
 from apps.users.api import examples
 from apps.users.api.serializers import (
+    BULK_MAX_USERS,
     DeviceInputSerializer,
     DeviceOutputSerializer,
     PreferencesSerializer,
@@ -29,6 +31,8 @@ from apps.users.services import (
 
 
 class RecipientBulkApi(APIView):
+    rate_limit_cost = items_rate_limit_cost("users", most=BULK_MAX_USERS)
+
     @extend_schema(
         operation_id="v1_users_bulk_upsert",
         request=RecipientBulkRequestSerializer,

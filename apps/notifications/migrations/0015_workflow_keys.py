@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0012_status_webhooks'),
+        ('notifications', '0014_attempt_provider'),
     ]
 
     operations = [
