@@ -86,7 +86,8 @@ def _candidates(providers: tuple[Provider, ...], message: ChannelMessage) -> tup
     if len(providers) == 1:
         return providers
     contacts = ContactPoints(email=message.email, phone=message.phone, has_active_device=bool(message.devices),
-                             webhook_url=message.webhook_url, webhook_secret=message.webhook_secret)
+                             webhook_url=message.webhook_url,
+                             webhook_secret=message.webhook_secrets[0] if message.webhook_secrets else "")
     reaching = tuple(p for p in providers if not p.backend.missing_contact_reason(contacts))
     # None can: the first one answers with its own error, as a channel of one provider would.
     return reaching or providers[:1]
