@@ -275,3 +275,18 @@ def test_a_critical_category_goes_through_preferences_in_a_step(api, user, escal
     travel(21)
     work()
     assert sent_channels(channels) == ["email"]
+
+
+def test_the_console_lists_workflows_and_runs(api, user, escalation, channels, admin_client):
+    from django.urls import reverse
+
+    start(api, "escalate")
+    work()
+    runs = admin_client.get(reverse("admin:workflows_workflowrun_changelist")).content.decode()
+    assert "escalate v1" in runs and ">active<" in runs
+    workflows = admin_client.get(reverse("admin:workflows_workflow_changelist")).content.decode()
+    assert "escalate" in workflows
+    from apps.workflows.models import Workflow
+
+    page = admin_client.get(reverse("admin:workflows_workflow_change", args=[Workflow.objects.get().id]))
+    assert page.status_code == 200 and "unread" in page.content.decode()  # the version's steps
