@@ -290,3 +290,21 @@ def test_the_console_lists_workflows_and_runs(api, user, escalation, channels, a
 
     page = admin_client.get(reverse("admin:workflows_workflow_change", args=[Workflow.objects.get().id]))
     assert page.status_code == 200 and "unread" in page.content.decode()  # the version's steps
+
+
+def test_a_delivery_the_sweep_ends_dead_wakes_the_run_at_once(api, user, fallback, channels, settings,
+                                                              django_capture_on_commit_callbacks):
+    from apps.channels.registry import backends_reset
+    from apps.notifications.delivery.sweep import deliveries_sweep
+
+    start(api, "fallback")
+    runs_scan()  # the push is queued; the SMS step waits for it
+    Delivery.objects.filter(channel="push").update(recheck_at=timezone.now())
+    del settings.NOTIFIER_CHANNELS["push"]  # push turned off: the sweep ends it dead
+    backends_reset()
+    with django_capture_on_commit_callbacks(execute=True):
+        deliveries_sweep()
+    assert Delivery.objects.get(channel="push").status == DeliveryStatus.DEAD
+    assert WorkflowRun.objects.get().due_at <= timezone.now()  # woken, not left to the 60 s recheck
+    runs_scan()
+    assert Delivery.objects.get(channel="sms").status == DeliveryStatus.QUEUED
