@@ -308,3 +308,14 @@ def test_a_delivery_the_sweep_ends_dead_wakes_the_run_at_once(api, user, fallbac
     assert WorkflowRun.objects.get().due_at <= timezone.now()  # woken, not left to the 60 s recheck
     runs_scan()
     assert Delivery.objects.get(channel="sms").status == DeliveryStatus.QUEUED
+
+
+def test_send_at_delays_the_runs_first_step(api, user, fallback, channels):
+    from datetime import timedelta
+
+    start(api, "fallback", send_at=(timezone.now() + timedelta(hours=1)).isoformat())
+    work()
+    assert not Delivery.objects.exists()
+    travel(3601)
+    work()
+    assert Delivery.objects.filter(channel="push").exists()
