@@ -70,7 +70,7 @@ def _step(run: WorkflowRun, *, now) -> bool:
     if not verdict.run:
         step.state, step.reason, step.finished_at = StepState.SKIPPED, verdict.reason, now
         step.save(update_fields=["state", "reason", "finished_at"])
-        return _run_next(run, now=now)
+        return _run_next(run)
     step.delivery = notification_delivery_add(notification=run.notification, channel=step.channel, now=now)
     step.reason = verdict.reason
     return _step_done(run, step, now=now)
@@ -79,12 +79,14 @@ def _step(run: WorkflowRun, *, now) -> bool:
 def _step_done(run: WorkflowRun, step: RunStep, *, now) -> bool:
     step.state, step.finished_at = StepState.DONE, now
     step.save(update_fields=["state", "finished_at", "delivery", "reason"])
-    return _run_next(run, now=now)
+    return _run_next(run)
 
 
-def _run_next(run: WorkflowRun, *, now) -> bool:
+def _run_next(run: WorkflowRun) -> bool:
     run.next_step += 1
-    run.due_at, run.awaiting_deliveries = now, False
+    # The database's clock, which the next claim compares with: a host running ahead must not
+    # make the next step look not yet due.
+    run.due_at, run.awaiting_deliveries = Now(), False
     run.save(update_fields=["next_step", "due_at", "awaiting_deliveries"])
     return True
 
