@@ -49,6 +49,7 @@ LOCAL_APPS = [
     "apps.notifications",
     "apps.channels",
     "apps.inbox",
+    "apps.workflows",
     "apps.retention",
     # No models: the users' console page with its erasing delete (apps/erasure/admin.py).
     "apps.erasure",

@@ -195,6 +195,11 @@ NOTIFIER_RETENTION_INTERVAL_SECONDS = env.float("NOTIFIER_RETENTION_INTERVAL_SEC
 # longest countdown and the task time limit (celery_app.eta_task_limit, set when a worker starts).
 NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS = env.float("NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS", default=1800.0)
 NOTIFICATION_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
+# Workflow runs (apps/workflows): how often beat looks for runs whose wait or digest is due (one
+# query on a partial index of open runs: a wait ends at most this late), and how long a step
+# waiting for an earlier delivery to settle waits before looking again if no wake-up came.
+NOTIFIER_WORKFLOW_SCAN_SECONDS = env.float("NOTIFIER_WORKFLOW_SCAN_SECONDS", default=5.0)
+NOTIFIER_WORKFLOW_SETTLE_RECHECK_SECONDS = env.float("NOTIFIER_WORKFLOW_SETTLE_RECHECK_SECONDS", default=60.0)
 # Queue and task names, and the queues' arguments, have one home: apps/notifications/queues.py.
 NOTIFIER_DEAD_LETTER_EXCHANGE = queues.DEAD_LETTER_EXCHANGE
 CELERY_TASK_QUEUES = queues.celery_queues(channels=NOTIFICATION_CHANNELS, broadcast_queue=NOTIFIER_BROADCAST_QUEUE)
@@ -213,4 +218,5 @@ CELERY_BEAT_SCHEDULE = {
     "broadcasts-resume": _periodic(queues.TASK_BROADCASTS_RESUME, NOTIFIER_SWEEP_INTERVAL_SECONDS),
     "retention-purge": _periodic(queues.TASK_RETENTION_PURGE, NOTIFIER_RETENTION_INTERVAL_SECONDS),
     "status-webhooks-sweep": _periodic(queues.TASK_STATUS_WEBHOOKS_SWEEP, NOTIFIER_SWEEP_INTERVAL_SECONDS),
+    "workflow-runs-scan": _periodic(queues.TASK_WORKFLOW_RUNS_SCAN, NOTIFIER_WORKFLOW_SCAN_SECONDS),
 }
