@@ -37,6 +37,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--load-processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--smtp-latency-ms", type=float, default=5.0, help="the fake SMTP server's time per message")
     parser.add_argument("--broadcast-audience", default='{"all": true}', help="the audience filter meaning every user (JSON)")
+    parser.add_argument("--helper-nice", type=int, default=10,
+                        help="niceness of the fake SMTP server and the load generator (0: as the stack)")
     parser.add_argument("--profile", action="store_true",
                         help="record py-spy profiles of web and workers during single/32 and email")
     args = parser.parse_args(argv)
@@ -68,7 +70,7 @@ def main(argv: list[str]) -> int:
         "run_dir": str(run_dir), "processes": {}, "scenarios": {name: {"available": False, "reason": "not run"}
                                                                   for name in SCENARIOS},
     }
-    stack = Stack(args.run_name, run_dir, smtp_latency=args.smtp_latency_ms / 1000)
+    stack = Stack(args.run_name, run_dir, smtp_latency=args.smtp_latency_ms / 1000, helper_niceness=args.helper_nice)
     monitor = None
     profiler = Profiler(run_dir / "profiles")
     try:
@@ -82,7 +84,7 @@ def main(argv: list[str]) -> int:
         monitor = Monitor(processes=stack.processes, database=stack.database).start()
         bench = scenarios.Bench(stack=stack, api_key=seeded["api_key"], template=seeded["template"],
                                 users=args.users, smoke=args.smoke, load_processes=args.load_processes,
-                                targets=targets)
+                                targets=targets, helper_niceness=args.helper_nice)
         profiled = [p for p in procfile if p.name.startswith(("web", "worker"))]
         run_scenarios(bench, args, report, profiler, profiled, monitor)
     except KeyboardInterrupt:

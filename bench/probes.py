@@ -4,6 +4,7 @@ commits, and the statements counted by notifier/settings/bench.py."""
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
 from pathlib import Path
@@ -138,6 +139,13 @@ def cpu_seconds(processes: list[ServiceProcess]) -> dict[str, float]:
             total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
         used[process.name] = total / ticks
     return used
+
+
+def load_generator_cpu_seconds() -> float:
+    """CPU time of this process's reaped children: the load generator's processes, once run_load()
+    has waited for them (the bench starts nothing else while a load runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def statements_executed(query_count_dir: Path) -> int:

@@ -80,13 +80,16 @@ def markdown(report: dict) -> str:
     for line in report["targets"]:
         value = line.get("reason") or _show(line["value"])
         lines.append(f"| {line['scenario']} | {line['figure']} | {value} | {line['target']} | {line['result']} |")
-    lines += ["", "## API load", "", "| scenario | clients | requests | accepted/s | p50 ms | p95 ms | p99 ms | errors |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "## API load", "", "CPU ms per accepted notification, by process tree (`load generator`: the "
+              "bench's own clients, at a lower priority).", "",
+              "| scenario | clients | requests | accepted/s | p50 ms | p95 ms | p99 ms | errors | CPU ms per accepted |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in ("single", "bulk"):
         for run in report["scenarios"][name].get("runs", []):
             latency = run["latency_ms"]
+            cpu = ", ".join(f"{process} {ms}" for process, ms in run.get("cpu_ms_per_accepted", {}).items())
             lines.append(f"| {name} | {run['clients']} | {run['requests']} | {run['accepted_per_s']} | {latency['p50']} "
-                         f"| {latency['p95']} | {latency['p99']} | {run['errors'] or 0} |")
+                         f"| {latency['p95']} | {latency['p99']} | {run['errors'] or 0} | {cpu} |")
     email = report["scenarios"]["email"]
     if email.get("available"):
         latency = email["accepted_to_provider_ms"]

@@ -15,5 +15,9 @@ metrics_folder_use()
 django.setup(set_prefix=False)  # what get_asgi_application() does, with our handler below
 
 from apps.core.asgi import EnvelopeASGIHandler, RequestBodyLimitMiddleware  # noqa: E402  (needs the setup)
+from apps.notifications.outbox.deliveries import background_publishing_start  # noqa: E402
+
+# A 202 does not wait for RabbitMQ: this process's committed deliveries are published from a thread.
+background_publishing_start()
 
 application = RequestBodyLimitMiddleware(EnvelopeASGIHandler())

@@ -15,6 +15,7 @@ not far over its limit is read and thrown away before the connection closes; a b
 import asyncio
 import json
 
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.http import JsonResponse
 
@@ -79,7 +80,19 @@ class RequestBodyLimitMiddleware:
 class EnvelopeASGIHandler(ASGIHandler):
     """Django's handler, answering the requests it cannot even build with the error envelope
     instead of its plain-text pages (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a path that is not
-    UTF-8)."""
+    UTF-8), and running the middleware and the view in one thread per request.
+
+    Django's own ASGI chain ends in an async handler: with any sync-only middleware in the list
+    (RateLimitHeadersMiddleware, WhiteNoise), a request hopped from its thread back to the event
+    loop and into the thread again for the view, two hand-overs of a few hundred microseconds of
+    CPU each on a loaded machine. Built as under WSGI, the chain and our sync views run where the
+    request's thread already is; the inbox stream's async view is started from that thread and
+    streams from the event loop as before (docs/performance.md).
+    """
+
+    def load_middleware(self, is_async=False):
+        super().load_middleware(is_async=False)
+        self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
 
     def create_request(self, scope, body_file):
         request, error_response = super().create_request(scope, body_file)

@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.projects.key_cache import api_key_cached, api_key_remember
 from apps.projects.models import ApiKey, Project
 from apps.projects.services import api_key_hash
 
@@ -12,11 +13,15 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def api_key_get_active(*, raw_key: str) -> ApiKey | None:
-    return (
-        ApiKey.objects.select_related("project")
-        .filter(key_hash=api_key_hash(raw_key), revoked_at__isnull=True)
-        .first()
-    )
+    """The key with its project, if it exists and is not revoked; from this process's cache when
+    read there less than NOTIFIER_API_KEY_CACHE_SECONDS ago (key_cache.py)."""
+    key_hash = api_key_hash(raw_key)
+    api_key = api_key_cached(key_hash)
+    if api_key is None:
+        api_key = ApiKey.objects.select_related("project").filter(key_hash=key_hash, revoked_at__isnull=True).first()
+        if api_key is not None:
+            api_key_remember(key_hash, api_key)
+    return api_key
 
 
 def project_find(*, name: str) -> Project | None:

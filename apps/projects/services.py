@@ -9,6 +9,7 @@ from django.utils import timezone
 from apps.core.audit import audit_record
 from apps.core.egress import egress_url_error
 from apps.core.exceptions import ApplicationError
+from apps.projects.key_cache import api_key_cache_clear
 from apps.projects.models import ApiKey, Project
 
 API_KEY_PREFIX = "ntf_"
@@ -46,6 +47,7 @@ def api_keys_revoke(*, api_key_ids, actor=None, actor_label: str = "") -> list[A
     ApiKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked_at=now)
     for key in keys:
         key.revoked_at = now
+    api_key_cache_clear()  # an UPDATE sends no post_save: refused in this process from now on
     audit_record(action="api_key.revoke", target="projects.apikey", count=len(keys), actor=actor,
                  actor_label=actor_label, ids=[key.pk for key in keys],
                  prefixes=[f"{key.prefix} ({key.project.name})" for key in keys])

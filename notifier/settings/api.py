@@ -25,6 +25,9 @@ NOTIFIER_MAX_SEND_AT_DAYS = env.int("NOTIFIER_MAX_SEND_AT_DAYS", default=365)
 # 1,000 a second per key: the throughput an installation of the documented size is built for
 # (docs/performance.md), so one key can use all of it but cannot queue work faster than it drains.
 NOTIFIER_API_RATE_LIMIT = env("NOTIFIER_API_RATE_LIMIT", default="1000/s")
+# How long a process trusts the API key (and its project) it last read: a key revoked elsewhere is
+# refused within this (apps/projects/key_cache.py). 0 reads the key on every request.
+NOTIFIER_API_KEY_CACHE_SECONDS = env.float("NOTIFIER_API_KEY_CACHE_SECONDS", default=5.0)
 
 CSRF_FAILURE_VIEW = "apps.core.api.csrf_failure_view"
 REST_FRAMEWORK = {

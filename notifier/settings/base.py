@@ -60,6 +60,8 @@ LOCAL_APPS = [
 # Django's is overridden by coming first.)
 INSTALLED_APPS = ["apps.core", *DJANGO_APPS, *THIRD_PARTY_APPS, *LOCAL_APPS]
 
+# Sessions, CSRF, the user and messages are the browser's: skipped on /api/v1/
+# (apps/core/browser_middleware.py).
 MIDDLEWARE = [
     # First: every later middleware's log lines carry the request's correlation id.
     "apps.core.correlation.CorrelationIdMiddleware",
@@ -67,11 +69,11 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "apps.core.browser_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.core.browser_middleware.CsrfViewMiddleware",
+    "apps.core.browser_middleware.AuthenticationMiddleware",
+    "apps.core.browser_middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.projects.throttling.RateLimitHeadersMiddleware",  # RateLimit-* on API-key answers
     # Before Prometheus' own: exceptions go up the list, so Prometheus counts one before it becomes a 503.

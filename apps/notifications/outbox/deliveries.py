@@ -13,7 +13,9 @@ hands everything to the sweep at once, so API requests during an outage cost a d
 not a broker timeout each.
 """
 
+import atexit
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,12 +28,15 @@ from django.utils import timezone
 
 from apps.channels.registry import batch_size
 from apps.notifications.models import Delivery, DeliveryStatus
+from apps.notifications.outbox.publisher import BackgroundPublisher
 from apps.notifications.queues import PRIORITY_LEVELS, TASK_DELIVERIES_SEND_BATCH, TASK_DELIVERY_SEND, queue_name
 
 logger = logging.getLogger(__name__)
 
 # time.monotonic() until which this process does not try the broker (set after a failure).
 _publish_paused_until = 0.0
+# The web process's publishing thread (background_publishing_start), or None: publish inline.
+_background_publisher: BackgroundPublisher | None = None
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,32 @@ def publishing_paused() -> bool:
 
 
 def deliveries_publish_on_commit(messages: Sequence[DeliveryMessage]) -> None:
-    """Publish once the surrounding transaction commits, so no worker looks for a row not yet there."""
+    """Publish once the surrounding transaction commits, so no worker looks for a row not yet there:
+    in a web process, from its background publisher (publisher.py); elsewhere, or when that
+    publisher's queue is full, here and now."""
     if messages:
-        transaction.on_commit(lambda: deliveries_publish(messages))
+        transaction.on_commit(lambda: _publish_committed(messages))
+
+
+def _publish_committed(messages: Sequence[DeliveryMessage]) -> None:
+    publisher = _background_publisher
+    if publisher is None or publisher.pid != os.getpid() or not publisher.offer(messages):
+        deliveries_publish(messages)
+
+
+def background_publishing_start() -> None:
+    """Publish this process's committed deliveries from a thread from now on (the web process:
+    notifier/asgi.py). Workers publish inline: their tasks already run off any request's path.
+
+    The thread belongs to the process that started it: a process forked from this one publishes
+    inline (the pid check) rather than into a queue that no thread of its own reads.
+    """
+    global _background_publisher
+    if _background_publisher is not None and _background_publisher.pid == os.getpid():
+        return
+    publisher = BackgroundPublisher(deliveries_publish)
+    _background_publisher = publisher.start()
+    atexit.register(publisher.stop)
 
 
 def deliveries_publish(messages: Sequence[DeliveryMessage]) -> int:
