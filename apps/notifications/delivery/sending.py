@@ -10,6 +10,7 @@ A worker killed anywhere in between leaves its deliveries `sending` with a `rech
 deadline past the task's hard time limit; the sweep then takes them back (see sweep.py).
 """
 
+import json
 import logging
 import time
 import uuid
@@ -196,6 +197,7 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
     # pool, which has no time limits, this bound is the one that holds).
     stop_at = time.monotonic() + settings.NOTIFIER_SEND_TIME_LIMIT_SECONDS / 2
     addresses = batch_addresses_load(claimed)
+    renders = BatchRenders()
     attempted = []
     for index, delivery in enumerate(claimed):
         if index and time.monotonic() > stop_at:
@@ -205,7 +207,7 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
         try:
             # Each send's log lines name the request that created its notification.
             with correlation_bound(delivery.notification.correlation_id):
-                item = _send_one(delivery, addresses, clock=clock)
+                item = _send_one(delivery, addresses, renders, clock=clock)
                 _attempt_log(item)
         except SoftTimeLimitExceeded:
             # The task's time is up: the sends not begun go back to `queued` uncounted, and the
@@ -218,12 +220,13 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
     return attempted
 
 
-def _send_one(delivery: Delivery, addresses: BatchAddresses, *, clock: DbClock) -> Attempted | None:
+def _send_one(delivery: Delivery, addresses: BatchAddresses, renders: "BatchRenders", *,
+              clock: DbClock) -> Attempted | None:
     started_at = clock.now()
     started = time.monotonic()
     timing = {"clock": clock, "started_at": started_at, "started": started}
     try:
-        result = _send(delivery, addresses)
+        result = _send(delivery, addresses, renders)
     except TransientProviderError as exc:
         return attempted_transient(delivery, exc, **timing)
     except PermanentProviderError as exc:
@@ -286,15 +289,14 @@ def _release(deliveries: list[Delivery]) -> None:
     )
 
 
-def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
+def _send(delivery: Delivery, addresses: BatchAddresses, renders: "BatchRenders") -> SendResult:
     notification = delivery.notification
     if notification.recipient is None:
         raise PermanentProviderError("The user was deleted before this was sent.", code="user_deleted")
     providers_get(delivery.channel)  # ChannelDisabled before rendering for a channel that may be gone
     try:
-        content = template_version_render(
-            version=notification.template_version, channel=delivery.channel, data=notification.data
-        )
+        content = renders.render(version=notification.template_version, channel=delivery.channel,
+                                 data=notification.data)
     except TemplateRenderError as exc:
         # The template is wrong for this data (a filter given an argument it cannot use, ...):
         # the same version renders the same way on every retry.
@@ -312,3 +314,30 @@ def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
         provider_latency.labels(delivery.channel).observe(time.monotonic() - started)
     actions_apply(result.actions)
     return result
+
+
+class BatchRenders:
+    """A batch's rendered contents, by template version, channel and data: a broadcast's or a
+    bulk request's deliveries often share all three, and their template then renders once.
+
+    Same version and data, same output (versions never change, and the data is all a template
+    sees), failures included. The data is keyed by its canonical JSON, as it was stored. Kept for
+    one batch only, so it holds at most a batch's contents.
+    """
+
+    def __init__(self):
+        self._rendered: dict[tuple, dict | TemplateRenderError] = {}
+
+    def render(self, *, version, channel: str, data: dict) -> dict:
+        key = (version.id, channel, json.dumps(data, sort_keys=True, separators=(",", ":")))
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            try:
+                rendered = template_version_render(version=version, channel=channel, data=data)
+            except TemplateRenderError as exc:
+                rendered = exc
+            self._rendered[key] = rendered
+        if isinstance(rendered, TemplateRenderError):
+            raise rendered
+        return rendered
+
