@@ -27,6 +27,7 @@ idle worker is sent alone at once, as before.
 """
 
 import logging
+import threading
 from contextlib import contextmanager
 
 from apps.channels.registry import batch_size
@@ -35,7 +36,9 @@ from apps.notifications.queues import TASK_DELIVERY_SEND, queue_channel
 
 logger = logging.getLogger(__name__)
 
-_broker = None  # this process's connection for taking messages (a prefork child runs one task at a time)
+# The connection messages are taken on: one per thread (a prefork child has one; a threads
+# worker's tasks must not share an AMQP channel), used by nothing else.
+_local = threading.local()
 
 
 class TakenSends:
@@ -131,22 +134,20 @@ def _queue_bound(queue: str):
 
     from celery_app import app
 
-    global _broker
-    if _broker is None:
+    if getattr(_local, "broker", None) is None:
         # No heartbeats: nothing in this process would send them while the worker waits for its
         # next task, and the broker would close the connection for it.
-        _broker = app.connection_for_read(heartbeat=0)
-    return Queue(queue, no_declare=True).bind(_broker.default_channel)
+        _local.broker = app.connection_for_read(heartbeat=0)
+    return Queue(queue, no_declare=True).bind(_local.broker.default_channel)
 
 
 def _broker_discard() -> None:
-    global _broker
-    if _broker is not None:
+    broker, _local.broker = getattr(_local, "broker", None), None
+    if broker is not None:
         try:
-            _broker.collect()  # no network I/O: the broker may be what failed
+            broker.collect()  # no network I/O: the broker may be what failed
         except Exception:
             logger.debug("dropping the connection for waiting sends failed", exc_info=True)
-    _broker = None
 
 
 def _quietly(settle, **kwargs) -> None:
