@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path, re_path
@@ -6,7 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.api import not_found_view
 from apps.core.metrics import metrics_view
+from apps.inbox.pages import inbox_demo, inbox_widget_script
 from apps.notifications.admin.dashboard import dashboard_view
+from apps.preference_center.views import preferences_page
 from apps.users.api.unsubscribe import unsubscribe_view
 from notifier import health
 
@@ -17,6 +20,7 @@ api_v1 = [
     path("", include("apps.templates.api.urls")),
     path("", include("apps.notifications.api.urls")),  # with the providers' status callbacks (Twilio)
     path("", include("apps.inbox.api.urls")),
+    path("", include("apps.preference_center.urls")),
 ]
 
 urlpatterns = [
@@ -27,6 +31,10 @@ urlpatterns = [
     # The link of an email's List-Unsubscribe header (RFC 8058): a page for people and mail clients,
     # not an API operation, so outside /api/v1/ and without its authentication.
     path("unsubscribe/<str:token>", unsubscribe_view, name="unsubscribe"),
+    # What end users see, served to them (or to the product's pages embedding the widget) directly:
+    # the page behind a signed link (apps/users/preference_links.py), and the inbox widget's script.
+    path("preferences/<str:token>", preferences_page, name="preferences-page"),
+    path("inbox/widget.js", inbox_widget_script, name="inbox-widget"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("health/live", health.live, name="health-live"),
@@ -38,6 +46,9 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on pages that name no icon (the console's pages name it).
     path("favicon.ico", RedirectView.as_view(url=static("console/favicon.svg")), name="favicon"),
 ]
+
+if settings.NOTIFIER_INBOX_DEMO:  # `make run` only (the dev settings): the widget with the demo user
+    urlpatterns.append(path("inbox/demo/", inbox_demo, name="inbox-demo"))
 
 handler400 = "apps.core.api.bad_request_view"
 handler403 = "apps.core.api.permission_denied_view"

@@ -12,8 +12,9 @@ an address inside an exception's text or an argument formatted later. What is ma
 - credentials: `Api-Key …`, `Bearer …`, `Basic …`, our API keys (`ntf_…`), the password in a URL
   (`amqp://user:***@host`), and `secret`/`token`/`password`/`auth_token`-like `key=value` or
   `"key": "value"` pairs;
-- an email's unsubscribe link: `/unsubscribe/<token>` → `/unsubscribe/***` (the token is the
-  only credential that page needs, and its payload, signed not encrypted, names the user).
+- the token of a signed link's path: `/unsubscribe/<token>` → `/unsubscribe/***`, and
+  `/preferences/<token>` → `/preferences/***` (the token is the only credential those pages need,
+  and its payload, signed not encrypted, names the user).
 
 Every record gets `correlation_id` (the id bound by apps/core/correlation.py, "" when none).
 """
@@ -46,8 +47,9 @@ _SECRET_PAIR = re.compile(
     r"""[^\s"',;&}]+""",
     re.IGNORECASE,
 )
-# The token of an unsubscribe link (apps/users/unsubscribe.py), wherever the path is written.
-_UNSUBSCRIBE_TOKEN = re.compile(r"(/unsubscribe/)[^/\s?#\"']+")
+# The token of a signed link (apps/users/unsubscribe.py, apps/users/preference_links.py), wherever
+# the path is written.
+_SIGNED_LINK_TOKEN = re.compile(r"(/(?:unsubscribe|preferences)/)[^/\s?#\"']+")
 MASK = "***"
 
 
@@ -72,8 +74,8 @@ def mask(text: str) -> str:
         text = _SECRET_PAIR.sub(rf"\g<1>{MASK}", text)
     if "+" in text and _PHONE_HINT.search(text):
         text = _phone_numbers_masked(text)
-    if "/unsubscribe/" in text:
-        text = _UNSUBSCRIBE_TOKEN.sub(rf"\g<1>{MASK}", text)
+    if "/unsubscribe/" in text or "/preferences/" in text:
+        text = _SIGNED_LINK_TOKEN.sub(rf"\g<1>{MASK}", text)
     return text
 
 

@@ -19,6 +19,10 @@ def api_key_get_active(*, raw_key: str) -> ApiKey | None:
     )
 
 
+def project_find(*, name: str) -> Project | None:
+    return Project.objects.filter(name=name).first()
+
+
 def category_is_critical(*, project: Project, category: str) -> bool:
     """True if the project's users cannot opt out of this category (preferences, unsubscribe)."""
     return bool(category) and category in (project.critical_categories or [])

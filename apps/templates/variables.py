@@ -36,9 +36,15 @@ def variables_required(channels: dict[str, Any]) -> dict[str, list[str]]:
     return {channel: sorted(_value_names(parts, html=False)) for channel, parts in channels.items()}
 
 
+# Names the sending pipeline gives a channel's templates itself, per recipient, so a template may
+# use them whatever the caller's data holds: an email's link to the user's preference page.
+PIPELINE_VARIABLES: dict[str, frozenset[str]] = {"email": frozenset({"preferences_url"})}
+
+
 def variables_missing(*, required: dict[str, list[str]], channels, data: dict) -> list[str]:
-    """The names the channels' parts require that `data` lacks, sorted."""
-    return sorted({name for channel in channels for name in required.get(channel, ()) if name not in data})
+    """The names the channels' parts require that `data` lacks (and the pipeline does not give), sorted."""
+    return sorted({name for channel in channels for name in required.get(channel, ())
+                   if name not in data and name not in PIPELINE_VARIABLES.get(channel, ())})
 
 
 def _value_names(value: Any, *, html: bool) -> set[str]:

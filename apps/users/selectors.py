@@ -72,6 +72,6 @@ def devices_active_by_recipient(*, recipient_ids) -> dict[int, list[Device]]:
     return found
 
 
-def recipient_for_unsubscribe(*, project_id: int, recipient_id: int) -> Recipient | None:
-    """The user an unsubscribe token names, with their project; None once erased."""
+def recipient_for_signed_link(*, project_id: int, recipient_id: int) -> Recipient | None:
+    """The user a signed link names (unsubscribe, preference page), with their project; None once erased."""
     return Recipient.objects.select_related("project").filter(id=recipient_id, project_id=project_id).first()

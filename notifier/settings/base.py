@@ -55,6 +55,7 @@ LOCAL_APPS = [
     "apps.retention",
     # No models: the users' console page with its erasing delete (apps/erasure/admin.py).
     "apps.erasure",
+    "apps.preference_center",
 ]
 # apps.core first: its ready() prepares what every process needs before any other app's ready()
 # runs, notably the metrics folder, which must exist before the admin's autodiscovery imports the
@@ -251,6 +252,19 @@ CORS_ALLOWED_ORIGINS = env.list("NOTIFIER_INBOX_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/v1/inbox(/.*)?$"
 CORS_ALLOW_HEADERS = ("authorization", "content-type", "last-event-id")
 CORS_PREFLIGHT_MAX_AGE = 3600
+# The token travels in the Authorization header (or ?token= for the stream), never in a cookie:
+# browsers are not to send any credentials cross-origin (django-cors-headers' default, said here).
+CORS_ALLOW_CREDENTIALS = False
+# The page /inbox/demo/ (the widget for the demo user of `make run`): the dev settings turn it on.
+NOTIFIER_INBOX_DEMO = False
+
+# --- The preference page (apps/preference_center) --------------------------------------------------
+# Life of a preference link (POST /users/{id}/preferences-link, and every email's footer link,
+# `{{ preferences_url }}`). The link is its own credential, so it expires; long enough for an email
+# read a few weeks late.
+NOTIFIER_PREFERENCES_LINK_TTL_SECONDS = env.int("NOTIFIER_PREFERENCES_LINK_TTL_SECONDS", default=30 * 24 * 3600)
+# The languages the pages end users see are written in (the user's locale picks one; else English).
+LANGUAGES = [("en", "English"), ("fr", "Français")]
 
 # --- Templates (apps/templates/rendering.py) -------------------------------------------------------
 # Templates are written by API key holders and rendered on our servers: one channel's rendering

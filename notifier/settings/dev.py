@@ -8,3 +8,5 @@ DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # address); private networks stay refused, as in production, unless the environment lists them.
 if env("NOTIFIER_WEBHOOK_ALLOWED_NETWORKS", default=None) is None:
     NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+# /inbox/demo/: the inbox widget for `make run`'s demo user, next to a button that notifies them.
+NOTIFIER_INBOX_DEMO = True

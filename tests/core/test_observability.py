@@ -37,6 +37,8 @@ from tests.fakes.silent_tcp import SilentTcpServer
     ("amqp://notifier:hunter2@rabbit:5672/prod", "amqp://notifier:***@rabbit:5672/prod"),
     ('{"webhook_secret": "whsec-123", "n": 1}', '{"webhook_secret": "***", "n": 1}'),
     ("auth_token=abc123&x=1", "auth_token=***&x=1"),
+    ("GET /preferences/eyJwIjoxfQ:1tLx:q2Vt9x 200", "GET /preferences/*** 200"),
+    ("POST /unsubscribe/WzEsMiwibSJd:q2Vt 200", "POST /unsubscribe/*** 200"),
 ])
 def test_addresses_and_credentials_are_masked(raw, masked):
     assert mask(raw) == masked

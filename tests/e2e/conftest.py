@@ -3,6 +3,7 @@ PostgreSQL, sending through the real provider SDKs to a real SMTP server and fak
 servers (tests/fakes/fixtures.py). Processes are shared by the session and configured for every
 channel; the database is flushed after each test (transactional tests), the fake servers reset."""
 
+import os
 import socket
 import subprocess
 from urllib.parse import urlparse
@@ -10,6 +11,8 @@ from urllib.parse import urlparse
 import pytest
 import requests
 from django.conf import settings
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from tests.e2e.clients import Api
 from tests.support.processes import (
@@ -101,6 +104,30 @@ def http(api_key, web) -> requests.Session:
     session = Api(web, api_key.raw_key)
     yield session
     session.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, headless, driven by its chromedriver; its console is kept for
+    `browser.get_log("browser")`."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: `make test` installs Debian's chromium and chromium-driver when "
+                    "run as root; otherwise `apt-get install chromium chromium-driver`.")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM  # with the driver's path below, selenium never downloads a browser
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
 
 
 def notification_when_final(http, notification_id: str, timeout: float = 30) -> dict:

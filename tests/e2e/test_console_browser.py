@@ -1,12 +1,8 @@
 """The console in a real browser (Debian's headless Chromium): an operator logs in, reads the
 dashboard, replays a dead letter through its confirmation, and sees it sent by a real worker."""
 
-import os
-
 import pytest
 from django.contrib.auth import get_user_model
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -16,27 +12,6 @@ from tests.notifications.factories import dead_delivery
 from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("beat")]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser():
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: `make test` installs Debian's chromium and chromium-driver when "
-                    "run as root; otherwise `apt-get install chromium chromium-driver`.")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # with the driver's path below, selenium never downloads a browser
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1400,1000"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # what the browser's console shows
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def test_an_operator_replays_a_dead_letter_from_the_dashboard_and_sees_it_sent(browser, web, worker, smtp):

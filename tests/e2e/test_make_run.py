@@ -6,6 +6,7 @@ notification to reach `sent` and the mail to reach an SMTP server.
 
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -70,3 +71,19 @@ def test_make_run_serves_and_its_curl_line_sends_a_notification(make_run, smtp):
     wait_until(sent, timeout=60, message=f"the notification to be sent\n{output.read_text()[-3000:]}")
     [message] = smtp.received_for("demo-user@example.com")
     assert message["Subject"] == "Welcome, Ada!"
+
+    # The inbox widget's demo: the page make run names embeds it for the demo user, and its button
+    # puts a message in their inbox (delivered by make run's worker, over the embedded broker).
+    assert f"Inbox widget demo: {base_url}/inbox/demo/" in text
+    browser = requests.Session()
+    page = browser.get(f"{base_url}/inbox/demo/", timeout=10)
+    assert page.status_code == 200 and '<script src="/inbox/widget.js"' in page.text
+    token = re.search(r'<notifier-inbox api-base="[^"]+" token="([^"]+)"', page.text)[1]
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
+    assert browser.post(f"{base_url}/inbox/demo/", data={"csrfmiddlewaretoken": csrf}, timeout=10).status_code == 200
+
+    def unread() -> int:
+        return requests.get(f"{base_url}/api/v1/inbox/unread-count", headers={"Authorization": f"Bearer {token}"},
+                            timeout=5).json()["count"]
+
+    wait_until(lambda: unread() == 1, timeout=60, message=f"the demo's message\n{output.read_text()[-3000:]}")

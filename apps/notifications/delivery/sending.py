@@ -10,7 +10,6 @@ A worker killed anywhere in between leaves its deliveries `sending` with a `rech
 deadline past the task's hard time limit; the sweep then takes them back (see sweep.py).
 """
 
-import json
 import logging
 import time
 import uuid
@@ -31,6 +30,7 @@ from apps.channels.failover import channel_send
 from apps.channels.registry import ChannelDisabled, backends_reset, providers_get
 from apps.core.correlation import correlation_bound
 from apps.core.ids import uuids_split
+from apps.notifications.delivery.batch_renders import BatchRenders
 from apps.notifications.delivery.channel_messages import (
     BatchAddresses,
     actions_apply,
@@ -49,9 +49,9 @@ from apps.notifications.delivery.recording import (
     retry_delay,
 )
 from apps.notifications.metrics import provider_latency
-from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus
+from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus, Notification
 from apps.templates.rendering import TemplateRenderError
-from apps.templates.services import template_version_render
+from apps.users.preference_links import preferences_link_issue
 
 __all__ = ["DatabaseUnavailable", "NoSuchDelivery", "SendOutcome", "deliveries_send", "delivery_send", "retry_delay"]
 
@@ -220,7 +220,7 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
     return attempted
 
 
-def _send_one(delivery: Delivery, addresses: BatchAddresses, renders: "BatchRenders", *,
+def _send_one(delivery: Delivery, addresses: BatchAddresses, renders: BatchRenders, *,
               clock: DbClock) -> Attempted | None:
     started_at = clock.now()
     started = time.monotonic()
@@ -289,14 +289,27 @@ def _release(deliveries: list[Delivery]) -> None:
     )
 
 
-def _send(delivery: Delivery, addresses: BatchAddresses, renders: "BatchRenders") -> SendResult:
+def _pipeline_values(notification: Notification, names: frozenset[str]) -> dict:
+    """What the pipeline gives this recipient's templates among `names` (those the template uses and
+    the data lacks: a value in the data wins, so a product with a preference page of its own links
+    that one): for an email, `preferences_url`, the user's preference page (one signature)."""
+    values = {}
+    if "preferences_url" in names:
+        values["preferences_url"], _ = preferences_link_issue(project_id=notification.project_id,
+                                                              recipient_id=notification.recipient_id)
+    return values
+
+
+def _send(delivery: Delivery, addresses: BatchAddresses, renders: BatchRenders) -> SendResult:
     notification = delivery.notification
     if notification.recipient is None:
         raise PermanentProviderError("The user was deleted before this was sent.", code="user_deleted")
     providers_get(delivery.channel)  # ChannelDisabled before rendering for a channel that may be gone
     try:
-        content = renders.render(version=notification.template_version, channel=delivery.channel,
-                                 data=notification.data)
+        content = renders.render(
+            version=notification.template_version, channel=delivery.channel, data=notification.data,
+            pipeline_values=lambda names: _pipeline_values(notification, names),
+        )
     except TemplateRenderError as exc:
         # The template is wrong for this data (a filter given an argument it cannot use, ...):
         # the same version renders the same way on every retry.
@@ -314,30 +327,4 @@ def _send(delivery: Delivery, addresses: BatchAddresses, renders: "BatchRenders"
         provider_latency.labels(delivery.channel).observe(time.monotonic() - started)
     actions_apply(result.actions)
     return result
-
-
-class BatchRenders:
-    """A batch's rendered contents, by template version, channel and data: a broadcast's or a
-    bulk request's deliveries often share all three, and their template then renders once.
-
-    Same version and data, same output (versions never change, and the data is all a template
-    sees), failures included. The data is keyed by its canonical JSON, as it was stored. Kept for
-    one batch only, so it holds at most a batch's contents.
-    """
-
-    def __init__(self):
-        self._rendered: dict[tuple, dict | TemplateRenderError] = {}
-
-    def render(self, *, version, channel: str, data: dict) -> dict:
-        key = (version.id, channel, json.dumps(data, sort_keys=True, separators=(",", ":")))
-        rendered = self._rendered.get(key)
-        if rendered is None:
-            try:
-                rendered = template_version_render(version=version, channel=channel, data=data)
-            except TemplateRenderError as exc:
-                rendered = exc
-            self._rendered[key] = rendered
-        if isinstance(rendered, TemplateRenderError):
-            raise rendered
-        return rendered
 

@@ -1,3 +1,4 @@
+from django.core.cache import cache
 from django.db.models import Prefetch, QuerySet
 
 from apps.core.exceptions import NotFound
@@ -58,3 +59,21 @@ def notification_list(*, project: Project, to: str = "", status: str = "", chann
     return notifications.select_related("template").prefetch_related(
         Prefetch("deliveries", queryset=Delivery.objects.order_by("created_at", "channel"))
     )
+
+
+# The categories a project has sent in change rarely; the preference page asks for them on each view.
+_CATEGORIES_CACHE_SECONDS = 600
+
+
+def notification_categories(*, project: Project) -> list[str]:
+    """The categories the project's notifications have used, sorted (those still kept: retention
+    bounds the scan). Cached a few minutes per project: a page view must not scan each time."""
+    key = f"notifier:notification-categories:{project.id}"
+    categories = cache.get(key)
+    if categories is None:
+        categories = sorted(
+            Notification.objects.filter(project=project).exclude(category="")
+            .values_list("category", flat=True).distinct().order_by()
+        )
+        cache.set(key, categories, _CATEGORIES_CACHE_SECONDS)
+    return categories

@@ -13,7 +13,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from apps.users.models import UnsubscribeSource
-from apps.users.selectors import recipient_for_unsubscribe
+from apps.users.preference_links import preferences_link_issue
+from apps.users.selectors import recipient_for_signed_link
 from apps.users.services import recipient_unsubscribe
 from apps.users.unsubscribe import unsubscribe_token_read
 
@@ -37,19 +38,21 @@ def unsubscribe_view(request, token: str):
         return _page(400, "This unsubscribe link is not valid",
                      mark_safe("<p>The link was changed or cut short. Use the unsubscribe link of the email itself, "
                                "exactly as it is.</p>"))
-    recipient = recipient_for_unsubscribe(project_id=target.project_id, recipient_id=target.recipient_id)
+    recipient = recipient_for_signed_link(project_id=target.project_id, recipient_id=target.recipient_id)
     if recipient is None:
         return _page(404, "Nothing to unsubscribe",
                      mark_safe("<p>This address is no longer on file: no more emails will be sent to it.</p>"))
     what = format_html("<strong>{}</strong> emails from <strong>{}</strong>", target.category, recipient.project.name)
+    preferences_url, _ = preferences_link_issue(project_id=recipient.project_id, recipient_id=recipient.id)
+    everything = format_html('<p><a href="{}">Manage all your notification settings</a></p>', preferences_url)
     if request.method != "POST":  # GET, and HEAD (link checkers): a question, never the answer
         return _page(200, "Unsubscribe?", format_html(
             '<p>Stop receiving {}?</p><form method="post"><input type="hidden" name="confirm" value="page">'
-            "<button type=\"submit\">Unsubscribe</button></form>", what))
+            "<button type=\"submit\">Unsubscribe</button></form>{}", what, everything))
     one_click = request.POST.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE
     recipient_unsubscribe(target=target, channel=CHANNEL,
                           source=UnsubscribeSource.ONE_CLICK if one_click else UnsubscribeSource.PAGE)
-    return _page(200, "You are unsubscribed", format_html("<p>You will no longer receive {}.</p>", what))
+    return _page(200, "You are unsubscribed", format_html("<p>You will no longer receive {}.</p>{}", what, everything))
 
 
 def _page(status: int, title: str, body: str) -> HttpResponse:

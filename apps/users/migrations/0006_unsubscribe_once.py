@@ -10,12 +10,12 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        # Keep the first of each repeat, the request that did unsubscribe.
+        # Keep the first of each repeat, the request that did unsubscribe. Plain SQL both databases
+        # speak: `make run`'s SQLite has no DELETE … USING.
         migrations.RunSQL(
             sql="""
-                DELETE FROM recipients_unsubscribe AS later USING recipients_unsubscribe AS first
-                WHERE later.recipient_id = first.recipient_id AND later.category = first.category
-                  AND later.channel = first.channel AND later.id > first.id
+                DELETE FROM recipients_unsubscribe WHERE id NOT IN (
+                    SELECT MIN(id) FROM recipients_unsubscribe GROUP BY recipient_id, category, channel)
             """,
             reverse_sql=migrations.RunSQL.noop,
         ),

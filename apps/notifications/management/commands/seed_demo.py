@@ -19,6 +19,8 @@ DEMO_TEMPLATE = {
     },
     "in_app": {"title": "Welcome, {{ name }}!", "body": "Your account is ready."},
 }
+# What the button of /inbox/demo/ sends (apps/inbox/pages.py).
+DEMO_INBOX_TEMPLATE = {"in_app": {"title": "{{ title }}", "body": "{{ body }}"}}
 
 
 class Command(BaseCommand):
@@ -34,6 +36,7 @@ class Command(BaseCommand):
         api_key, raw_key = api_key_create(project_name="demo", name="make run")
         recipient_upsert(project=api_key.project, external_id="demo-user", email="demo-user@example.com", name="Ada")
         template_version_create(project=api_key.project, key="welcome", channels=DEMO_TEMPLATE)
+        template_version_create(project=api_key.project, key="inbox-demo", channels=DEMO_INBOX_TEMPLATE)
 
         body = '{"to": "demo-user", "template": "welcome", "data": {"name": "Ada"}, "channels": ["email"]}'
         curl = (f"curl -sS -X POST {base_url}/api/v1/notifications -H {shlex.quote('Authorization: Api-Key ' + raw_key)}"
@@ -42,6 +45,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\nNotifier is starting at {base_url}/  (API docs: {base_url}/api/docs/)\n"
             f"Admin: {base_url}/admin/  login {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}\n"
+            f"Inbox widget demo: {base_url}/inbox/demo/\n"
             f"Demo API key: {raw_key}\n"
             f"Mail goes to: {mail}\n"
             "Send a notification:\n"
