@@ -119,3 +119,26 @@ def test_a_plain_text_email_is_one_7bit_part_and_a_subject_with_a_line_break_fai
     assert message.get_content_type() == "text/plain" and message["Content-Transfer-Encoding"] == "7bit"
     assert message.get_content().splitlines() == ["Line one", "Line two", ".", "after a lone dot"]
     assert message["Bcc"] is None
+
+
+@pytest.mark.parametrize("footer", ["{{ preferences_url }}", "{{ preferences_url|upper }}"])
+def test_each_email_of_a_batch_rendered_once_still_links_its_own_preference_page(smtp, settings, footer):
+    settings.PUBLIC_BASE_URL = "https://notifier.example.com"
+    project = ProjectFactory()
+    version = TemplateVersionFactory(template__project=project, channels={"email": {
+        "subject": "News", "text": f"Hello {{{{ name }}}}.\nSettings: {footer}",
+        "html": f'<a href="{footer}">Settings</a>'}})
+    deliveries = _batch(project, version, [{"name": "Ada"}] * 3)
+
+    deliveries_send(delivery_ids=[str(d.id) for d in deliveries])
+
+    messages = _raw_messages(smtp)
+    links = set()
+    for delivery in deliveries:
+        message = messages[delivery.notification.recipient.email]
+        text = message.get_body(("plain",)).get_content().strip()
+        link = text.rsplit("Settings: ", 1)[1]
+        assert link.lower().startswith("https://notifier.example.com/preferences/")
+        assert message.get_body(("html",)).get_content().strip() == f'<a href="{link}">Settings</a>'
+        links.add(link)
+    assert len(links) == 3  # each recipient's own
