@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 PORT ?= 8000
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install browser run test lint migrate clean bench
+.PHONY: install browser run test test-fast lint migrate clean bench
 
 # Reinstall whenever a requirements file changes.
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/prod.txt
@@ -38,11 +38,18 @@ run: migrate
 	$(BIN)/python manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile web worker beat
 
-## make test: the apps' layering (pyproject.toml, [tool.importlinter]), then the whole suite
-## against PostgreSQL and RabbitMQ on localhost.
+## make test: ruff, the apps' layering (pyproject.toml, [tool.importlinter]), then the whole suite
+## against PostgreSQL and RabbitMQ on localhost, naming its 25 slowest steps.
 test: install browser
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
-	DJANGO_SETTINGS_MODULE=notifier.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DJANGO_SETTINGS_MODULE=notifier.settings.test $(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
+
+## make test-fast: the unit and API tests, for the edit-test loop: no end-to-end or `slow` test, no
+## browser, and the test database kept between runs (--reuse-db: only new migrations are applied).
+test-fast: install
+	DJANGO_SETTINGS_MODULE=notifier.settings.test $(BIN)/python -m pytest --ignore=tests/e2e -m "not e2e and not slow" \
+	  --reuse-db -q $(PYTEST_ARGS)
 
 ## make bench: the Procfile's processes on PostgreSQL and RabbitMQ under load (docs/performance.md).
 $(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt

@@ -12,6 +12,7 @@ from celery.beat import PersistentScheduler
 from celery.signals import (
     before_task_publish,
     celeryd_after_setup,
+    import_modules,
     setup_logging,
     task_postrun,
     task_prerun,
@@ -20,6 +21,18 @@ from celery.signals import (
 )
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifier.settings.dev")
+
+
+@import_modules.connect(dispatch_uid="notifier-metrics-folder")
+def metrics_folder_for_worker_and_beat(**kwargs) -> None:
+    # A worker or beat is starting (Celery's loader imports the task modules; web processes and
+    # the test suite, which only publish, never get here). Connected before the app exists, so
+    # before the Django fix-up's own receiver runs django.setup(), which creates the metrics; and
+    # in the worker's main process, so its pool children inherit the folder when they fork.
+    from apps.core.metrics_folder import metrics_folder_use
+
+    metrics_folder_use()
+
 
 app = Celery("notifier")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -74,11 +87,11 @@ def correlation_id_unbind(task_id=None, **kwargs) -> None:
 def metrics_process_dead(pid=None, **kwargs) -> None:
     # prometheus_client's multiprocess mode: a pool child that exits takes its live gauges with
     # it; its counters and histograms stay in the folder and keep counting in the totals.
-    import os
-
     from prometheus_client import multiprocess
 
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    from apps.core.metrics_folder import metrics_folder_in_use
+
+    folder = metrics_folder_in_use()
     if folder:
         multiprocess.mark_process_dead(pid or os.getpid(), folder)
 

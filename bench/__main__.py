@@ -17,7 +17,7 @@ from bench.profiles import Profiler
 from bench.report import Targets, write_reports
 from bench.stack import REPO_ROOT, SETTINGS_MODULE, Stack
 
-SCENARIOS = ("noop", "single", "bulk", "broadcast", "email")
+SCENARIOS = ("noop", "single", "bulk", "broadcast", "email", "workflow")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -132,6 +132,8 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
                                                       use_bulk=use_bulk, monitor=monitor,
                                                       seconds=args.email_seconds)
         profiler.stop()
+    if "workflow" in chosen:
+        results["workflow"] = scenarios.workflow_runs(bench)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ class LoadSpec:
     base_url: str
     api_key: str
     path: str
-    kind: str  # "single" or "bulk": what one request body carries
+    kind: str  # "single", "bulk" or "workflow" (a single POST starting a run): what one request body carries
     clients: int
     seconds: float
     users: int
@@ -36,8 +36,11 @@ class LoadSpec:
 
 
 def request_body(spec: LoadSpec, rng: random.Random) -> dict:
+    # "workflow": `template` names a workflow, whose run the notification starts.
+    message = "workflow" if spec.kind == "workflow" else "template"
+
     def one() -> dict:
-        return {"to": user_id(rng.randrange(spec.users)), "template": spec.template,
+        return {"to": user_id(rng.randrange(spec.users)), message: spec.template,
                 "data": {"name": "Ada", "order": rng.randrange(10**9)}}
 
     if spec.kind == "bulk":

@@ -21,6 +21,7 @@ api_v1 = [
     path("", include("apps.notifications.api.urls")),  # with the providers' status callbacks (Twilio)
     path("", include("apps.inbox.api.urls")),
     path("", include("apps.preference_center.urls")),
+    path("", include("apps.workflows.api.urls")),
 ]
 
 urlpatterns = [

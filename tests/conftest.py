@@ -1,4 +1,5 @@
 import uuid
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -7,7 +8,13 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from rest_framework.test import APIClient
 
-from tests.support.services import TEST_VHOST_PREFIX, rabbitmq_vhost_reset, unreachable_services
+from tests.support.services import (
+    TEST_VHOST_PREFIX,
+    broker_vhost_open,
+    rabbitmq_vhost_reset,
+    rabbitmqctl,
+    unreachable_services,
+)
 
 # The fake providers' fixtures (smtp, twilio, fcm, receiver and their session servers), shared by the
 # channel, pipeline and end-to-end tests.
@@ -25,23 +32,73 @@ def _let_the_other_side_of_a_deadlock_give_way(sender, connection, **kwargs):
             cursor.execute("SET deadlock_timeout = '10s'")
 
 
-def pytest_sessionstart(session):
-    db = settings.DATABASES["default"]
-    database_url = f"postgres://{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
-    problems = unreachable_services(database_url, settings.CELERY_BROKER_URL)
-    if problems:
-        pytest.exit("The suite needs real services on localhost:\n  " + "\n  ".join(problems), returncode=3)
-    vhost = urlparse(settings.CELERY_BROKER_URL).path.lstrip("/")
-    if vhost.startswith(TEST_VHOST_PREFIX):  # only ever wipe a vhost the suite owns
-        rabbitmq_vhost_reset(vhost)
+# --- Services: checked, and the broker's vhost prepared, only when a collected test needs them ---------
+# A run of pure unit tests neither waits for nor touches PostgreSQL or RabbitMQ; a run whose tests
+# need one stops at once, naming the service that is down and how to start it.
+
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+
+
+def needs_database(item) -> bool:
+    return item.get_closest_marker("django_db") is not None or "django_db_setup" in item.fixturenames
+
+
+def needs_broker(item) -> bool:
+    """End-to-end tests, transactional ones (their commits publish), and those that ask for the vhost."""
+    marker = item.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or "transactional_db" in item.fixturenames
+    return bool(item.get_closest_marker("e2e") or transactional or "rabbitmq_vhost" in item.fixturenames)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-django's own ordering, which it keeps
 def pytest_collection_modifyitems(items):
-    """End-to-end tests run last. Their worker and beat processes live until the session ends, and
-    beat's sweep takes every due delivery in the shared test database: a test that commits
-    deliveries after them could see those rows sent or marked dead by a process it never started."""
+    """Every test under tests/e2e is an end-to-end test, and they run last. Their worker and beat
+    processes live until the session ends, and beat's sweep takes every due delivery in the shared
+    test database: a test that commits deliveries after them could see those rows sent or marked
+    dead by a process it never started."""
+    for item in items:
+        if E2E_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.e2e)
+        if needs_broker(item) and "rabbitmq_vhost" not in item.fixturenames:
+            item.fixturenames.append("rabbitmq_vhost")  # set up before the test, once per session
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+def pytest_collection_finish(session):
+    database = any(needs_database(item) for item in session.items)
+    broker = any(needs_broker(item) for item in session.items)
+    if not (database or broker):
+        return
+    db = settings.DATABASES["default"]
+    database_url = f"postgres://{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}" if database else ""
+    problems = unreachable_services(database_url, settings.CELERY_BROKER_URL if broker else "")
+    if problems:
+        pytest.exit("These tests need real services on localhost:\n  " + "\n  ".join(problems), returncode=3)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost(request):
+    """This run's RabbitMQ vhost, ready. A session with end-to-end tests starts it empty (no stale
+    messages for the workers, no queue declared with old arguments); any other session reuses it
+    when it exists, which spares the three slow rabbitmqctl calls."""
+    vhost = urlparse(settings.CELERY_BROKER_URL).path.lstrip("/")
+    if not vhost.startswith(TEST_VHOST_PREFIX):  # only ever wipe a vhost the suite owns
+        return vhost
+    e2e = any(item.get_closest_marker("e2e") for item in request.session.items)
+    if e2e or not broker_vhost_open(settings.CELERY_BROKER_URL):
+        # The node is shared by every run on this machine, and another run's outage test may have
+        # stopped it for a few seconds: wait for it rather than fail every test that needs it.
+        rabbitmqctl("await_startup", check=False)
+        rabbitmq_vhost_reset(vhost)
+    return vhost
+
+
+@pytest.fixture(autouse=True)
+def _metrics_read_afresh():
+    """The scrape-time collectors' cache lives as long as the process: each test's scrape reads anew."""
+    from apps.core.metrics import metrics_cache_clear
+
+    metrics_cache_clear()
 
 
 @pytest.fixture

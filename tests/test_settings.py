@@ -31,11 +31,13 @@ def prod_env(**changes) -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_prod_starts_with_the_contract_variables():
     result = manage("check", "--deploy", "--fail-level", "ERROR", env=prod_env())
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_prod_with_email_but_no_public_base_url_fails_the_check_instead_of_linking_to_loopback():
     with_email = {"EMAIL_URL": "smtp+ssl://relay.example.com:465"}
 
@@ -60,6 +62,7 @@ def enabled_channels(env: dict) -> list[str]:
     return result.stdout.strip().splitlines()[-1].split(",")  # after the shell's import banner
 
 
+@pytest.mark.slow
 def test_prod_without_email_url_turns_email_off_instead_of_writing_files():
     assert "email" not in enabled_channels(prod_env(EMAIL_URL=None))
     assert "email" in enabled_channels(prod_env(EMAIL_URL="smtp+ssl://relay.example.com:465"))
@@ -78,11 +81,13 @@ def prod_setting(expression: str, **changes) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_prod_sends_hsts_for_a_year_and_subdomains_only_when_asked():
     assert prod_setting("(settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS)") == "(31536000, False)"
     assert prod_setting("settings.SECURE_HSTS_INCLUDE_SUBDOMAINS", DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="true") == "True"
 
 
+@pytest.mark.slow
 def test_prod_believes_x_forwarded_proto_only_when_configured():
     # Otherwise any client could claim https: uvicorn --proxy-headers applies it from FORWARDED_ALLOW_IPS only.
     assert prod_setting("settings.SECURE_PROXY_SSL_HEADER") == "None"
@@ -110,6 +115,7 @@ def test_the_dockerfile_build_step_passes_prod_s_secret_check(tmp_path):
 
 # --- Settings are declarative: folders are made by the processes that write to them ------------
 
+@pytest.mark.slow
 def test_reading_the_settings_creates_no_folder_and_starting_a_process_creates_its_own(tmp_path):
     data_dir, static_root = tmp_path / "data", tmp_path / "static"
     env = process_env(NOTIFIER_DATA_DIR=data_dir, DATABASE_URL=f"sqlite:///{data_dir}/notifier.sqlite3",
@@ -125,9 +131,53 @@ def test_reading_the_settings_creates_no_folder_and_starting_a_process_creates_i
     assert static_root.is_dir()
 
 
+@pytest.mark.slow
 def test_prod_starts_where_the_data_folder_cannot_be_created(tmp_path):
     # As on a read-only filesystem: production's state is in PostgreSQL and RabbitMQ, and its
     # static files were collected at build time.
     env = prod_env(NOTIFIER_DATA_DIR="/dev/null/var", DJANGO_STATIC_ROOT=tmp_path)
     result = manage("check", "--deploy", "--fail-level", "ERROR", env=env)
     assert result.returncode == 0, result.stderr
+
+
+# --- Settings by component: base is wiring, reading changes nothing -------------------------------
+
+@pytest.mark.parametrize("module", ["dev", "test", "prod"])
+def test_reading_the_settings_changes_nothing_in_the_process_environment(module, tmp_path):
+    # A .env file too: the settings read it, the process's environment stays as it was given.
+    code = (
+        "import os\n"
+        "before = dict(os.environ)\n"
+        "from django.conf import settings\n"
+        "settings.INSTALLED_APPS\n"
+        "changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))\n"
+        "print(changed, settings.PROMETHEUS_MULTIPROC_DIR)\n"
+    )
+    env = prod_env(DJANGO_SETTINGS_MODULE=f"notifier.settings.{module}", NOTIFIER_DATA_DIR=tmp_path)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    result = subprocess.run([str(BIN / "python"), "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", str(tmp_path / "metrics")]
+
+
+def test_only_dev_and_test_have_a_default_secret_key():
+    # prod reads DJANGO_SECRET_KEY with no default: test_prod_refuses_to_start_without_a_required_variable.
+    from notifier.settings import base
+    from notifier.settings.environment import INSECURE_DEV_SECRET_KEY
+
+    assert not hasattr(base, "SECRET_KEY")
+    env = process_env(DJANGO_SETTINGS_MODULE="notifier.settings.dev")
+    env.pop("DJANGO_SECRET_KEY", None)
+    result = subprocess.run([str(BIN / "python"), "-c", "from django.conf import settings; print(settings.SECRET_KEY)"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == INSECURE_DEV_SECRET_KEY, result.stderr
+
+
+def test_base_is_wiring_only_and_builds_nothing_from_vars():
+    settings_dir = REPO_ROOT / "notifier" / "settings"
+    assert len((settings_dir / "base.py").read_text().splitlines()) <= 250
+    for path in settings_dir.glob("*.py"):
+        source = path.read_text()
+        assert "vars()" not in source and "globals()" not in source, path.name
+        assert "os.environ[" not in source and "os.environ.setdefault" not in source, path.name

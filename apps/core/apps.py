@@ -13,9 +13,6 @@ class CoreConfig(AppConfig):
         from apps.core import checks  # noqa: F401  (registers the system checks)
 
         state_dirs_create(dirs=settings.NOTIFIER_STATE_DIRS)
-        from apps.core.metrics import metrics_folder_prepare
-
-        metrics_folder_prepare()
 
 
 def state_dirs_create(*, dirs) -> None:

@@ -1,6 +1,6 @@
 """How many PostgreSQL connections the deployment's processes may hold, and how many the server allows.
 
-The arithmetic behind README's "Capacity" and the system check in apps/core/checks.py:
+The arithmetic behind docs/operations.md's "Capacity: database connections" and the system check in apps/core/checks.py:
 
     web processes x pool max size  +  worker processes x worker concurrency  +  beat  +  flower
     +  a reserve for operators (psql, manage.py commands, migrations)

@@ -15,7 +15,7 @@ from django.db import DatabaseError, connections
 from apps.core.capacity import ConnectionLimit, database_connection_limit, database_connections_needed
 
 _HINT = ("Lower WEB_CONCURRENCY, NOTIFIER_DB_POOL_MAX_SIZE or the workers' concurrency, or raise the server's "
-         "max_connections; README, \"Capacity\", has the arithmetic.")
+         "max_connections; docs/operations.md, \"Capacity: database connections\", has the arithmetic.")
 
 
 @register()

@@ -38,3 +38,9 @@ def inbox_latest_id(*, recipient_id: int) -> int:
 def inbox_owner_exists(*, recipient_id: int) -> bool:
     """Whether the stream's user is still there (erasing a user wakes their streams to ask)."""
     return Recipient.objects.filter(id=recipient_id).exists()
+
+
+def inbox_message_read_at(*, delivery_id) -> tuple[bool, object]:
+    """(whether the delivery left a message, when it was read or None)."""
+    row = InboxMessage.objects.filter(delivery_id=delivery_id).values_list("read_at").first()
+    return (False, None) if row is None else (True, row[0])

@@ -30,6 +30,10 @@ class Notification(models.Model):
     send_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
+    # The workflow whose run this notification started or joined (apps.workflows), or "": only
+    # these wake a run when one of their deliveries settles, so other sends pay nothing for it.
+    # db_default: rows inserted by code that predates the column (a deploy rolling out) get "" too.
+    workflow_key = models.CharField(max_length=100, blank=True, default="", db_default="")
     # The broadcast that fanned out to this user, if any.
     broadcast = models.ForeignKey("Broadcast", null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="notifications")
@@ -90,6 +94,8 @@ class Broadcast(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="broadcasts")
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="broadcasts")
     template_version = models.PositiveIntegerField(null=True, blank=True, help_text="Pinned version number, if any.")
+    # A workflow's key: each user's notification starts a run of it (`template` is then the workflow's).
+    workflow_key = models.CharField(max_length=100, blank=True, default="", db_default="")
     data = models.JSONField(default=dict, blank=True)
     channels = models.JSONField(null=True, blank=True)
     category = models.CharField(max_length=CATEGORY_MAX_LENGTH, blank=True)

@@ -29,6 +29,8 @@ BROADCAST_QUEUE = "notifications.broadcast"  # the default of NOTIFIER_BROADCAST
 # Status webhooks (the project's status_webhook_url), apart from sends: a receiver that hangs
 # there never delays a notification, and the other way round.
 STATUS_WEBHOOK_QUEUE = "notifications.status_webhook"
+# Workflow runs moving to their next step (apps.workflows): short database work, apart from sends.
+WORKFLOW_QUEUE = "notifications.workflow"
 
 # Task names are part of the messages in the queues: renaming one strands what is queued.
 TASK_DELIVERY_SEND = "notifier.deliveries.send"
@@ -39,6 +41,8 @@ TASK_BROADCASTS_RESUME = "notifier.broadcasts.resume"
 TASK_RETENTION_PURGE = "notifier.retention.purge"
 TASK_STATUS_WEBHOOK_SEND = "notifier.status_webhooks.send"
 TASK_STATUS_WEBHOOKS_SWEEP = "notifier.status_webhooks.sweep"
+TASK_WORKFLOW_RUN_ADVANCE = "notifier.workflows.advance"
+TASK_WORKFLOW_RUNS_SCAN = "notifier.workflows.scan"
 
 
 def queue_name(channel: str) -> str:
@@ -71,6 +75,8 @@ def celery_queues(*, channels: Iterable[str], broadcast_queue: str) -> list[Queu
         Queue(broadcast_queue, exchange, routing_key=broadcast_queue, durable=True),
         # No dead-letter exchange: the outbox rows are the truth, and their sweep recovers any loss.
         Queue(STATUS_WEBHOOK_QUEUE, exchange, routing_key=STATUS_WEBHOOK_QUEUE, durable=True),
+        # No dead-letter exchange either: a run's row holds its due time, and the scan finds it.
+        Queue(WORKFLOW_QUEUE, exchange, routing_key=WORKFLOW_QUEUE, durable=True),
     ]
 
 
@@ -93,6 +99,9 @@ def celery_task_routes(*, broadcast_queue: str) -> dict:
         TASK_BROADCAST_FAN_OUT: {"queue": broadcast_queue},
         TASK_STATUS_WEBHOOKS_SWEEP: {"queue": MAINTENANCE_QUEUE},
         TASK_STATUS_WEBHOOK_SEND: {"queue": STATUS_WEBHOOK_QUEUE},
+        TASK_WORKFLOW_RUN_ADVANCE: {"queue": WORKFLOW_QUEUE},
+        # On the workflow queue too: a busy maintenance queue must not delay a wait that is due.
+        TASK_WORKFLOW_RUNS_SCAN: {"queue": WORKFLOW_QUEUE},
     }
 
 

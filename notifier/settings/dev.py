@@ -2,6 +2,9 @@
 
 from .base import *  # noqa: F403
 from .base import env
+from .environment import INSECURE_DEV_SECRET_KEY
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=INSECURE_DEV_SECRET_KEY)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # A developer tries webhooks against a receiver on their own machine (`localhost` may be either

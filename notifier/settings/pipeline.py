@@ -1,5 +1,5 @@
 """Settings of the delivery pipeline: providers, channels and their backends, retries, the sweep,
-broadcasts, publishing. Imported by base.py; environment names are public (README, "Configuration").
+broadcasts, publishing, retention. Imported by base.py; environment names are public (docs/operations.md).
 """
 
 import ipaddress
@@ -20,6 +20,10 @@ FCM_API_BASE_URL = env("FCM_API_BASE_URL", default="https://fcm.googleapis.com")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # A mailbox for the mailto: link of List-Unsubscribe (e.g. unsubscribe@example.com); empty: https link only.
 NOTIFIER_UNSUBSCRIBE_MAILTO = env("NOTIFIER_UNSUBSCRIBE_MAILTO", default="")
+
+# Each email's Message-ID is <delivery id@this domain>, the same on every attempt (receivers drop
+# the repeat); empty means the domain of DEFAULT_FROM_EMAIL.
+NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN = env("NOTIFIER_EMAIL_MESSAGE_ID_DOMAIN", default="")
 
 # --- Channels ------------------------------------------------------------------------------------
 # One backend class per channel, chosen by dotted path (see apps/channels/registry.py).
@@ -95,16 +99,22 @@ NOTIFIER_WEBHOOK_ALLOWED_NETWORKS = [
     for value in env.list("NOTIFIER_WEBHOOK_ALLOWED_NETWORKS", default=[]) if value.strip()
 ]
 
+# --- Redis for workers (apps/core/redis.py): webhook leases, inbox wake-ups ---
+# A worker waits at most this long for Redis, then leaves it alone for the pause: a Redis that
+# accepts connections and never answers must not hold up sends.
+NOTIFIER_REDIS_TIMEOUT_SECONDS = env.float("NOTIFIER_REDIS_TIMEOUT_SECONDS", default=0.5)
+NOTIFIER_REDIS_PAUSE_SECONDS = env.float("NOTIFIER_REDIS_PAUSE_SECONDS", default=5.0)
+
 # --- Webhook shares (apps/channels/shares.py) ---
 # Webhook sends of one project in flight at once, across every worker (leases in Redis; no bound
-# without REDIS_URL). Keep it well under the webhook workers' concurrency (8 in the README's
-# layout): a project whose receiver hangs then holds at most this many, and the others' webhooks
+# without REDIS_URL). Keep it well under the webhook workers' concurrency (8 in docs/operations.md,
+# "Workers: one per queue"): a project whose receiver hangs then holds at most this many, and the others' webhooks
 # go on. A send over its share waits in the broker, not on a worker, retried after
 # NOTIFIER_SHARE_DEFER_SECONDS, doubling with each deferral up to NOTIFIER_SHARE_DEFER_MAX_SECONDS.
 NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY = env.int("NOTIFIER_WEBHOOK_PROJECT_MAX_CONCURRENCY", default=2)
 NOTIFIER_SHARE_DEFER_SECONDS = env.float("NOTIFIER_SHARE_DEFER_SECONDS", default=1.0)
 NOTIFIER_SHARE_DEFER_MAX_SECONDS = env.float("NOTIFIER_SHARE_DEFER_MAX_SECONDS", default=30.0)
-# --- Status webhooks (apps/notifications/status_webhooks.py): every reported status change POSTed
+# --- Status webhooks (apps/notifications/status_webhooks/posting.py): every reported status change POSTed
 # to the project's status_webhook_url, signed like webhooks. Tries per event before it is `dead`
 # (the admin replays it), the whole request's deadline, and how many of one project's events may
 # be posted at once across every worker (a receiver that hangs holds no more workers than that).
@@ -139,7 +149,7 @@ NOTIFIER_SEND_TIME_LIMIT_SECONDS = env.int("NOTIFIER_SEND_TIME_LIMIT_SECONDS", d
 NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
     "NOTIFIER_SENDING_TIMEOUT_SECONDS", default=NOTIFIER_SEND_TIME_LIMIT_SECONDS + 60
 )
-# --- Broadcasts (apps/notifications/broadcasts.py): the fan-out's batch size, how long one task run
+# --- Broadcasts (apps/notifications/intake/broadcasts.py): the fan-out's batch size, how long one task run
 # goes on before handing over to a fresh one (under the task's soft time limit), when a silent
 # fan-out is presumed lost and republished by the sweep, and how many failed runs end it.
 NOTIFIER_BROADCAST_QUEUE = env("NOTIFIER_BROADCAST_QUEUE", default=queues.BROADCAST_QUEUE)
@@ -155,7 +165,7 @@ NOTIFIER_DATABASE_RETRY_MAX_SECONDS = env.float("NOTIFIER_DATABASE_RETRY_MAX_SEC
 # queue, or a backlog that old) ends `dead` with code `not_consumed` instead of being published
 # again forever; replay it once a worker serves the channel.
 NOTIFIER_QUEUED_MAX_AGE_SECONDS = env.float("NOTIFIER_QUEUED_MAX_AGE_SECONDS", default=24 * 3600.0)
-# --- Publishing when the broker is slow or down (apps/notifications/dispatch.py).
+# --- Publishing when the broker is slow or down (apps/notifications/outbox/deliveries.py).
 # How long a publish waits for RabbitMQ's confirm: a broker under a resource alarm blocks
 # publishers instead of refusing them, and the API must not hang on it.
 NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS = env.float("NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS", default=3.0)
@@ -176,3 +186,37 @@ NOTIFIER_INBOX_RETENTION_DAYS = env.int("NOTIFIER_INBOX_RETENTION_DAYS", default
 NOTIFIER_RETENTION_BATCH_SIZE = env.int("NOTIFIER_RETENTION_BATCH_SIZE", default=1000)
 NOTIFIER_RETENTION_TIME_BUDGET_SECONDS = env.float("NOTIFIER_RETENTION_TIME_BUDGET_SECONDS", default=60.0)
 NOTIFIER_RETENTION_INTERVAL_SECONDS = env.float("NOTIFIER_RETENTION_INTERVAL_SECONDS", default=3600.0)
+
+
+# --- Queues and the beat schedule (Celery) ------------------------------------------------------------
+# RabbitMQ's consumer_timeout (30 min by default): a message a worker holds unacknowledged longer
+# closes its channel. Countdown retries are held from their arrival until they have run, so each
+# worker caps how many messages it holds (worker_eta_task_limit) from this, its concurrency, the
+# longest countdown and the task time limit (celery_app.eta_task_limit, set when a worker starts).
+NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS = env.float("NOTIFIER_BROKER_CONSUMER_TIMEOUT_SECONDS", default=1800.0)
+NOTIFICATION_CHANNELS = ("email", "sms", "push", "in_app", "webhook")
+# Workflow runs (apps/workflows): how often beat looks for runs whose wait or digest is due (one
+# query on a partial index of open runs: a wait ends at most this late), and how long a step
+# waiting for an earlier delivery to settle waits before looking again if no wake-up came.
+NOTIFIER_WORKFLOW_SCAN_SECONDS = env.float("NOTIFIER_WORKFLOW_SCAN_SECONDS", default=5.0)
+NOTIFIER_WORKFLOW_SETTLE_RECHECK_SECONDS = env.float("NOTIFIER_WORKFLOW_SETTLE_RECHECK_SECONDS", default=60.0)
+# Queue and task names, and the queues' arguments, have one home: apps/notifications/queues.py.
+NOTIFIER_DEAD_LETTER_EXCHANGE = queues.DEAD_LETTER_EXCHANGE
+CELERY_TASK_QUEUES = queues.celery_queues(channels=NOTIFICATION_CHANNELS, broadcast_queue=NOTIFIER_BROADCAST_QUEUE)
+NOTIFIER_DEAD_LETTER_QUEUES = queues.dead_letter_queues(channels=NOTIFICATION_CHANNELS)
+CELERY_TASK_DEFAULT_QUEUE = queues.MAINTENANCE_QUEUE
+CELERY_TASK_ROUTES = queues.celery_task_routes(broadcast_queue=NOTIFIER_BROADCAST_QUEUE)
+
+
+def _periodic(task: str, seconds: float) -> dict:
+    # A run that could not start before the next one is due is dropped, not queued behind it.
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
+
+
+CELERY_BEAT_SCHEDULE = {
+    "deliveries-sweep": _periodic(queues.TASK_DELIVERIES_SWEEP, NOTIFIER_SWEEP_INTERVAL_SECONDS),
+    "broadcasts-resume": _periodic(queues.TASK_BROADCASTS_RESUME, NOTIFIER_SWEEP_INTERVAL_SECONDS),
+    "retention-purge": _periodic(queues.TASK_RETENTION_PURGE, NOTIFIER_RETENTION_INTERVAL_SECONDS),
+    "status-webhooks-sweep": _periodic(queues.TASK_STATUS_WEBHOOKS_SWEEP, NOTIFIER_SWEEP_INTERVAL_SECONDS),
+    "workflow-runs-scan": _periodic(queues.TASK_WORKFLOW_RUNS_SCAN, NOTIFIER_WORKFLOW_SCAN_SECONDS),
+}

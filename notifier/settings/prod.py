@@ -25,6 +25,8 @@ DEBUG = False
 if env("NOTIFIER_LOG_FORMAT", default="json") == "json":
     NOTIFIER_LOG_FORMAT = "json"
     LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405
+# /metrics answers only scrapes that NOTIFIER_METRICS_TOKEN or NOTIFIER_METRICS_ALLOWED_NETWORKS let in.
+NOTIFIER_METRICS_OPEN = False
 
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # X-Forwarded-Proto is believed only when an operator says a proxy sets it: otherwise any client

@@ -171,6 +171,7 @@ def test_the_api_and_the_console_timeline_name_the_provider(servers, api, projec
     assert f"via {servers.second_name}" in page and f"passed over {servers.first_name}: connection" in page
 
 
+@pytest.mark.slow
 def test_email_failover_urls_add_servers_after_email_url_and_a_bad_one_stops_startup():
     good = manage("shell", "-c", "from apps.channels.registry import providers_get; "
                   "print([p.name for p in providers_get('email')])",

@@ -215,6 +215,7 @@ def dripping_allowed(settings):
     yield from _webhook_options(settings, connect_timeout=1.0, read_timeout=1.0, total_timeout=2.0)
 
 
+@pytest.mark.slow
 def test_a_receiver_dripping_its_answer_is_cut_off_at_the_total_deadline(ada, receiver, dripping_allowed):
     # A byte every 0.3 s never trips the 1 s read timeout; the whole answer would take ~25 s.
     # The deadline is 2 s; the margin is for shared machines, the drip is far longer.
@@ -229,6 +230,7 @@ def body_dripping_allowed(settings):
     yield from _webhook_options(settings, connect_timeout=1.0, read_timeout=1.0, total_timeout=4.0)
 
 
+@pytest.mark.slow
 def test_a_receiver_dripping_only_its_body_has_answered(ada, receiver, body_dripping_allowed):
     """Once the status is in, the receiver has taken the webhook: the deadline only shortens the
     excerpt kept, it does not make a retry (which would be a duplicate)."""

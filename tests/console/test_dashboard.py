@@ -82,7 +82,7 @@ class TestQueueDepths:
     CHANNEL = "consoletest"
 
     @pytest.fixture
-    def channel_queue(self, settings):
+    def channel_queue(self, settings, rabbitmq_vhost):
         from celery_app import app
 
         settings.NOTIFIER_CHANNELS = {self.CHANNEL: {"BACKEND": "apps.channels.backends.locmem.OutboxBackend"}}
@@ -109,6 +109,7 @@ class TestQueueDepths:
         assert (depth.dead_queue, depth.dead_messages) == ("notifications.consoletest.dead", None)
         assert 'data-queue="notifications.consoletest"' in page and "not declared" in page
 
+    @pytest.mark.slow
     def test_a_broker_down_or_hung_shows_unavailable(self, admin_client, settings):
         settings.CELERY_BROKER_URL = f"amqp://guest:guest@127.0.0.1:{free_port()}//"  # refused
         assert stats.channel_queue_depths(timeout=1) is None
@@ -118,6 +119,7 @@ class TestQueueDepths:
             assert stats.channel_queue_depths(timeout=1) is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="query plans are PostgreSQL's")
 def test_the_dashboard_queries_never_scan_the_delivery_table():
     """With 200,000 deliveries over 200 days (and their attempts), each dashboard query reads an

@@ -136,3 +136,16 @@ def test_metrics_can_be_kept_to_allowed_networks(settings):
     settings.NOTIFIER_METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     assert_envelope(APIClient().get("/metrics"), 403, "permission_denied")  # the test client is 127.0.0.1
     assert APIClient().get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+
+
+def test_metrics_are_closed_where_open_is_off_and_nobody_was_let_in(settings):
+    # Production's default (NOTIFIER_METRICS_OPEN is False in prod): the answer names what opens it.
+    settings.NOTIFIER_METRICS_OPEN = False
+    response = APIClient().get("/metrics")
+    assert_envelope(response, 403, "permission_denied")
+    assert "NOTIFIER_METRICS_TOKEN" in response.json()["error"]["message"]
+    settings.NOTIFIER_METRICS_TOKEN = "scrape-token-123"
+    assert APIClient().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123").status_code == 200
+    settings.NOTIFIER_METRICS_TOKEN = ""
+    settings.NOTIFIER_METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    assert APIClient().get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200

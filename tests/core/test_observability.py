@@ -13,8 +13,9 @@ from rest_framework.test import APIClient
 
 from apps.core.correlation import correlation_bound
 from apps.core.logs import CorrelationIdFilter, JsonFormatter, TextFormatter, mask
-from apps.core.metrics import metrics_folder_clean
+from apps.core.metrics_folder import metrics_folder_clean
 from tests.fakes.silent_tcp import SilentTcpServer
+from tests.support.processes import REPO_ROOT, process_env
 
 
 @pytest.mark.parametrize(("raw", "masked"), [
@@ -125,3 +126,52 @@ def test_a_broker_that_does_not_answer_costs_the_scrape_its_timeout_not_the_scra
     assert "notifier_queue_messages{" not in body
     assert 'notifier_dead_letters{channel="email"} 0.0' in body
     assert took < 10  # not a timing target: a hang would be the 30 s test timeout, this names it
+
+
+def depth_line(body: str, queue: str) -> str:
+    [line] = [line for line in body.splitlines() if line.startswith(f'notifier_queue_messages{{queue="{queue}"}}')]
+    return line
+
+
+def test_scrapes_in_quick_succession_read_the_database_and_the_broker_once(db, settings, rabbitmq_vhost,
+                                                                          django_assert_num_queries):
+    from celery_app import app
+
+    settings.NOTIFIER_METRICS_CACHE_SECONDS = 1.0
+    [queue] = [q for q in settings.CELERY_TASK_QUEUES if q.name == "notifications.maintenance"]
+    with app.connection_for_write() as connection:
+        queue(connection.default_channel).declare()
+        queue(connection.default_channel).purge()
+        try:
+            first = APIClient().get("/metrics").content.decode()
+            with app.producer_or_acquire() as producer:
+                producer.publish({"test": "metrics cache"}, exchange=queue.exchange, routing_key=queue.routing_key)
+            with django_assert_num_queries(0):  # the dead letters were counted by the first scrape
+                second = APIClient().get("/metrics").content.decode()
+            # The broker was not asked again either: the depth is the one read before the publish.
+            assert depth_line(second, queue.name) == depth_line(first, queue.name) == (
+                f'notifier_queue_messages{{queue="{queue.name}"}} 0.0')
+            time.sleep(1.1)
+            third = APIClient().get("/metrics").content.decode()
+            assert depth_line(third, queue.name) == f'notifier_queue_messages{{queue="{queue.name}"}} 1.0'
+        finally:
+            queue(connection.default_channel).purge()
+
+
+def test_a_process_writes_to_the_metrics_folder_even_when_prometheus_client_was_imported_first(tmp_path):
+    # What happens in Celery's worker and beat: the command line imports Flower's plugin, and so
+    # prometheus_client, before our app is loaded; the pool children must still write to the folder.
+    code = (
+        "import prometheus_client\n"
+        "from apps.core.metrics_folder import metrics_folder_use\n"
+        "folder = metrics_folder_use()\n"
+        "prometheus_client.Counter('notifier_probe_total', 'probe').inc()\n"
+        "print(folder)\n"
+    )
+    env = process_env(DJANGO_SETTINGS_MODULE="notifier.settings.dev", NOTIFIER_DATA_DIR=tmp_path)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "metrics")  # the documented default, <data dir>/metrics
+    assert [path.name.split("_")[0] for path in (tmp_path / "metrics").glob("*.db")] == ["counter"]

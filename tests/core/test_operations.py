@@ -13,12 +13,13 @@ def test_liveness():
     assert APIClient().get("/health/live").json() == {"status": "ok"}
 
 
-def test_readiness_checks_the_database_and_the_broker():
+def test_readiness_checks_the_database_and_the_broker(rabbitmq_vhost):
     response = APIClient().get("/health/ready")
     assert response.status_code == 200, response.content
     assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
+@pytest.mark.slow
 def test_readiness_fails_when_the_broker_is_unreachable(tmp_path, django_db_blocker):
     with django_db_blocker.unblock():
         env = process_env(DATABASE_URL=test_database_url(), CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:1//")

@@ -52,12 +52,12 @@ def web_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def e2e_env(django_db_setup, django_db_blocker, smtp_server, twilio_server, fcm_server, fcm_credentials_file, web_port,
-            tmp_path_factory):
+def e2e_env(django_db_setup, django_db_blocker, rabbitmq_vhost, smtp_server, twilio_server, fcm_server,
+            fcm_credentials_file, web_port):
     """The environment of every process: every channel configured, providers faked on loopback.
     PUBLIC_BASE_URL is the session's web process, so Twilio's status callbacks reach it. The
-    processes share one metrics folder, as the processes of one host do, and log JSON as in
-    production."""
+    processes log JSON as in production, and share the metrics folder the settings name by default,
+    as the processes of one host do."""
     with django_db_blocker.unblock():
         database_url = test_database_url()
     return process_env(
@@ -70,7 +70,6 @@ def e2e_env(django_db_setup, django_db_blocker, smtp_server, twilio_server, fcm_
         FCM_CREDENTIALS_FILE=fcm_credentials_file,
         FCM_API_BASE_URL=fcm_server.base_url,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
-        PROMETHEUS_MULTIPROC_DIR=tmp_path_factory.mktemp("metrics"),
         NOTIFIER_LOG_FORMAT="json",
         **E2E_SETTINGS,
     )

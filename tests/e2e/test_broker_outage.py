@@ -14,6 +14,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.django_db(transact
 DURING_OUTAGE = 10
 
 
+@pytest.mark.timeout(300)  # a broker stop and start, then up to 120 s to deliver
 def test_the_api_accepts_during_a_broker_outage_and_delivers_after_it(http, worker, beat, smtp, rabbitmq):
     assert http.put("/api/v1/templates/outage", json={"channels": {"email": {"subject": "S", "text": "T"}}}).ok
     for n in range(DURING_OUTAGE + 1):

@@ -76,6 +76,7 @@ def test_a_broadcast_is_followed_to_the_end_and_every_user_gets_it_once(http, wo
     assert again.json()["id"] == broadcast["id"]
 
 
+@pytest.mark.timeout(120)  # waits for beat to notice a stale fan-out, then up to 60 s
 def test_a_fan_out_whose_message_was_lost_is_resumed_by_beat(http, worker, beat, smtp, project):
     template = TemplateVersionFactory(template__project=project, template__key="news", channels=EMAIL["channels"])
     users_create(project, 3, prefix="lost")
@@ -126,6 +127,7 @@ def finished(broadcast_id, timeout: float) -> Broadcast:
                       timeout=timeout, interval=0.5, message="the fan-out to complete")
 
 
+@pytest.mark.timeout(600)  # 22,000 users made, then fan-outs of up to 300 s
 def test_fan_out_memory_stays_flat_from_2000_to_20000_users(project, fan_out_worker):
     TemplateVersionFactory(template__project=project, template__key="news", channels=EMAIL["channels"])
     users_create(project, 2_000, prefix="small", locale="sm")
@@ -146,6 +148,7 @@ def test_fan_out_memory_stays_flat_from_2000_to_20000_users(project, fan_out_wor
     assert growth_mib < 16
 
 
+@pytest.mark.timeout(600)  # 12,000 users made, a fan-out of up to 300 s
 def test_a_fan_out_killed_mid_way_resumes_and_notifies_each_user_once(project, fan_out_worker):
     TemplateVersionFactory(template__project=project, template__key="news", channels=EMAIL["channels"])
     users_create(project, 12_000, prefix="k")

@@ -28,6 +28,7 @@ USERS = 100
 WORKERS, CONCURRENCY = 2, 3
 
 
+@pytest.mark.timeout(600)  # 2,000 sends through kills and a broker restart: up to 240 s to drain
 def test_every_notification_ends_final_and_reaches_the_mail_server_through_kills_and_a_broker_restart(
     project, e2e_env, process_logs, beat, smtp, rabbitmq
 ):

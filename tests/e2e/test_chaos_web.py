@@ -29,8 +29,8 @@ from tests.support.processes import (
     celery_beat,
     celery_worker,
     free_port,
-    procfile_web_server,
     wait_until,
+    web_server,
 )
 from tests.templates.factories import TemplateVersionFactory
 from tests.users.factories import RecipientFactory
@@ -66,7 +66,7 @@ def test_a_web_process_killed_between_commit_and_publish_loses_nothing(
         stack.enter_context(celery_beat(default_env, process_logs))
         silent_broker = stack.enter_context(SilentTcpServer())
         broker = f"amqp://guest:guest@127.0.0.1:{silent_broker.port}//"
-        server, base_url = procfile_web_server({**default_env, "CELERY_BROKER_URL": broker}, process_logs, processes=1)
+        server, base_url = web_server({**default_env, "CELERY_BROKER_URL": broker}, process_logs, processes=1)
         stack.enter_context(server)
 
         answers = []
@@ -204,7 +204,7 @@ def test_http_chaos_every_accepted_notification_is_sent_once_within_a_minute_of_
         env = {**default_env, "REDIS_URL": redis.url}
         workers = [stack.enter_context(celery_worker(env, process_logs, concurrency=3)) for _ in range(2)]
         stack.enter_context(celery_beat(env, process_logs))
-        server, base_url = procfile_web_server(env, process_logs, processes=2)
+        server, base_url = web_server(env, process_logs, processes=2)
         stack.enter_context(server)
 
         senders = Senders(base_url, api_key.raw_key)

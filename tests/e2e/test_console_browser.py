@@ -14,6 +14,7 @@ from tests.support.processes import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("beat")]
 
 
+@pytest.mark.timeout(120)  # a browser session, then up to 60 s for the replayed send
 def test_an_operator_replays_a_dead_letter_from_the_dashboard_and_sees_it_sent(browser, web, worker, smtp):
     get_user_model().objects.create_superuser("operator", "operator@example.com", "a-long-password")
     dead = dead_delivery(attempts=3, error_code="451")

@@ -19,7 +19,7 @@ import requests
 from django.conf import settings
 
 from tests.e2e.conftest import E2E_SETTINGS
-from tests.support.processes import REPO_ROOT, celery_worker, process_env, procfile_web_server, wait_until
+from tests.support.processes import REPO_ROOT, celery_worker, process_env, wait_until, web_server
 from tests.support.services import TEST_VHOST_PREFIX, rabbitmq_vhost_reset, rabbitmqctl
 
 pytestmark = pytest.mark.e2e
@@ -69,7 +69,7 @@ def stack(admin, smtp_server, process_logs):
     try:
         _manage(env, "migrate", "--noinput")
         api_key = _manage(env, "create_api_key", "capacity").strip()
-        server, base_url = procfile_web_server(env, process_logs, processes=WEB_PROCESSES)
+        server, base_url = web_server(env, process_logs, processes=WEB_PROCESSES)
         with celery_worker(env, process_logs, concurrency=WORKER_CONCURRENCY), server:
             yield {"name": name, "base_url": base_url, "api_key": api_key, "server": server}
     finally:
@@ -110,6 +110,7 @@ def _sent_ids(http, base_url: str) -> set[str]:
     return ids
 
 
+@pytest.mark.timeout(900)  # a load run of up to 600 s, then up to 180 s of sends
 def test_64_clients_on_a_connection_limited_database_get_no_5xx_and_every_notification_is_sent(stack, http, smtp):
     result = _loadgen(stack, "--scenario", "notify", "--clients", str(CLIENTS), "--requests", str(REQUESTS),
                       "--users", "40", "--setup", "--ids")
@@ -139,6 +140,7 @@ def _assert_database_unavailable(response: requests.Response) -> None:
     assert int(response.headers["Retry-After"]) > 0
 
 
+@pytest.mark.timeout(300)  # the database refusing connections, then recovering
 def test_while_the_database_refuses_connections_the_api_answers_503_then_recovers(stack, admin, http, smtp):
     base_url = stack["base_url"]
     assert http.put(f"{base_url}/api/v1/templates/outage",

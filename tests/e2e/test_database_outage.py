@@ -20,6 +20,7 @@ from tests.users.factories import RecipientFactory
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.mark.timeout(120)  # a database stopped and started, with two waits of up to 30 s
 def test_a_claim_that_met_a_database_outage_is_sent_within_seconds_of_its_return(project, worker, smtp):
     user = RecipientFactory(project=project, external_id="db-outage", email="db-outage@example.com")
     TemplateVersionFactory(template__project=project, template__key="outage",

@@ -15,7 +15,7 @@ from apps.channels.backends.email import DELIVERY_ID_HEADER
 from tests.e2e.clients import Api
 from tests.e2e.conftest import notification_when_final
 from tests.fakes.smtp import FakeSmtpServer
-from tests.support.processes import celery_beat, celery_worker, free_port, procfile_web_server, wait_until
+from tests.support.processes import celery_beat, celery_worker, free_port, wait_until, web_server
 from tests.support.services import rabbitmq_vhost_reset, redis_url_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -43,7 +43,7 @@ def failover_stack(e2e_env, process_logs, mail_servers):
            "EMAIL_FAILOVER_URLS": mail_servers["second"].url,
            "REDIS_URL": redis_url_for_run(),
            "NOTIFIER_INBOX_CHANNEL_PREFIX": f"notifier-test-{uuid.uuid4().hex[:8]}:"}
-    web, url = procfile_web_server(env, process_logs, processes=1)
+    web, url = web_server(env, process_logs, processes=1)
     with web, celery_worker(env, process_logs, concurrency=2), celery_beat(env, process_logs):
         yield url
 
@@ -56,6 +56,7 @@ def circuit_state(http: Api, provider: str) -> str | None:
     return None
 
 
+@pytest.mark.timeout(300)  # up to 60 s to fail over, then up to 150 s for mail to return to the first server
 def test_mail_fails_over_to_the_second_server_and_returns_to_the_first_when_it_recovers(
     failover_stack, mail_servers, api_key
 ):

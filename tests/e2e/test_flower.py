@@ -32,6 +32,7 @@ def test_flower_refuses_to_start_without_a_real_password(basic_auth, tmp_path):
     assert "Flower not started: FLOWER_BASIC_AUTH" in result.stderr
 
 
+@pytest.mark.timeout(120)  # flower may take up to 60 s to listen
 def test_flower_answers_only_with_the_right_credentials(tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -101,6 +101,7 @@ def test_many_hostile_previews_at_once_leave_the_web_process_small_with_few_rend
     assert call("GET", "/health/live").status_code == 200
 
 
+@pytest.mark.timeout(150)  # two sends of up to 60 s each
 def test_sending_the_nested_with_template_fails_with_template_error_and_the_worker_lives_on(http, worker, smtp):
     http.put("/api/v1/users/ada", json={"email": "ada@example.com", "name": "Ada"})
     http.put("/api/v1/templates/bomb", json=HOSTILE)

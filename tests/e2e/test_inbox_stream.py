@@ -255,6 +255,7 @@ def embedded(process_logs):
             shutil.rmtree(wake_socket_dir(), ignore_errors=True)
 
 
+@pytest.mark.timeout(400)  # migrates a fresh SQLite database (up to 300 s) first
 def test_the_stream_works_on_the_embedded_default_across_processes(embedded, record_property):
     api = embedded["api_b"]
     assert api.put("/api/v1/templates/news", json=IN_APP_TEMPLATE).status_code == 201

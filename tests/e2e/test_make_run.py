@@ -50,6 +50,7 @@ def _live(base_url: str) -> bool:
         return False
 
 
+@pytest.mark.timeout(300)  # `make run` migrates and seeds before it serves (up to 120 s)
 def test_make_run_serves_and_its_curl_line_sends_a_notification(make_run, smtp):
     base_url, output, data_dir = make_run
     text = output.read_text()

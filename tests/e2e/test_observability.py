@@ -1,22 +1,85 @@
 """What an operator sees of real work: /metrics counting what the worker processes did, and their
-JSON log lines, masked, carrying the correlation id of the API request that started it."""
+JSON log lines, masked, carrying the correlation id of the API request that started it.
+
+The metrics are read from a host started as a deployment starts it: the Procfile's `web` and
+`worker` lines, production settings, and only the documented variables (no metrics folder among
+them: the default must bring the worker's pool children and the web processes together)."""
 
 import json
+import os
+import secrets
 import uuid
+from urllib.parse import urlparse
 
 import pytest
+from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.clients import Api
 from tests.e2e.conftest import notification_when_final
+from tests.support.processes import (
+    BIN,
+    ServiceProcess,
+    free_port,
+    procfile_command,
+    test_database_url,
+    web_server,
+)
+from tests.support.services import rabbitmqctl, redis_url_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SCRAPE_TOKEN = secrets.token_urlsafe(24)
 
 TEMPLATE = {"channels": {"email": {"subject": "Hello {{ name }}", "text": "Hi"}}}
 
 
+@pytest.fixture(scope="module")
+def production_host(django_db_setup, django_db_blocker, rabbitmq_vhost, smtp_server, process_logs):
+    """The Procfile's `web` (two processes) and `worker` lines under production settings, with the
+    environment a deployment has: the documented variables, nothing of the suite's. A vhost of
+    their own, so that no other worker of the session takes their messages."""
+    vhost = f"{rabbitmq_vhost}_production"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    port = free_port()
+    with django_db_blocker.unblock():
+        database_url = test_database_url()
+    env = {name: os.environ[name] for name in ("HOME", "LANG", "TMPDIR") if name in os.environ}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        DJANGO_SETTINGS_MODULE="notifier.settings.prod",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DJANGO_SECURE_SSL_REDIRECT="false",
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=urlparse(settings.CELERY_BROKER_URL)._replace(path=f"/{vhost}").geturl(),
+        REDIS_URL=redis_url_for_run(),
+        EMAIL_URL=smtp_server.url,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        NOTIFIER_METRICS_TOKEN=SCRAPE_TOKEN,
+    )
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env
+    worker = ServiceProcess("production-worker", ["/bin/sh", "-c", procfile_command("worker")], env, process_logs,
+                            ready_text=" ready.")
+    web, base_url = web_server(env, process_logs, processes=2, port=port)
+    try:
+        with worker, web:
+            yield base_url
+    finally:
+        rabbitmqctl("delete_vhost", vhost, check=False)
+
+
+@pytest.fixture
+def production_api(production_host, api_key):
+    session = Api(production_host, api_key.raw_key)
+    yield session
+    session.close()
+
+
 def scrape(http) -> dict[tuple[str, tuple], float]:
     """Every sample of /metrics, keyed by (sample name, sorted labels)."""
-    response = http.get("/metrics")
+    response = http.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"})
     assert response.status_code == 200, response.text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -37,7 +100,14 @@ def send(http, to: str, **headers) -> str:
     return response.json()["id"]
 
 
-def test_metrics_count_what_the_worker_processes_did(http, worker, smtp):
+def test_production_metrics_are_closed_to_a_scrape_without_the_token(production_host):
+    response = Api(production_host).get("/metrics")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_metrics_count_what_the_worker_processes_did(production_api, smtp):
+    http = production_api
     assert http.put("/api/v1/templates/hello", json=TEMPLATE).status_code == 201
     for name in ("ada", "bob", "cy"):
         assert http.put(f"/api/v1/users/{name}", json={"email": f"{name}@example.com"}).status_code == 201

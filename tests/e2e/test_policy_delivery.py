@@ -39,6 +39,7 @@ def arrival(smtp, subject: str) -> float | None:
     return next((m.received_at for m in smtp.received if m.message["Subject"] == subject), None)
 
 
+@pytest.mark.timeout(120)  # a 6 s window, then up to 60 s for the sweep to release it
 def test_over_the_cap_the_last_notification_waits_for_the_window_then_is_sent(http, worker, beat, smtp):
     """Two per 6 s window: the third is `pending` with the reason, and reaches the SMTP server
     only once the first has left the window (released by the sweep)."""
@@ -166,6 +167,7 @@ def priority_cluster(e2e_env, process_logs):
         yield env, url
 
 
+@pytest.mark.timeout(600)  # a burst behind a slow mail server: up to 240 + 300 s
 def test_a_high_notification_overtakes_a_low_burst(priority_cluster, api_key, smtp_server, smtp, process_logs):
     """What this measures: 3,000 `low` emails are accepted through the bulk API (60 broker
     messages of 50); a worker (2 processes, prefetch multiplier 1, as the Procfile's) starts on

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from tests.e2e.clients import Api
-from tests.support.processes import procfile_web_server
+from tests.support.processes import web_server
 from tests.support.services import redis_url_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -18,8 +18,8 @@ RATE = 6
 def two_web_processes(e2e_env, process_logs):
     env = {**e2e_env, "REDIS_URL": redis_url_for_run(),
            "NOTIFIER_INBOX_CHANNEL_PREFIX": f"notifier-test-{uuid.uuid4().hex[:8]}:"}
-    first, first_url = procfile_web_server(env, process_logs, processes=1)
-    second, second_url = procfile_web_server(env, process_logs, processes=1)
+    first, first_url = web_server(env, process_logs, processes=1)
+    second, second_url = web_server(env, process_logs, processes=1)
     with first, second:
         yield first_url, second_url
 

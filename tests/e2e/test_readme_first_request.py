@@ -26,6 +26,7 @@ def _run(command: str, env: dict) -> str:
     return result.stdout
 
 
+@pytest.mark.timeout(120)  # runs the README's commands, then up to 30 s for the send
 def test_the_readmes_first_request_works_as_written(web, worker, smtp, e2e_env):
     commands = _first_request_commands()
     assert [c.split()[0] for c in commands] == ["KEY=$(.venv/bin/python", "curl", "curl", "curl", "curl"], commands

@@ -76,6 +76,7 @@ def test_a_permanent_error_fails_after_one_attempt_with_the_providers_answer(htt
     assert smtp.received_for("gone@example.com") == []
 
 
+@pytest.mark.timeout(240)  # two deliveries through every retry (up to 90 s each), then replays
 def test_exhausted_retries_go_dead_and_replay_from_the_admin_and_the_command(http, web, worker, smtp, notify, e2e_env):
     smtp.fail_next(2 * MAX_ATTEMPTS, 451)  # every attempt of both deliveries fails
     by_admin, by_command = notify("admin-replay"), notify("cli-replay")

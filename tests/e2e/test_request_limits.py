@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.projects.factories import ApiKeyFactory
-from tests.support.processes import process_env, procfile_web_server, test_database_url, wait_until
+from tests.support.processes import process_env, test_database_url, wait_until, web_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +26,7 @@ def edge(django_db_blocker, tmp_path_factory):
     """A web process of its own, so its memory is this test's alone to measure."""
     with django_db_blocker.unblock():
         env = process_env(DATABASE_URL=test_database_url())
-    server, base_url = procfile_web_server(env, tmp_path_factory.mktemp("edge"), processes=1)
+    server, base_url = web_server(env, tmp_path_factory.mktemp("edge"), processes=1)
     with server:
         yield server, base_url
 

@@ -40,6 +40,7 @@ def _sent(project, *, age_days: int) -> Delivery:
     return delivery
 
 
+@pytest.mark.timeout(120)  # up to 60 s for beat's purge
 def test_beat_purges_what_is_past_the_period_and_the_api_stops_showing_it(retention_processes, http, project):
     old = [_sent(project, age_days=31) for _ in range(10)]
     recent = _sent(project, age_days=29)

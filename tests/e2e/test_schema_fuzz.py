@@ -60,6 +60,7 @@ def credentials(db):
     return {"api_key": api_key.raw_key, "user_token": token}
 
 
+@pytest.mark.timeout(600)  # about two minutes of generated requests per operation set
 @pytest.mark.parametrize("label", _operation_labels())
 def test_no_input_breaks_the_api_or_its_schema(served_schema, credentials, label):
     print(f"\nschema fuzzing {label}: NOTIFIER_FUZZ_SEED={SEED} NOTIFIER_FUZZ_EXAMPLES={MAX_EXAMPLES}")

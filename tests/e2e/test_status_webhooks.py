@@ -106,6 +106,7 @@ def test_every_transition_of_a_delivery_is_posted_signed_and_in_sequence(api, re
     assert all(e["status"] not in ("queued", "sending", "retrying") for es in events.values() for e in es)
 
 
+@pytest.mark.timeout(180)  # every retry of a delivery, up to 90 s
 def test_a_delivery_whose_retries_run_out_is_reported_dead(api, receiver, project):
     with WebhookReceiver() as channel_receiver:  # the webhook channel's receiver, down for good
         Project.objects.filter(pk=project.pk).update(webhook_url=channel_receiver.url)

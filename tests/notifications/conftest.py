@@ -85,7 +85,7 @@ class PrivateQueue:
 
 
 @pytest.fixture
-def private_queue(settings):
+def private_queue(settings, rabbitmq_vhost):
     from celery_app import app
 
     settings.NOTIFIER_CHANNELS = {

@@ -94,6 +94,7 @@ def test_a_body_without_a_list_of_items_is_a_400(api, body):
     assert response.json()["error"]["code"] == "invalid"
 
 
+@pytest.mark.slow
 def test_a_bulk_of_1000_is_a_fixed_number_of_queries(api, project, template, django_assert_max_num_queries):
     for n in range(1000):
         RecipientFactory(project=project, external_id=f"many{n}")

@@ -207,7 +207,7 @@ class TestBrokerDeadLetters:
     """Messages RabbitMQ dead-lettered: read, sent back to their queue, or dropped."""
 
     @pytest.fixture
-    def dead_lettered(self, settings):
+    def dead_lettered(self, settings, rabbitmq_vhost):
         """A private channel queue with its dead-letter queue; `reject(body)` dead-letters a message."""
         from celery_app import app
 

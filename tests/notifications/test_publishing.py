@@ -41,6 +41,7 @@ def published(delivery) -> bool:
     return Delivery.objects.get(id=delivery.id).recheck_at > timezone.now() + timezone.timedelta(minutes=5)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_a_connection_whose_confirm_timed_out_is_not_used_again(broker_through_proxy, private_queue, settings):
     settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS = 0.5

@@ -5,6 +5,7 @@ a log file that a failing test can print.
 """
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -99,32 +100,6 @@ class ServiceProcess:
         self.stop()
 
 
-def celery_worker(env: dict[str, str], log_dir: Path, *, concurrency: int = 2, queues: str = "") -> ServiceProcess:
-    name = f"worker-{uuid.uuid4().hex[:6]}"
-    args = [str(BIN / "celery"), "-A", "celery_app", "worker", f"--concurrency={concurrency}",
-            f"--hostname={name}@%h", "--without-gossip", "--without-mingle"]
-    if queues:
-        args.append(f"--queues={queues}")
-    return ServiceProcess(name, args, env, log_dir, ready_text=" ready.")
-
-
-def celery_beat(env: dict[str, str], log_dir: Path) -> ServiceProcess:
-    schedule = Path(log_dir) / f"beat-schedule-{uuid.uuid4().hex[:6]}"
-    args = [str(BIN / "celery"), "-A", "celery_app", "beat", f"--schedule={schedule}"]
-    return ServiceProcess("beat", args, env, log_dir, ready_text="beat: Starting")
-
-
-def web_server(env: dict[str, str], log_dir: Path, *, port: int | None = None,
-               processes: int = 1) -> tuple[ServiceProcess, str]:
-    """uvicorn on loopback; `processes` > 1 runs that many behind the one port, as the Procfile does."""
-    port = port or free_port()
-    args = [str(BIN / "uvicorn"), "notifier.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(processes)]
-    server = ServiceProcess(f"web-{port}", args, env, log_dir, ready_text="Application startup complete",
-                            ready_count=processes)
-    return server, f"http://127.0.0.1:{port}"
-
-
 def procfile_command(name: str) -> str:
     """The command line the Procfile gives process type `name`."""
     for line in (REPO_ROOT / "Procfile").read_text().splitlines():
@@ -134,8 +109,32 @@ def procfile_command(name: str) -> str:
     raise KeyError(f"no {name!r} line in the Procfile")
 
 
-def procfile_web_server(env: dict[str, str], log_dir: Path, *, processes: int,
-                        port: int | None = None) -> tuple[ServiceProcess, str]:
+def _procfile_args(name: str) -> list[str]:
+    """The Procfile's line for `name` as arguments, its program taken from this venv."""
+    program, *args = shlex.split(procfile_command(name))
+    return [str(BIN / program), *args]
+
+
+def celery_worker(env: dict[str, str], log_dir: Path, *, concurrency: int = 2, queues: str = "") -> ServiceProcess:
+    """The Procfile's `worker` line, with fewer pool processes (tests share two cores) and a name
+    of its own; mingle and gossip only slow the start of a worker that has no peers to meet."""
+    name = f"worker-{uuid.uuid4().hex[:6]}"
+    args = [*_procfile_args("worker"), f"--concurrency={concurrency}", f"--hostname={name}@%h", "--without-gossip",
+            "--without-mingle"]
+    if queues:
+        args.append(f"--queues={queues}")
+    return ServiceProcess(name, args, env, log_dir, ready_text=" ready.")
+
+
+def celery_beat(env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    """The Procfile's `beat` line, keeping its schedule file with the logs rather than in the checkout."""
+    schedule = Path(log_dir) / f"beat-schedule-{uuid.uuid4().hex[:6]}"
+    return ServiceProcess("beat", [*_procfile_args("beat"), f"--schedule={schedule}"], env, log_dir,
+                          ready_text="beat: Starting")
+
+
+def web_server(env: dict[str, str], log_dir: Path, *, port: int | None = None,
+               processes: int = 1) -> tuple[ServiceProcess, str]:
     """The Procfile's `web` line exactly as a deployment runs it (WEB_CONCURRENCY processes behind
     one port), except that it listens on loopback only."""
     port = port or free_port()

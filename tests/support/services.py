@@ -10,11 +10,14 @@ TEST_VHOST_PREFIX = "notifier_test"
 
 
 def unreachable_services(database_url: str, broker_url: str) -> list[str]:
+    """What is down among the services named (an empty URL: not needed), each with how to start it."""
     problems = []
     for name, url, default_port, hint in [
         ("PostgreSQL", database_url, 5432, "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
         ("RabbitMQ", broker_url, 5672, "rabbitmq-server -detached"),
     ]:
+        if not url:
+            continue
         parsed = urlparse(url)
         host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
         try:
@@ -26,6 +29,18 @@ def unreachable_services(database_url: str, broker_url: str) -> list[str]:
 
 def rabbitmqctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=120, check=check)
+
+
+def broker_vhost_open(broker_url: str) -> bool:
+    """Whether the broker lets the suite into the URL's vhost (one AMQP connection, no rabbitmqctl)."""
+    from kombu import Connection
+
+    try:
+        with Connection(broker_url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception:  # refused, or the vhost is missing (an access error): either way, not open
+        return False
+    return True
 
 
 def rabbitmq_vhost_reset(vhost: str) -> None:

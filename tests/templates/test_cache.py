@@ -21,6 +21,7 @@ def many_tag_part(n: int) -> str:
     return f"{{# {n} #}}" + "{% if a %}{{ b|lower|upper }}{% endif %}" * 500
 
 
+@pytest.mark.slow
 def test_distinct_parts_stay_within_the_byte_bound(cache, settings):
     settings.NOTIFIER_TEMPLATE_CACHE_MAX_BYTES = 12 * MB
     before = rss_bytes()

@@ -85,6 +85,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("source", "data"), list(HOSTILE.values()), ids=list(HOSTILE))
 def test_a_hostile_template_is_refused_or_bounded_in_memory_and_time(source, data):
     version = TemplateVersionFactory(channels={"email": {"subject": "Hi", "text": source}})

@@ -14,6 +14,9 @@ from apps.templates.sandbox import preview_processes_stop, preview_render
 from tests.support.memory import peak_rss_bytes, peak_rss_reset, render_processes, rss_bytes
 from tests.support.processes import REPO_ROOT, process_env, wait_until
 
+# Each test starts render processes and waits on their limits: seconds apiece.
+pytestmark = pytest.mark.slow
+
 MB = 1024 * 1024
 DOUBLINGS = 7
 

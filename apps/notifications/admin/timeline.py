@@ -6,6 +6,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps.core.console import badge
 from apps.notifications.models import Notification
+from apps.notifications.workflow_hooks import workflow_hooks
 
 
 def notification_timeline(notification: Notification):
@@ -30,6 +31,8 @@ def notification_timeline(notification: Notification):
                            f"was {action.previous_status}" + (f": {action.note}" if action.note else "")))
         events.append((delivery.status_changed_at, link, badge(delivery.status, delivery.status),
                        f"{delivery.last_error_code} {delivery.last_error[:200]}".strip()))
+    if (hooks := workflow_hooks()) is not None:
+        events.extend(hooks.timeline_events(notification))  # the workflow run's steps, if any
     events.sort(key=lambda event: event[0])
     rows = format_html_join(
         "", "<tr><td style='white-space:nowrap'>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -28,7 +28,8 @@ class BroadcastListApi(APIView):
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
         broadcast, _ = broadcast_create(
-            project=request.auth.project, template_key=fields["template"], data=fields["data"],
+            project=request.auth.project, template_key=fields.get("template", ""), workflow_key=fields.get("workflow", ""),
+            data=fields["data"],
             template_version=fields["template_version"],
             channels=fields.get("channels"), category=fields["category"], priority=fields["priority"],
             send_at=fields["send_at"], to=fields.get("to"), audience=fields.get("audience"),

@@ -15,6 +15,8 @@ _CREATED = {"id": NOTIFICATION_ID, "status": "processing",
 
 NOTIFICATION_CREATE = [
     request_example("One user, every channel the template has", _CREATE),
+    request_example("A workflow's run: its steps choose the channels", {
+        "to": "ada", "workflow": "new-comment", "data": {"name": "Ada", "thread_id": "t-42"}}),
     request_example("A login code by SMS, ahead of quiet hours", {
         "to": "ada", "template": "login-code", "data": {"code": "482913"}, "channels": ["sms"],
         "category": "security", "priority": "high"}),
@@ -51,13 +53,48 @@ _DETAIL = {
              "provider_message_id": "<0b5e8c3d.notifier@mail.example>", "error_code": "", "error_message": ""},
         ],
     }],
+    "workflow": None,
 }
-NOTIFICATION_DETAIL = [response_example("Sent on the second attempt", _DETAIL)]
+_IN_APP_DELIVERY = {
+    "id": "7d3e2f1a-0b9c-4d8e-a7f6-5e4d3c2b1a09", "channel": "in_app", "status": "sent", "skip_reason": "",
+    "hold_reason": "", "attempt_count": 1, "next_attempt_at": None, "sent_at": "2025-01-01T12:00:00.180000Z",
+    "provider_message_id": "inbox:812", "last_error": None, "cancel_requested_at": None, "attempts": [
+        {"number": 1, "started_at": "2025-01-01T12:00:00.150000Z", "duration_ms": 4, "outcome": "sent",
+         "provider_message_id": "inbox:812", "error_code": "", "error_message": ""}]}
+_RUN_STEPS = [
+    {"index": 0, "channel": "in_app", "state": "done", "reason": "", "due_at": None,
+     "finished_at": "2025-01-01T12:00:00.140000Z", "delivery": _IN_APP_DELIVERY["id"]},
+    {"index": 1, "wait": 600, "state": "waiting", "reason": "", "due_at": "2025-01-01T12:10:00.140000Z",
+     "finished_at": None, "delivery": None},
+    {"index": 2, "channel": "email", "if": "unread", "state": "pending", "reason": "", "due_at": None,
+     "finished_at": None, "delivery": None},
+]
+_RUN_DETAIL = {
+    **_DETAIL, "template": "new-comment", "data": {"name": "Ada", "thread_id": "t-42"},
+    "deliveries": [_IN_APP_DELIVERY],
+    "workflow": {"key": "new-comment", "version": 2, "run": "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d", "state": "active",
+                 "due_at": "2025-01-01T12:10:00.140000Z", "notification": NOTIFICATION_ID, "joined": False,
+                 "position": None, "event_count": None, "steps": _RUN_STEPS},
+}
+NOTIFICATION_DETAIL = [
+    response_example("Sent on the second attempt", _DETAIL),
+    response_example("A workflow's run in its wait: in-app sent, email if still unread at 12:10", _RUN_DETAIL),
+    response_example("Escalated: the in-app message stayed unread, so the email went", {
+        **_RUN_DETAIL, "deliveries": [_IN_APP_DELIVERY, {**_DETAIL["deliveries"][0], "attempt_count": 1,
+                                                         "attempts": _DETAIL["deliveries"][0]["attempts"][1:]}],
+        "workflow": {**_RUN_DETAIL["workflow"], "state": "done", "due_at": None, "steps": [
+            _RUN_STEPS[0], {**_RUN_STEPS[1], "state": "done", "finished_at": "2025-01-01T12:10:01.020000Z"},
+            {**_RUN_STEPS[2], "state": "done", "reason": "unread: the in-app message is unread",
+             "finished_at": "2025-01-01T12:10:01.030000Z", "delivery": EMAIL_DELIVERY_ID}]}}),
+]
 NOTIFICATION_CANCEL = [response_example("Cancelled before it was sent", {
     **_DETAIL, "status": "cancelled", "send_at": "2025-01-02T09:00:00Z",
     "deliveries": [{**_DETAIL["deliveries"][0], "status": "cancelled", "attempt_count": 0, "sent_at": None,
                     "provider_message_id": "", "attempts": []}],
-})]
+}), response_example("A workflow's run cancelled in its wait: no later step runs", {
+    **_RUN_DETAIL, "workflow": {**_RUN_DETAIL["workflow"], "state": "cancelled", "due_at": None, "steps": [
+        _RUN_STEPS[0], *({**step, "state": "cancelled", "reason": "the notification was cancelled",
+                          "finished_at": "2025-01-01T12:03:00Z"} for step in _RUN_STEPS[1:])]}})]
 # One item: drf-spectacular shows it in a page ({next, previous, results: [...]}) itself.
 NOTIFICATION_LIST = [response_example("?status=dead&channel=email: notifications whose email is dead", {
     "id": NOTIFICATION_ID, "status": "dead", "to": "ada", "template": "welcome", "category": "", "priority": "normal",
@@ -74,7 +111,8 @@ NOTIFICATION_BULK = [
 ]
 
 _BROADCAST = {
-    "id": BROADCAST_ID, "status": "pending", "template": "spring-sale", "category": "marketing", "priority": "low",
+    "id": BROADCAST_ID, "status": "pending", "template": "spring-sale", "workflow": "", "category": "marketing",
+    "priority": "low",
     "send_at": None, "audience": {"has_channel": "email"}, "total": None, "created": 0, "skipped": 0, "failed": 0,
     "last_error": "", "created_at": "2025-03-20T08:00:00Z", "started_at": None, "finished_at": None,
 }
@@ -83,6 +121,8 @@ BROADCAST_CREATE = [
         "template": "spring-sale", "data": {"discount": "20%"}, "channels": ["email"], "category": "marketing",
         "priority": "low", "audience": {"has_channel": "email"}}),
     request_example("A list of users", {"template": "outage", "to": ["ada", "grace", "linus"]}),
+    request_example("A workflow to a list of users: each gets a run", {"workflow": "new-comment", "to": ["ada", "grace"],
+                                                                       "data": {"name": "everyone"}}),
     response_example("Accepted; the fan-out runs in the background", _BROADCAST, status=202),
 ]
 BROADCAST_DETAIL = [response_example("Completed", {

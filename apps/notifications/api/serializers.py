@@ -9,6 +9,7 @@ from apps.core.fields import IdempotencyKeyField, JSONObjectField
 from apps.notifications.intake.broadcasts import BROADCAST_MAX_TO
 from apps.notifications.intake.selectors import notification_status
 from apps.notifications.models import Broadcast, Delivery, DeliveryAttempt, Notification, Priority
+from apps.notifications.workflow_hooks import workflow_hooks
 
 
 class _MessageInputSerializer(serializers.Serializer):
@@ -42,6 +43,26 @@ class _MessageInputSerializer(serializers.Serializer):
 
 class NotificationInputSerializer(_MessageInputSerializer):
     to = serializers.CharField(max_length=200)
+    workflow = serializers.SlugField(
+        max_length=100, required=False,
+        help_text="A workflow's key instead of `template`: its steps decide which channel goes when "
+                  "(`channels` and `template_version` do not apply).",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].required = False
+
+    def validate(self, attrs):
+        return _template_or_workflow(attrs)
+
+
+def _template_or_workflow(attrs: dict) -> dict:
+    if ("template" in attrs) == ("workflow" in attrs):
+        raise serializers.ValidationError({"template": 'Give either "template" or "workflow".'})
+    if "workflow" in attrs and (attrs.get("channels") or attrs.get("template_version") is not None):
+        raise serializers.ValidationError({"workflow": "A workflow's steps choose the channels and the template."})
+    return attrs
 
 
 # One bulk request's items: large enough to amortise the round trips, small enough that its answer
@@ -131,12 +152,49 @@ class NotificationBulkResultSerializer(serializers.Serializer):
     )
 
 
+_WORKFLOW_RUN_SCHEMA = {
+    "type": "object", "nullable": True,
+    "description": "The workflow run this notification started or joined (a digest), with each step's state; "
+                   "null for a template's notification.",
+    "properties": {
+        "key": {"type": "string"}, "version": {"type": "integer"}, "run": {"type": "string", "format": "uuid"},
+        "state": {"type": "string", "enum": ["collecting", "active", "done", "cancelled"]},
+        "due_at": {"type": "string", "format": "date-time", "nullable": True},
+        "notification": {"type": "string", "format": "uuid", "description": "The notification carrying the run's deliveries."},
+        "joined": {"type": "boolean", "description": "True when this notification joined another one's digest."},
+        "position": {"type": "integer", "nullable": True}, "event_count": {"type": "integer", "nullable": True},
+        "steps": {"type": "array", "items": {"type": "object", "properties": {
+            "index": {"type": "integer"}, "channel": {"type": "string"}, "if": {"type": "string"},
+            "wait": {"type": "integer"},
+            "state": {"type": "string", "enum": ["pending", "waiting", "done", "skipped", "cancelled"]},
+            "reason": {"type": "string"}, "due_at": {"type": "string", "format": "date-time", "nullable": True},
+            "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+            "delivery": {"type": "string", "format": "uuid", "nullable": True}}}},
+    },
+}
+
+
 class NotificationDetailSerializer(_NotificationBaseSerializer):
     deliveries = DeliveryDetailSerializer(many=True, read_only=True)
+    workflow = serializers.SerializerMethodField()
 
     class Meta:
         model = Notification
-        fields = ("id", "status", "to", "template", "category", "priority", "send_at", "data", "created_at", "deliveries")
+        fields = ("id", "status", "to", "template", "category", "priority", "send_at", "data", "created_at", "deliveries",
+                  "workflow")
+
+    @extend_schema_field(_WORKFLOW_RUN_SCHEMA)
+    def get_workflow(self, notification) -> dict | None:
+        hooks = workflow_hooks()
+        return hooks.run_describe(notification) if hooks is not None else None
+
+    def get_status(self, notification) -> str:
+        # A workflow's notification with no delivery of its own (its run not at a channel step yet,
+        # cancelled before one, or an event that joined another notification's digest): its run says.
+        hooks = workflow_hooks()
+        if notification.workflow_key and hooks is not None and not notification.deliveries.all():
+            return hooks.run_status(notification) or super().get_status(notification)
+        return super().get_status(notification)
 
 
 class NotificationListItemSerializer(_NotificationBaseSerializer):
@@ -170,18 +228,27 @@ class BroadcastInputSerializer(_MessageInputSerializer):
     to = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_empty=False,
                                max_length=BROADCAST_MAX_TO, help_text="External ids of the users (at most 10,000).")
     audience = BroadcastAudienceSerializer(required=False)
+    workflow = serializers.SlugField(
+        max_length=100, required=False, help_text="A workflow's key instead of `template`: each user's notification "
+                                                  "starts a run of it.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].required = False
 
     def validate(self, attrs):
         if ("to" in attrs) == ("audience" in attrs):
             raise serializers.ValidationError({"to": 'Give either "to" (a list of users) or "audience" (a filter).'})
-        return attrs
+        return _template_or_workflow(attrs)
 
 
 class BroadcastSerializer(serializers.ModelSerializer):
     template = serializers.CharField(source="template.key")
+    workflow = serializers.CharField(source="workflow_key", help_text='The workflow\'s key, or "" for a template.')
 
     class Meta:
         model = Broadcast
-        fields = ("id", "status", "template", "template_version", "category", "priority", "send_at", "audience", "total",
+        fields = ("id", "status", "template", "workflow", "template_version", "category", "priority", "send_at", "audience",
+                  "total",
                   "created",
                   "skipped", "failed", "last_error", "created_at", "started_at", "finished_at")

@@ -44,9 +44,10 @@ def idempotency_key_parameter(thing: str) -> OpenApiParameter:
 def notification_request_from(fields: dict, *, idempotency_key: str, fingerprint: str) -> NotificationRequest:
     """A validated NotificationInputSerializer's fields as the service takes them."""
     return NotificationRequest(
-        to=fields["to"], template_key=fields["template"], data=fields["data"], channels=fields.get("channels"),
+        to=fields["to"], template_key=fields.get("template", ""), data=fields["data"], channels=fields.get("channels"),
         category=fields["category"], priority=fields["priority"], send_at=fields["send_at"],
         idempotency_key=idempotency_key, fingerprint=fingerprint, template_version=fields["template_version"],
+        workflow_key=fields.get("workflow", ""),
     )
 
 

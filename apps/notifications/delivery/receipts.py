@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.notifications.models import Delivery, DeliveryStatus, EarlyReceipt
 from apps.notifications.outbox.status_events import status_change, status_events_record, status_hooked
+from apps.notifications.workflow_hooks import deliveries_settled
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def _receipt_apply(deliveries, receipt: EarlyReceipt) -> bool:
         if not sent:
             return False
         Delivery.objects.filter(id__in=[d.id for d in sent]).update(**fields)
+        if not receipt.delivered:
+            deliveries_settled([d.notification_id for d in sent if d.notification.workflow_key])
         hooked = [d for d in sent if status_hooked(d.notification.project)]
         for delivery in hooked:
             for name, value in fields.items():

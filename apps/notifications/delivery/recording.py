@@ -23,6 +23,7 @@ from apps.notifications.delivery.clock import DbClock
 from apps.notifications.metrics import attempts_observe
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryStatus
 from apps.notifications.outbox.status_events import status_change, status_events_record, status_hooked
+from apps.notifications.workflow_hooks import deliveries_settled
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +224,10 @@ def _record(attempted: list[Attempted]) -> list[Attempted]:
                 for name, value in item.state.items():
                     setattr(item.delivery, name, value)
             _deliveries_update([item.delivery for item in kept])
+            # Workflow runs waiting on these deliveries look again once this commits.
+            deliveries_settled([item.delivery.notification_id for item in kept
+                                if item.delivery.notification.workflow_key
+                                and item.state["status"] != DeliveryStatus.RETRYING])
             # The events of the reported outcomes, in the same transaction (nothing for projects
             # without a status_webhook_url: their rows are already loaded with the claim).
             status_events_record(changes=[

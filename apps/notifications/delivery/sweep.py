@@ -40,6 +40,7 @@ from apps.notifications.outbox.deliveries import (
 )
 from apps.notifications.outbox.status_events import StatusChange, status_events_record, status_hooked
 from apps.notifications.queues import queue_name
+from apps.notifications.workflow_hooks import deliveries_settled
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ def _sweep_batch(*, overdue_at: datetime | None, batch_size: int, result: SweepR
     result.ended_by_channel.update((channels[i], DeliveryStatus.DEAD) for i in dead)
 
     _status_events(overdue, cancelled=set(cancelled), dead=dead, now=now)
+    deliveries_settled([d.notification_id for d in overdue if d.id in ended and d.notification.workflow_key])
 
     requeue = [d for d in overdue if d.id not in ended]
     Delivery.objects.filter(id__in=[d.id for d in requeue if d.status != DeliveryStatus.QUEUED]).update(

@@ -47,6 +47,7 @@ from apps.notifications.intake.services import (
 )
 from apps.notifications.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, Notification
 from apps.notifications.queues import TASK_BROADCAST_FAN_OUT
+from apps.notifications.workflow_hooks import workflows_resolve
 from apps.projects.models import ApiKey, Project
 from apps.projects.throttling import api_key_take, api_rate_of
 from apps.templates.selectors import template_versions_newest, template_versions_pinned
@@ -80,6 +81,7 @@ def broadcast_create(
     idempotency_key: str = "",
     fingerprint: str = "",
     api_key: ApiKey | None = None,
+    workflow_key: str = "",
 ) -> tuple[Broadcast, bool]:
     """Store the broadcast and start its fan-out once committed; return (broadcast, created).
 
@@ -89,6 +91,15 @@ def broadcast_create(
     locale). An idempotency key already used returns that broadcast (created=False), or is a 409
     for another body.
     """
+    sent_channels, provided = channels, {}
+    if workflow_key:
+        # Checked as the workflow's template on the workflow's channels; each user's run then takes its steps.
+        outcomes: list = [None]
+        workflow = workflows_resolve(project=project, requests=[NotificationRequest(to="", template_key="",
+                                     workflow_key=workflow_key)], outcomes=outcomes).get(workflow_key)
+        if workflow is None:
+            raise outcomes[0]
+        template_key, sent_channels, provided = workflow.template_key, workflow.channels, dict.fromkeys(workflow.provides)
     newest = template_versions_newest(project=project, keys=[template_key]).get(template_key)
     if not newest:
         raise ApplicationError("unknown_template", f"No template with key {template_key!r}.",
@@ -99,11 +110,11 @@ def broadcast_create(
             raise template_version_unknown(key=template_key, version=template_version)
         newest = list(pinned.values())
     template_channels = list(dict.fromkeys(c for version in newest for c in version.channels))
-    channels_to_send(requested=channels, template_channels=template_channels)
+    channels_to_send(requested=sent_channels, template_channels=template_channels)
     missing = sorted({
         name for version in newest
         for name in template_version_missing_variables(
-            version=version, channels=channels or list(version.channels), data=data)
+            version=version, channels=sent_channels or list(version.channels), data={**provided, **data})
     })
     if missing:
         raise missing_variables_error(missing)
@@ -111,7 +122,7 @@ def broadcast_create(
         to = list(dict.fromkeys(to))
     broadcast = Broadcast(
         project=project, template=newest[0].template, template_version=template_version, data=data,
-        channels=channels, category=category,
+        channels=channels, category=category, workflow_key=workflow_key,
         priority=priority, send_at=send_at, to=to, audience=None if to is not None else audience,
         total=len(to) if to is not None else None, idempotency_key=idempotency_key,
         request_fingerprint=fingerprint, heartbeat_at=timezone.now(), correlation_id=correlation_id_get(),
@@ -219,7 +230,8 @@ def _fan_out_batch(*, broadcast_id, batch_size: int) -> str:
         broadcast.finished_at = now
     else:
         requests = [
-            NotificationRequest(to=external_id, template_key=broadcast.template.key, data=broadcast.data,
+            NotificationRequest(to=external_id, template_key=broadcast.template.key, workflow_key=broadcast.workflow_key,
+                                data=broadcast.data,
                                 channels=broadcast.channels, category=broadcast.category,
                                 priority=broadcast.priority, send_at=broadcast.send_at,
                                 template_version=broadcast.template_version)
@@ -229,7 +241,8 @@ def _fan_out_batch(*, broadcast_id, batch_size: int) -> str:
                                         broadcast=broadcast)
         for outcome in outcomes:
             if isinstance(outcome, NotificationAccepted):
-                if all(d.status == DeliveryStatus.SKIPPED for d in outcome.deliveries):
+                # A workflow's run creates its deliveries later: it counts as created.
+                if outcome.deliveries and all(d.status == DeliveryStatus.SKIPPED for d in outcome.deliveries):
                     broadcast.skipped += 1
                 else:
                     broadcast.created += 1

@@ -20,6 +20,9 @@ def notification_status(statuses: list[str]) -> str:
     Once all are final: `sent` if any reached the user's provider, else the shared final status
     (`failed`, `dead`, `cancelled`, `skipped`), or `failed` when they differ.
     """
+    if not statuses:
+        # A workflow's notification before its first channel step (or a digest's event): waiting.
+        return DeliveryStatus.PENDING
     active = [s for s in statuses if s in ACTIVE_STATUSES]
     if active:
         return DeliveryStatus.PENDING if all(s == DeliveryStatus.PENDING for s in active) else "processing"

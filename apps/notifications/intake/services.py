@@ -1,7 +1,7 @@
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -26,6 +26,7 @@ from apps.notifications.models import (
 )
 from apps.notifications.outbox.deliveries import deliveries_publish_on_commit, delivery_message, queued_recheck_at
 from apps.notifications.outbox.status_events import StatusChange, status_change, status_events_record, status_hooked
+from apps.notifications.workflow_hooks import WorkflowIntake, workflow_hooks, workflow_runs_start, workflows_resolve
 from apps.projects.models import Project
 from apps.projects.selectors import category_is_critical
 from apps.templates.selectors import template_version_for_locale, template_versions_newest, template_versions_pinned
@@ -58,6 +59,9 @@ class NotificationRequest:
     idempotency_key: str = ""
     fingerprint: str = ""
     template_version: int | None = None  # pinned: this version, whatever the user's locale
+    # A workflow's key instead of a template's: its run decides the channels, one step at a time
+    # (apps.workflows, through workflow_hooks); `template_key` is then the workflow's template.
+    workflow_key: str = ""
 
 
 @dataclass
@@ -97,6 +101,9 @@ def notifications_create(
     then are the keys looked up. `recipients` (by external id) skips loading users the caller has.
     """
     outcomes: list[NotificationOutcome | None] = [None] * len(requests)
+    workflows = workflows_resolve(project=project, requests=requests, outcomes=outcomes)
+    requests = [replace(r, template_key=workflows[r.workflow_key].template_key) if r.workflow_key in workflows else r
+                for r in requests]
     if recipients is None:
         recipients = recipients_find(project=project, external_ids=[r.to for r in requests])
     versions = template_versions_newest(project=project, keys=[r.template_key for r in requests])
@@ -107,6 +114,8 @@ def notifications_create(
     repeats: dict[int, int] = {}  # a key seen earlier in the same call: index -> index of its first use
     first_use: dict[str, int] = {}
     for index, request in enumerate(requests):
+        if outcomes[index] is not None:
+            continue
         if request.idempotency_key in first_use:
             repeats[index] = first_use[request.idempotency_key]
             continue
@@ -116,6 +125,7 @@ def notifications_create(
             planned[index] = _notification_plan(
                 project=project, request=request, recipient=recipients.get(request.to),
                 versions=versions.get(request.template_key, []), pinned=pinned, broadcast=broadcast, now=now,
+                workflow=workflows.get(request.workflow_key),
             )
         except ApplicationError as error:
             outcomes[index] = error
@@ -129,7 +139,8 @@ def notifications_create(
 
 
 def _notification_plan(*, project, request: NotificationRequest, recipient: Recipient | None,
-                       versions: list, pinned: dict, broadcast, now: datetime) -> CapPlan:
+                       versions: list, pinned: dict, broadcast, now: datetime,
+                       workflow: WorkflowIntake | None = None) -> CapPlan:
     if recipient is None:
         raise ApplicationError("unknown_user", f"No user with id {request.to!r}; create it with PUT /api/v1/users/{{id}}.",
                                details={"to": request.to})
@@ -143,7 +154,8 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
     else:
         version = template_version_for_locale(versions, locale=recipient.locale, default_locale=project.default_locale)
 
-    wanted = channels_to_send(requested=request.channels, template_channels=list(version.channels))
+    wanted = ([c for c in workflow.channels if c in version.channels] if workflow is not None
+              else channels_to_send(requested=request.channels, template_channels=list(version.channels)))
     contacts = contact_points(recipient=recipient, project=project)
     skip_reasons = {c: channel_missing_contact_reason(channel=c, contacts=contacts) for c in wanted}
     if all(skip_reasons.values()):
@@ -152,7 +164,8 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
     # The data must fill the parts of the channels the user can be reached on (those are rendered
     # whatever their preferences say later: a caller's missing field shows on every user alike).
     reachable = [c for c in wanted if not skip_reasons[c]]
-    missing = template_version_missing_variables(version=version, channels=reachable, data=request.data)
+    provided = dict.fromkeys(workflow.provides if workflow is not None else ())  # a digest's events, event_count
+    missing = template_version_missing_variables(version=version, channels=reachable, data={**provided, **request.data})
     if missing:
         raise missing_variables_error(missing)
     # Preferences come after reachability: a request that can reach nobody is the caller's mistake
@@ -169,8 +182,11 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
         project=project, recipient=recipient, to=request.to, template=version.template, template_version=version,
         data=request.data, category=request.category, priority=request.priority, send_at=request.send_at,
         idempotency_key=request.idempotency_key, request_fingerprint=request.fingerprint, broadcast=broadcast,
+        workflow_key=request.workflow_key,
         correlation_id=broadcast.correlation_id if broadcast is not None else correlation_id_get(),
     )
+    if workflow is not None:  # its run's steps create the deliveries when due (notification_delivery_add)
+        return CapPlan(notification=notification, due=due, uncapped=[], deliveries=[])
     deliveries = [
         _delivery_new(
             notification, channel, skip_reasons[channel], now=now, send_at=request.send_at if scheduled else None,
@@ -206,6 +222,9 @@ def _notifications_insert(*, project, requests, planned: dict[int, CapPlan], out
             with transaction.atomic(savepoint=keyed):
                 caps_apply(project=project, plans=planned.values(), now=now)
                 Notification.objects.bulk_create([p.notification for p in planned.values()])
+                workflow_runs_start(project=project, started=[
+                    (plan.notification, requests[index].workflow_key) for index, plan in planned.items()
+                    if requests[index].workflow_key])
                 deliveries = [d for p in planned.values() for d in p.deliveries]
                 Delivery.objects.bulk_create(deliveries)
                 if status_hooked(project):
@@ -301,6 +320,9 @@ def notification_cancel(*, project: Project, notification_id) -> Notification:
     """
     if not Notification.objects.filter(project=project, id=notification_id).exists():
         raise NotFound("No such notification.")
+    if (hooks := workflow_hooks()) is not None:
+        # First: once the run is stopped no step creates a delivery, so the cancel below gets them all.
+        hooks.notification_cancel(notification_id=notification_id)
     deliveries_cancel(project=project, deliveries=Delivery.objects.filter(notification_id=notification_id))
     notifications_cap_release(notifications=Notification.objects.filter(id=notification_id))
     return notification_get(project=project, notification_id=notification_id)

@@ -21,6 +21,7 @@ from apps.notifications.models import (
     DeliveryStatus,
     Notification,
 )
+from apps.notifications.workflow_hooks import workflow_hooks
 
 _UNFINISHED_BROADCASTS = (BroadcastStatus.PENDING, BroadcastStatus.RUNNING)
 
@@ -30,16 +31,27 @@ def _delivery_expired(*, before: datetime) -> Q:
             & (~Q(status=DeliveryStatus.DEAD) | Q(discarded_at__lt=before)))
 
 
+def _kept_by_workflows(field: str) -> Q:
+    """The notifications (by `field`) that open workflow runs still need: a run waiting 30 days
+    reads its earlier deliveries when it wakes, and a digest its events' data when it closes."""
+    hooks = workflow_hooks()
+    kept = Q(pk__in=[])
+    for notification_ids in hooks.notifications_kept() if hooks is not None else []:
+        kept |= Q(**{f"{field}__in": notification_ids})
+    return kept
+
+
 def deliveries_expired(*, before: datetime) -> QuerySet:
-    return Delivery.objects.filter(_delivery_expired(before=before))
+    return Delivery.objects.filter(_delivery_expired(before=before)).exclude(_kept_by_workflows("notification_id"))
 
 
 def notifications_expired(*, before: datetime) -> QuerySet:
     """Notifications created before `before` with no delivery that stays (none left, or all expired).
-    Not those of a broadcast still fanning out, whose uniqueness per user guards against repeats."""
+    Not those of a broadcast still fanning out, whose uniqueness per user guards against repeats,
+    nor those an open workflow run still needs."""
     staying = Delivery.objects.filter(notification=OuterRef("pk")).exclude(_delivery_expired(before=before))
     return (Notification.objects.filter(created_at__lt=before).filter(~Exists(staying))
-            .exclude(broadcast__status__in=_UNFINISHED_BROADCASTS))
+            .exclude(broadcast__status__in=_UNFINISHED_BROADCASTS).exclude(_kept_by_workflows("pk")))
 
 
 def broadcasts_expired(*, before: datetime) -> QuerySet:

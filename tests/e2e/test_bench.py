@@ -37,6 +37,7 @@ def bench_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.mark.timeout(400)  # the smoke run of make bench, up to 300 s
 def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     result = subprocess.run(bench_command(tmp_path, "--smoke"), cwd=REPO_ROOT, env=bench_env(), capture_output=True, text=True,
                             timeout=300)
@@ -96,6 +97,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.timeout(300)  # the bench starts its stack (up to 180 s), then stops it
 def test_ctrl_c_stops_every_process_the_bench_started(tmp_path):
     log = tmp_path / "bench.log"
     with log.open("wb") as out:

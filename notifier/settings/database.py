@@ -1,0 +1,27 @@
+"""The database connections a process may hold, and the budget they must fit in (docs/operations.md,
+"Capacity: database connections"; checked by apps/core/checks.py). Imported by base.py.
+"""
+
+import os
+
+from notifier.settings.environment import env
+
+# Connections one web process may hold (its pool's size).
+NOTIFIER_DB_POOL_MAX_SIZE = env.int("NOTIFIER_DB_POOL_MAX_SIZE", default=8)
+# A worker's wait for a connection: short, so that while the database refuses connections a send
+# gives up well inside the task's time limit and is tried again seconds later (celery_app.py).
+NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS = env.float("NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS", default=2.0)
+# A prefork worker's child keeps one plain connection across its tasks (celery_app.py,
+# database_connection_per_child), replaced after this long so none lives for ever.
+NOTIFIER_WORKER_DB_CONN_MAX_AGE_SECONDS = env.int("NOTIFIER_WORKER_DB_CONN_MAX_AGE_SECONDS", default=600)
+# The connection budget: how many web processes (the Procfile's `web` starts WEB_CONCURRENCY, one
+# per core by default) and Celery worker processes the deployment runs, what is kept free for
+# operators, and the limit when it should not be read from the server.
+NOTIFIER_WEB_CONCURRENCY = env.int(
+    "WEB_CONCURRENCY", default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
+NOTIFIER_CELERY_WORKERS = env.int("NOTIFIER_CELERY_WORKERS", default=1)
+NOTIFIER_DB_RESERVED_CONNECTIONS = env.int("NOTIFIER_DB_RESERVED_CONNECTIONS", default=5)
+NOTIFIER_DB_MAX_CONNECTIONS = env.int("NOTIFIER_DB_MAX_CONNECTIONS", default=None)
+# The Retry-After of the 503 a request gets while the database refuses connections.
+NOTIFIER_DB_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("NOTIFIER_DB_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
