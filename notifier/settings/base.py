@@ -211,11 +211,6 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_IGNORE_RESULT = True
-# Celery's Django fixup closes every database connection before and after each task unless this
-# many tasks have run since it last did: a child then opened one connection per task (a new
-# PostgreSQL backend each time). Our own task hooks (celery_app.py) check the connection instead,
-# as Django does between requests; the fixup still recycles it after this many tasks.
-CELERY_DB_REUSE_MAX = 10_000
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS
