@@ -116,7 +116,7 @@ def _take(*, queue: str, limit: int, own: str) -> list:
 
 def _plain_send(message) -> bool:
     headers = message.headers or {}
-    if headers.get("task") != TASK_DELIVERY_SEND or headers.get("eta") or headers.get("countdown"):
+    if headers.get("task") != TASK_DELIVERY_SEND or headers.get("eta"):
         return False
     try:
         args = message.decode()[0]
