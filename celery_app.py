@@ -3,6 +3,7 @@
 Configuration comes from Django settings (the CELERY_* names), so web and workers share one source.
 """
 
+import math
 import os
 from pathlib import Path
 
@@ -148,24 +149,62 @@ def size_held_messages(sender, instance, conf, **kwargs) -> None:
 
 @celeryd_after_setup.connect
 def database_pool_for_worker(sender, instance, conf, **kwargs) -> None:
-    """Fit the connection pool, sized for a web process, to this worker (before its pool children fork).
+    """Fit the database connection, set up for a web process, to this worker (before its pool children fork).
 
-    A worker waits at most NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS for a connection: when the
-    database refuses connections, a send gives up before the task's soft time limit and its
-    message is tried again a few seconds later (tasks.py), instead of dying on the time limit.
-    A threads worker's tasks also share one pool: it gets a connection per task running at once,
-    or sends would queue for one. The capacity check counts a worker at its concurrency.
+    A prefork child runs one task at a time in one thread, so it needs one connection, and keeps
+    it from task to task (`database_connection_per_child`): a plain persistent connection, not
+    the web's pool, whose background threads and spare connections a single-threaded child has
+    no use for. A threads worker's tasks share one pool: it gets a connection per task running at
+    once, or sends would queue for one. The capacity check counts a worker at its concurrency.
+
+    Either way a worker waits at most NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS for a connection:
+    when the database refuses connections, a send gives up before the task's soft time limit and
+    its message is tried again a few seconds later (tasks.py), instead of dying on the time limit.
     """
     from django.conf import settings
     from django.db import connections
 
     connection = connections["default"]
-    pool_options = connection.settings_dict.get("OPTIONS", {}).get("pool")
+    options = connection.settings_dict.get("OPTIONS", {})
+    pool_options = options.get("pool")
     if not isinstance(pool_options, dict):
         return
-    pool_options["timeout"] = min(pool_options.get("timeout", 30.0), settings.NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS)
+    timeout = settings.NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS
+    connection.close()
+    connection.close_pool()  # a pool made before now has the old options; the next query makes a new one
+    if instance.pool_cls.__module__ == "celery.concurrency.prefork":
+        del options["pool"]
+        options["connect_timeout"] = max(2, math.ceil(timeout))  # libpq's minimum is 2 s
+        connection.settings_dict["CONN_MAX_AGE"] = settings.NOTIFIER_WORKER_DB_CONN_MAX_AGE_SECONDS
+        connection.settings_dict["CONN_HEALTH_CHECKS"] = True
+        return
+    pool_options["timeout"] = min(pool_options.get("timeout", 30.0), timeout)
     threads = instance.pool_cls.__module__ == "celery.concurrency.thread"
     if threads and isinstance(instance.concurrency, int):
         pool_options["max_size"] = max(pool_options.get("max_size", 0), instance.concurrency)
-    connection.close()
-    connection.close_pool()  # a pool made before now has the old options; the next query makes a new one
+
+
+@task_prerun.connect
+@task_postrun.connect
+def database_connection_per_child(task=None, **kwargs) -> None:
+    """Keep a task's database connection for the next one, unless it is broken, old or mid-transaction.
+
+    What Django does between two requests (close_old_connections), done between two tasks; Celery's
+    fixup no longer closes it after each (CELERY_DB_REUSE_MAX). Safe to share between the tasks of
+    a prefork child because it runs one task at a time, on one thread: no two tasks ever hold the
+    connection at once. What one task leaves, the next does not inherit:
+    - a transaction: every transaction is an `atomic` block, which commits or rolls back as the
+      task leaves it; a connection still outside autocommit (a block cut short in a way that
+      skipped that) is closed here, which rolls it back on the server;
+    - a broken connection (a database restart, an outage ending every session): after a task
+      whose queries failed, it is checked here and closed if unusable; otherwise the next task's
+      first query checks it first (CONN_HEALTH_CHECKS, one `SELECT 1` per task) and reconnects;
+    - an old one: closed past NOTIFIER_WORKER_DB_CONN_MAX_AGE_SECONDS (CONN_MAX_AGE).
+    With the pool (a threads worker, the web's settings) it hands the connection back to the pool
+    instead, as Celery's fixup did. Eager tasks (run inside the caller) are left alone.
+    """
+    from django.db import close_old_connections
+
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    close_old_connections()

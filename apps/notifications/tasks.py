@@ -13,6 +13,7 @@ from apps.core.ids import uuid_or_none
 from apps.notifications.delivery.deferral import delivery_send_lease
 from apps.notifications.delivery.sending import DatabaseUnavailable, deliveries_send
 from apps.notifications.delivery.sweep import deliveries_sweep
+from apps.notifications.delivery.waiting_sends import TakenSends, waiting_sends_taken
 from apps.notifications.intake.broadcasts import (
     broadcast_fan_out,
     broadcast_record_error,
@@ -39,8 +40,14 @@ _SEND_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True,
 
 @shared_task(name=TASK_DELIVERY_SEND, **_SEND_OPTIONS)
 def delivery_send_task(self, delivery_id: str) -> None:
-    """Send one delivery (the channels that do not batch, and messages from before batching)."""
-    _send(self, [delivery_id])
+    """Send one delivery, with the one-delivery messages waiting behind it on a channel that
+    sends in batches (a burst of single POSTs: see delivery/waiting_sends.py)."""
+    queue = (self.request.delivery_info or {}).get("routing_key") or ""
+    if not queue or not isinstance(delivery_id, str):
+        _send(self, [delivery_id])
+        return
+    with waiting_sends_taken(queue=queue, delivery_id=delivery_id) as taken:
+        _send(self, [delivery_id], taken=taken)
 
 
 @shared_task(name=TASK_DELIVERIES_SEND_BATCH, **_SEND_OPTIONS)
@@ -49,7 +56,7 @@ def deliveries_send_task(self, delivery_ids: list[str]) -> None:
     _send(self, delivery_ids if isinstance(delivery_ids, list) else [delivery_ids])
 
 
-def _send(task, delivery_ids: list[str]) -> None:
+def _send(task, delivery_ids: list[str], *, taken: TakenSends | None = None) -> None:
     """Safe to receive twice: only one worker can claim a delivery.
 
     acks_late + reject_on_worker_lost: a worker killed mid-task hands the message back to the
@@ -66,7 +73,7 @@ def _send(task, delivery_ids: list[str]) -> None:
                 # attempt is spent, and no worker waits for it (see delivery/deferral.py).
                 _defer(task, delivery_ids[0], countdown=defer_by)
                 return
-            result = deliveries_send(delivery_ids=delivery_ids)
+            result = deliveries_send(delivery_ids=[*delivery_ids, *(taken.delivery_ids if taken else ())])
     except DatabaseUnavailable as exc:
         # Nothing was claimed, so nothing was sent: try the same message again in a few seconds
         # rather than leave it to the sweep's queued deadline (an exception would only be acked).
@@ -81,8 +88,11 @@ def _send(task, delivery_ids: list[str]) -> None:
             raise Reject("database and broker unavailable", requeue=True) from exc
     for delivery, countdown in result.retries:
         delivery_retry_publish(delivery=delivery, countdown=countdown)
-    if result.unknown:
-        _reject_unknown(task, delivery_ids, result.unknown)
+    if taken is not None:
+        taken.settle(unknown=result.unknown)  # recorded: their messages are done with
+    unknown = [delivery_id for delivery_id in result.unknown if delivery_id in delivery_ids]
+    if unknown:
+        _reject_unknown(task, delivery_ids, unknown)
 
 
 def _project_share_lease(task, delivery_ids: list[str]):

@@ -11,6 +11,15 @@ NOTIFIER_DB_POOL_MAX_SIZE = env.int("NOTIFIER_DB_POOL_MAX_SIZE", default=8)
 # A worker's wait for a connection: short, so that while the database refuses connections a send
 # gives up well inside the task's time limit and is tried again seconds later (celery_app.py).
 NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS = env.float("NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS", default=2.0)
+# A prefork worker's child keeps one plain connection across its tasks (celery_app.py,
+# database_connection_per_child), replaced after this long so none lives for ever.
+NOTIFIER_WORKER_DB_CONN_MAX_AGE_SECONDS = env.int("NOTIFIER_WORKER_DB_CONN_MAX_AGE_SECONDS", default=600)
+# Celery's Django fixup closes every database connection before and after each task unless this
+# many tasks have run since it last did: a child then opened one connection per task (a new
+# PostgreSQL backend each time). Our own task hooks (celery_app.py, database_connection_per_child)
+# check the connection instead, as Django does between requests; the fixup still recycles it
+# after this many tasks.
+CELERY_DB_REUSE_MAX = 10_000
 # The connection budget: how many web processes (the Procfile's `web` starts WEB_CONCURRENCY, one
 # per core by default) and Celery worker processes the deployment runs, what is kept free for
 # operators, and the limit when it should not be read from the server.

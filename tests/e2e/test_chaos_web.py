@@ -88,6 +88,9 @@ def test_a_web_process_killed_between_commit_and_publish_loses_nothing(
 
         wait_until(lambda: smtp.received_for("lost-publish@example.com"), timeout=90,
                    message="the email to reach the mail server")
+        # The worker records the send just after the mail server's answer: wait for that too.
+        wait_until(lambda: Delivery.objects.filter(id=delivery.id, sent_at__isnull=False).exists(), timeout=30,
+                   message="the send to be recorded")
         delivery.refresh_from_db()
 
     took = (delivery.sent_at - committed_at).total_seconds()

@@ -40,6 +40,7 @@ class ReceivedMail:
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
     received_at: float = field(default_factory=time.time)
+    raw: bytes = b""  # the message as it came over the wire (dot-stuffing undone)
 
 
 class _Handler:
@@ -190,7 +191,7 @@ class FakeSmtpServer(FakeServer):
                 return self._failure_rate_reply
         content = cast(bytes, envelope.original_content)
         message = _PARSER.parsebytes(content)
-        mail = ReceivedMail(cast(str, envelope.mail_from), tuple(envelope.rcpt_tos), message)
+        mail = ReceivedMail(cast(str, envelope.mail_from), tuple(envelope.rcpt_tos), message, raw=content)
         self._record(mail)
         return "250 2.0.0 OK: queued"
 

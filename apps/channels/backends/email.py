@@ -12,6 +12,7 @@ from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connect
 from django.core.validators import validate_email
 from environ import Env
 
+from apps.channels.backends.email_mime import email_address, email_prepare
 from apps.channels.base import (
     ChannelBackend,
     ChannelMessage,
@@ -85,18 +86,14 @@ class DjangoEmailBackend(ChannelBackend):
         except ValidationError:
             raise PermanentProviderError(f"Invalid email address {address!r}.", code="invalid_address") from None
         message_id = delivery_message_id(delivery_id=message.delivery_id, from_email=self.from_email)
-        email = EmailMultiAlternatives(
-            subject=content["subject"],
-            body=content["text"],
-            from_email=self.from_email,
-            to=[address],
-            headers={**message.headers, "Message-ID": message_id, DELIVERY_ID_HEADER: message.delivery_id},
-            connection=self._connection_get(),
-        )
-        if content.get("html"):
-            email.attach_alternative(content["html"], "text/html")
+        headers = {**message.headers, "Message-ID": message_id, DELIVERY_ID_HEADER: message.delivery_id}
         try:
-            email.send()
+            connection = self._connection_get()
+            smtp = getattr(connection, "connection", None)
+            if smtp is not None:
+                self._send_prepared(smtp, address, content, headers)
+            else:
+                self._send_through_django(connection, address, content, headers)
         except BadHeaderError as exc:  # a rendered subject with a line break can never be sent
             raise PermanentProviderError(str(exc), code="invalid_header") from exc
         except smtplib.SMTPRecipientsRefused as exc:
@@ -111,6 +108,22 @@ class DjangoEmailBackend(ChannelBackend):
             raise TransientProviderError(f"SMTP error: {exc}", code="smtp_error") from exc
         self._local.last_used = time.monotonic()
         return SendResult(provider_message_id=message_id)
+
+    def _send_prepared(self, smtp: smtplib.SMTP, address: str, content: dict, headers: dict) -> None:
+        """Over SMTP: the content's bytes built once for every recipient of it (email_mime.py),
+        then this recipient's headers, straight to the session Django's backend opened."""
+        prepared = email_prepare(from_email=self.from_email, subject=content["subject"], text=content["text"],
+                                 html=content.get("html") or "")
+        recipient, data = email_address(prepared, to=address, headers=headers)
+        smtp.sendmail(prepared.envelope_from, [recipient], data)
+
+    def _send_through_django(self, connection, address: str, content: dict, headers: dict) -> None:
+        # Django's file, console and in-memory backends (development and tests) keep the message object.
+        email = EmailMultiAlternatives(subject=content["subject"], body=content["text"], from_email=self.from_email,
+                                       to=[address], headers=headers, connection=connection)
+        if content.get("html"):
+            email.attach_alternative(content["html"], "text/html")
+        email.send()
 
     def _raise_for_reply(self, code: int, reply: bytes | str):
         text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)

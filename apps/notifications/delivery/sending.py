@@ -30,6 +30,7 @@ from apps.channels.failover import channel_send
 from apps.channels.registry import ChannelDisabled, backends_reset, providers_get
 from apps.core.correlation import correlation_bound
 from apps.core.ids import uuids_split
+from apps.notifications.delivery.batch_renders import BatchRenders
 from apps.notifications.delivery.channel_messages import (
     BatchAddresses,
     actions_apply,
@@ -50,8 +51,6 @@ from apps.notifications.delivery.recording import (
 from apps.notifications.metrics import provider_latency
 from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus, Notification
 from apps.templates.rendering import TemplateRenderError
-from apps.templates.services import template_version_render
-from apps.templates.variables import PIPELINE_VARIABLES
 from apps.users.preference_links import preferences_link_issue
 
 __all__ = ["DatabaseUnavailable", "NoSuchDelivery", "SendOutcome", "deliveries_send", "delivery_send", "retry_delay"]
@@ -198,6 +197,7 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
     # pool, which has no time limits, this bound is the one that holds).
     stop_at = time.monotonic() + settings.NOTIFIER_SEND_TIME_LIMIT_SECONDS / 2
     addresses = batch_addresses_load(claimed)
+    renders = BatchRenders()
     attempted = []
     for index, delivery in enumerate(claimed):
         if index and time.monotonic() > stop_at:
@@ -207,7 +207,7 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
         try:
             # Each send's log lines name the request that created its notification.
             with correlation_bound(delivery.notification.correlation_id):
-                item = _send_one(delivery, addresses, clock=clock)
+                item = _send_one(delivery, addresses, renders, clock=clock)
                 _attempt_log(item)
         except SoftTimeLimitExceeded:
             # The task's time is up: the sends not begun go back to `queued` uncounted, and the
@@ -220,12 +220,13 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
     return attempted
 
 
-def _send_one(delivery: Delivery, addresses: BatchAddresses, *, clock: DbClock) -> Attempted | None:
+def _send_one(delivery: Delivery, addresses: BatchAddresses, renders: BatchRenders, *,
+              clock: DbClock) -> Attempted | None:
     started_at = clock.now()
     started = time.monotonic()
     timing = {"clock": clock, "started_at": started_at, "started": started}
     try:
-        result = _send(delivery, addresses)
+        result = _send(delivery, addresses, renders)
     except TransientProviderError as exc:
         return attempted_transient(delivery, exc, **timing)
     except PermanentProviderError as exc:
@@ -288,25 +289,26 @@ def _release(deliveries: list[Delivery]) -> None:
     )
 
 
-def _template_data(notification: Notification, channel: str) -> dict:
-    """The notification's data plus what the pipeline gives this channel's templates: for an email,
-    `preferences_url`, the user's preference page (one signature, microseconds). A value in the
-    data itself wins: a product with a preference page of its own links that one."""
-    if "preferences_url" not in PIPELINE_VARIABLES.get(channel, ()):
-        return notification.data
-    url, _ = preferences_link_issue(project_id=notification.project_id, recipient_id=notification.recipient_id)
-    return {"preferences_url": url, **notification.data}
+def _pipeline_values(notification: Notification, names: frozenset[str]) -> dict:
+    """What the pipeline gives this recipient's templates among `names` (those the template uses and
+    the data lacks: a value in the data wins, so a product with a preference page of its own links
+    that one): for an email, `preferences_url`, the user's preference page (one signature)."""
+    values = {}
+    if "preferences_url" in names:
+        values["preferences_url"], _ = preferences_link_issue(project_id=notification.project_id,
+                                                              recipient_id=notification.recipient_id)
+    return values
 
 
-def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
+def _send(delivery: Delivery, addresses: BatchAddresses, renders: BatchRenders) -> SendResult:
     notification = delivery.notification
     if notification.recipient is None:
         raise PermanentProviderError("The user was deleted before this was sent.", code="user_deleted")
     providers_get(delivery.channel)  # ChannelDisabled before rendering for a channel that may be gone
     try:
-        content = template_version_render(
-            version=notification.template_version, channel=delivery.channel,
-            data=_template_data(notification, delivery.channel),
+        content = renders.render(
+            version=notification.template_version, channel=delivery.channel, data=notification.data,
+            pipeline_values=lambda names: _pipeline_values(notification, names),
         )
     except TemplateRenderError as exc:
         # The template is wrong for this data (a filter given an argument it cannot use, ...):
@@ -325,3 +327,4 @@ def _send(delivery: Delivery, addresses: BatchAddresses) -> SendResult:
         provider_latency.labels(delivery.channel).observe(time.monotonic() - started)
     actions_apply(result.actions)
     return result
+
