@@ -60,8 +60,7 @@ LOCAL_APPS = [
 # Django's is overridden by coming first.)
 INSTALLED_APPS = ["apps.core", *DJANGO_APPS, *THIRD_PARTY_APPS, *LOCAL_APPS]
 
-# Sessions, CSRF, the user and messages are the browser's: skipped on /api/v1/
-# (apps/core/browser_middleware.py).
+# Sessions, CSRF, the user and messages are the browser's: skipped on /api/v1/ (browser_middleware).
 MIDDLEWARE = [
     # First: every later middleware's log lines carry the request's correlation id.
     "apps.core.correlation.CorrelationIdMiddleware",
