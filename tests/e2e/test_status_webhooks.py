@@ -109,7 +109,8 @@ def test_every_transition_of_a_delivery_is_posted_signed_and_in_sequence(api, re
 @pytest.mark.timeout(180)  # every retry of a delivery, up to 90 s
 def test_a_delivery_whose_retries_run_out_is_reported_dead(api, receiver, project):
     with WebhookReceiver() as channel_receiver:  # the webhook channel's receiver, down for good
-        Project.objects.filter(pk=project.pk).update(webhook_url=channel_receiver.url)
+        # Through the API, as a product backend would: the web process then reads the project anew.
+        assert api.patch("/api/v1/project", json={"webhook_url": channel_receiver.url}).status_code == 200
         channel_receiver.reply_with(*[Reply(503)] * 20)
         notification = api.post("/api/v1/notifications", json={"to": "bob", "template": "invoice",
                                                                 "data": {"invoice": "INV-9"}}).json()
