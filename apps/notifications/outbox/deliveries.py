@@ -220,17 +220,20 @@ def deliveries_mark_published(*, delivery_ids: Sequence[str]) -> None:
         Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED, recheck_at__lt=deadline).update(
             recheck_at=deadline
         )
-    except Exception:
-        # The messages are on their queues; the worst this costs is one spare message each.
-        logger.warning("could not mark %d published deliveries", len(delivery_ids), exc_info=True)
+    except Exception as error:
+        # The messages are on their queues; the worst this costs is one spare message each. A
+        # database outage is expected here, not a bug: one line, no traceback.
+        logger.warning("could not mark %d published deliveries: %s: %s", len(delivery_ids),
+                       type(error).__name__, error)
 
 
 def deliveries_mark_unpublished(*, delivery_ids: Sequence[str]) -> None:
     try:
         Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED).update(recheck_at=Now())
-    except Exception:
-        # The database is gone too: recheck_at already expires after the queued timeout.
-        logger.exception("could not bring %d unpublished deliveries forward", len(delivery_ids))
+    except Exception as error:
+        # The database is gone too: recheck_at already expires after the unpublished timeout.
+        logger.warning("could not bring %d unpublished deliveries forward: %s: %s", len(delivery_ids),
+                       type(error).__name__, error)
 
 
 def queued_recheck_at(now: datetime) -> datetime:
