@@ -156,6 +156,7 @@ def broadcast(bench: Bench, *, audience: dict, monitor) -> dict:
         bench.targets.not_available("broadcast", reason)
         return {"available": False, "reason": reason}
     print(f"broadcast to {bench.users} users", flush=True)
+    cpu_before = cpu_seconds(bench.stack.processes)
     started = time.monotonic()
     status, created = bench.api("POST", path, {"template": bench.template, "data": {"name": "all", "order": 1},
                                                 "audience": audience})
@@ -169,6 +170,10 @@ def broadcast(bench: Bench, *, audience: dict, monitor) -> dict:
             break
         time.sleep(0.5)
     seconds = round(time.monotonic() - started, 2)
+    # The fan-out's CPU, which the machine's load moves far less than the seconds (docs/performance.md).
+    cpu = {name: spent - cpu_before.get(name, 0.0) for name, spent in cpu_seconds(bench.stack.processes).items()}
+    users = sum(state.get(count) or 0 for count in ("created", "skipped", "failed"))  # the users fanned out so far
+    cpu_ms_per_user = {name: round(1000 * spent / users, 3) for name, spent in cpu.items() if users}
     if state.get("status") not in ("completed", "failed", "cancelled"):
         # Still fanning out: stop it, or it would feed the next scenario's workers and counts.
         bench.api("POST", f"{path}/{created['id']}/cancel", {})
@@ -180,9 +185,11 @@ def broadcast(bench: Bench, *, audience: dict, monitor) -> dict:
     bench.targets.check("broadcast", "deliveries queued (or already sent)", queued, "=", bench.users)
     largest = max((memory["largest_peak_mb"] for memory in monitor.memory_report().values()), default=0)
     bench.targets.check("broadcast", "largest process peak (VmHWM)", largest, "≤", 500, " MB")
+    if "worker" in cpu_ms_per_user:
+        bench.targets.note("broadcast", "worker CPU per user", cpu_ms_per_user["worker"], " ms")
     bench.broker("purge")
     return {"available": True, "accepted": True, "seconds": seconds, "state": state, "queued_messages": depth,
-            "queued_deliveries": queued}
+            "queued_deliveries": queued, "cpu_ms_per_user": cpu_ms_per_user}
 
 
 def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, monitor, seconds: float) -> dict:

@@ -10,8 +10,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.channels.registry import channel_held_by_quiet_hours, channel_missing_contact_reason, channel_names
+from apps.core.copy_insert import rows_copy
 from apps.core.correlation import correlation_id_get
 from apps.core.exceptions import ApplicationError, Conflict, NotFound
+from apps.core.instances import instance_new
 from apps.notifications.intake.caps import CapPlan, caps_apply
 from apps.notifications.intake.contacts import contact_points
 from apps.notifications.intake.selectors import notification_get, notification_status
@@ -178,8 +180,9 @@ def _notification_plan(*, project, request: NotificationRequest, recipient: Reci
 
     scheduled = request.send_at is not None and request.send_at > now
     due = request.send_at if scheduled else now
-    notification = Notification(
-        project=project, recipient=recipient, to=request.to, template=version.template, template_version=version,
+    notification = instance_new(
+        Notification, project=project, recipient=recipient, to=request.to, template=version.template,
+        template_version=version,
         data=request.data, category=request.category, priority=request.priority, send_at=request.send_at,
         idempotency_key=request.idempotency_key, request_fingerprint=request.fingerprint, broadcast=broadcast,
         workflow_key=request.workflow_key,
@@ -221,12 +224,12 @@ def _notifications_insert(*, project, requests, planned: dict[int, CapPlan], out
             # the insert costs no SAVEPOINT/RELEASE round trips inside an outer transaction.
             with transaction.atomic(savepoint=keyed):
                 caps_apply(project=project, plans=planned.values(), now=now)
-                Notification.objects.bulk_create([p.notification for p in planned.values()])
+                rows_copy(Notification, [p.notification for p in planned.values()])
                 workflow_runs_start(project=project, started=[
                     (plan.notification, requests[index].workflow_key) for index, plan in planned.items()
                     if requests[index].workflow_key])
                 deliveries = [d for p in planned.values() for d in p.deliveries]
-                Delivery.objects.bulk_create(deliveries)
+                rows_copy(Delivery, deliveries)
                 if status_hooked(project):
                     status_events_record(new_deliveries=True, changes=[
                         status_change(d) for d in deliveries if d.status == DeliveryStatus.SKIPPED
@@ -295,17 +298,17 @@ def channels_to_send(*, requested: list[str] | None, template_channels: list[str
 
 def _delivery_new(notification: Notification, channel: str, skip_reason: str, *, now, send_at, quiet_until) -> Delivery:
     if skip_reason:
-        return Delivery(notification=notification, channel=channel, status=DeliveryStatus.SKIPPED,
-                        skip_reason=skip_reason, status_changed_at=now)
+        return instance_new(Delivery, notification=notification, channel=channel, status=DeliveryStatus.SKIPPED,
+                            skip_reason=skip_reason, status_changed_at=now)
     if quiet_until is not None:
-        return Delivery(notification=notification, channel=channel, status=DeliveryStatus.PENDING,
-                        status_changed_at=now, next_attempt_at=quiet_until, recheck_at=quiet_until,
-                        hold_reason="held by the user's quiet hours")
+        return instance_new(Delivery, notification=notification, channel=channel, status=DeliveryStatus.PENDING,
+                            status_changed_at=now, next_attempt_at=quiet_until, recheck_at=quiet_until,
+                            hold_reason="held by the user's quiet hours")
     if send_at is not None:
-        return Delivery(notification=notification, channel=channel, status=DeliveryStatus.PENDING,
-                        status_changed_at=now, next_attempt_at=send_at, recheck_at=send_at)
-    return Delivery(notification=notification, channel=channel, status=DeliveryStatus.QUEUED,
-                    status_changed_at=now, recheck_at=queued_recheck_at(now))
+        return instance_new(Delivery, notification=notification, channel=channel, status=DeliveryStatus.PENDING,
+                            status_changed_at=now, next_attempt_at=send_at, recheck_at=send_at)
+    return instance_new(Delivery, notification=notification, channel=channel, status=DeliveryStatus.QUEUED,
+                        status_changed_at=now, recheck_at=queued_recheck_at(now))
 
 
 def notification_cancel(*, project: Project, notification_id) -> Notification:

@@ -1,0 +1,76 @@
+"""Inserting many new rows of one model at once: PostgreSQL's COPY, where bulk_create costs more
+than the rows themselves.
+
+bulk_create passes every value of every row through its field (`pre_save`, `get_db_prep_save`)
+and then through psycopg's quoting of an UNNEST array: for a batch of 1,000 notifications and
+their deliveries that was most of the CPU of creating them (docs/performance.md, "The fan-out,
+one change at a time"). Instances built by our own code already hold values of the types the
+columns take, so the plain fields are copied as they stand; any other field (JSON, or a field
+class not listed here) is prepared by Django exactly as bulk_create prepares it, and auto_now(_add)
+dates are set through their field as bulk_create sets them. What the caller sees is what
+bulk_create gives: the instances saved (`_state`), their dates set, the same exceptions
+(a unique or NOT NULL violation is an IntegrityError) and the statement in Django's query log and
+its execute wrappers (the bench's statement counter).
+
+Only for models whose primary key is set by Python (a UUID default): COPY returns nothing, so a
+key the database generates could not be read back. Elsewhere (SQLite, `make run`), bulk_create.
+"""
+
+import contextlib
+import functools
+from collections.abc import Sequence
+
+from django.db import connection, models
+
+# The field classes whose values psycopg takes as they stand (str, int, bool, UUID, datetime, a
+# related row's key): Django's preparation of them changes nothing for values of those types.
+_AS_THEY_STAND = frozenset({
+    models.CharField, models.TextField, models.UUIDField, models.IntegerField, models.BigIntegerField,
+    models.PositiveIntegerField, models.PositiveSmallIntegerField, models.SmallIntegerField,
+    models.BooleanField, models.DateTimeField, models.ForeignKey,
+})
+
+
+def rows_copy(model: type[models.Model], objs: Sequence[models.Model]) -> None:
+    """INSERT `objs` (new instances of `model`, each with its primary key set) in one statement."""
+    if not objs:
+        return
+    fields = model._meta.concrete_fields
+    if connection.vendor != "postgresql" or any(f.has_db_default() and not f.has_default() for f in fields):
+        model._base_manager.bulk_create(objs)  # a DEFAULT only the database knows cannot be copied
+        return
+    plain = [f.attname for f in fields]
+    prepared = [(index, f) for index, f in enumerate(fields) if type(f) not in _AS_THEY_STAND
+                or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    rows = []
+    for obj in objs:
+        if obj.pk is None:
+            raise ValueError(f"rows_copy needs each {model.__name__} to have its primary key set")
+        row = [getattr(obj, name) for name in plain]
+        for index, field in prepared:
+            row[index] = field.get_db_prep_save(field.pre_save(obj, True), connection)
+        rows.append(row)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    _copy(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN", rows)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _copy(sql: str, rows: list[list]) -> None:
+    """Run the COPY as Django runs a statement: through the connection's execute wrappers, into
+    its query log when that is kept, with the driver's errors as Django's."""
+
+    def copy_rows(sql, params, many, context):
+        connection.validate_no_broken_transaction()
+        with connection.wrap_database_errors, context["cursor"].cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    with connection.cursor() as cursor:
+        executor = copy_rows
+        for wrapper in reversed(connection.execute_wrappers):
+            executor = functools.partial(wrapper, executor)
+        logged = cursor.debug_sql(sql) if connection.queries_logged else contextlib.nullcontext()
+        with logged:
+            executor(sql, None, False, {"connection": connection, "cursor": cursor})
