@@ -50,10 +50,12 @@ class Bench:
     def broker(self, action: str, *args: str) -> dict:
         return json.loads(self.stack.run_python("-m", "bench.broker", action, *args))
 
-    def load(self, *, path: str, kind: str, clients: int, seconds: float, batch: int = 1) -> dict:
+    def load(self, *, path: str, kind: str, clients: int, seconds: float, batch: int = 1,
+             requests_per_client: int = 0) -> dict:
+        """`requests_per_client`: each client stops after that many (0: when `seconds` have passed)."""
         spec = LoadSpec(base_url=self.stack.base_url, api_key=self.api_key, path=path, kind=kind, clients=clients,
                         seconds=seconds, users=self.users, template=self.template, batch=batch,
-                        max_requests=3 if self.smoke else 0, niceness=self.helper_niceness)
+                        max_requests=requests_per_client or (3 if self.smoke else 0), niceness=self.helper_niceness)
         cpu_before = cpu_seconds(self.stack.processes)
         load_cpu_before = load_generator_cpu_seconds()
         result = run_load(spec, processes=self.load_processes)
@@ -233,6 +235,58 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
     bench.targets.check(scenario, "delivered/s ÷ no-op tasks/s", ratio, "≥", 0.60)
     bench.targets.check(scenario, "every accepted notification delivered", delivered, "≥", run["accepted"])
     bench.targets.check(scenario, "commits per delivery", section["commits_per_delivery"], "≤", 3)
+    return section
+
+
+def burst(bench: Bench, *, total: int = 20_000, clients: int = 32, settle: float = 30.0) -> dict:
+    """`total` single POSTs from `clients` clients with the workers consuming: are they delivered
+    as fast as they are accepted? The backlog (accepted, not yet at the SMTP server) is read at the
+    last answer and `settle` seconds later; the target is none left then."""
+    stack = bench.stack
+    if bench.smoke:
+        total, clients, settle = 20, 2, 10.0
+    per_client = max(1, total // clients)
+    cpu_before = cpu_seconds(stack.processes)
+    phase_start = time.time()
+    print(f"burst: {per_client * clients:,} single POSTs from {clients} clients, consumers on", flush=True)
+    run = bench.load(path="/api/v1/notifications", kind="single", clients=clients, seconds=3600,
+                     requests_per_client=per_client)
+    first_post, last_post = run["started_at"], run["finished_at"]
+    # Until every accepted one is delivered, and at least until `settle` s after the last POST
+    # unless they all are; a backlog left then is waited on for a while more, to say how long it takes.
+    deadline = last_post + settle + (0 if bench.smoke else 60)
+    while True:
+        received = _sink_lines(stack.smtp_log, since=phase_start)
+        if len(received) >= run["accepted"] or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds(stack.processes).items()}
+    times = sorted(received.values())
+
+    def delivered_by(moment: float) -> int:
+        return sum(1 for stamp in times if stamp <= moment)
+
+    backlog_at_last = run["accepted"] - delivered_by(last_post)
+    backlog_after = run["accepted"] - delivered_by(last_post + settle)
+    drained = len(times) >= run["accepted"]
+    section = {
+        "available": True, "load": run, "accepted": run["accepted"], "accepted_per_s": run["accepted_per_s"],
+        "errors": run["errors"], "latency_ms": run["latency_ms"],
+        "delivered": len(times),
+        "delivered_per_s_while_accepting": rate(delivered_by(last_post), last_post - first_post),
+        "backlog_at_last_post": backlog_at_last,
+        "settle_seconds": settle,
+        "backlog_after_settle": backlog_after,
+        # From the last POST's answer to the last delivery; None if some were still undelivered when the bench stopped waiting.
+        "drained_after_s": round(times[-1] - last_post, 2) if drained and times else None,
+        "cpu_ms_per_delivery": {name: round(1000 * seconds / len(times), 2) if times else None
+                                for name, seconds in cpu.items()},
+    }
+    bench.targets.check("burst", "errors", run["errors"], "=", 0)
+    bench.targets.note("burst", "accepted/s", run["accepted_per_s"], "/s")
+    bench.targets.note("burst", "delivered/s while accepting", section["delivered_per_s_while_accepting"], "/s")
+    bench.targets.note("burst", "backlog at the last POST", backlog_at_last)
+    bench.targets.check("burst", f"backlog {settle:g} s after the last POST", backlog_after, "=", 0)
     return section
 
 
