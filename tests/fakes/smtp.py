@@ -2,10 +2,11 @@
 
 It imitates an ESP's SMTP submission endpoint: it accepts any number of
 connections and any number of mail transactions per connection (MAIL, RCPT,
-DATA, repeated), parses each accepted message, and can be scripted to answer
-the way a real server fails: a 4xx reply to DATA (transient: throttling,
-greylisting; the ESP drops the message and the sender must retry) or a 5xx
-reply to RCPT TO (permanent: the mailbox does not exist). ``latency`` makes
+DATA, repeated; pipelined too, as it offers PIPELINING), parses each accepted
+message, and can be scripted to answer the way a real server fails: a 4xx
+reply to DATA (transient: throttling, greylisting; the ESP drops the message
+and the sender must retry) or a 5xx reply to RCPT TO (permanent: the mailbox
+does not exist). ``latency`` makes
 each accepted DATA take that long, like an ESP's queueing, without blocking
 other connections.
 """
@@ -63,6 +64,14 @@ class _Handler:
     def __init__(self, server: FakeSmtpServer) -> None:
         self._server = server
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself when no handler takes EHLO
+        if not self._server.pipelining:
+            return responses
+        # Like an ESP: aiosmtpd reads commands one line at a time, so a pipelined group just works.
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]) -> str:
         reply = self._server._rcpt_reply(address)
         if reply is None:
@@ -90,11 +99,13 @@ class FakeSmtpServer(FakeServer):
 
     host = "127.0.0.1"
 
-    def __init__(self, *, latency: float = 0.0, port: int | None = None) -> None:
-        """``latency``: seconds each DATA command waits before its reply (0: none)."""
+    def __init__(self, *, latency: float = 0.0, port: int | None = None, pipelining: bool = True) -> None:
+        """``latency``: seconds each DATA command waits before its reply (0: none). ``pipelining``:
+        offer PIPELINING (RFC 2920) in the EHLO reply, as ESPs do."""
         super().__init__()
         self.port = port or free_port()
         self.latency = latency
+        self.pipelining = pipelining
         self._failure_rate = 0.0
         self._failure_rate_reply = ""
         self._random = random.Random()
