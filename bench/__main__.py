@@ -138,7 +138,7 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
     if "burst" in chosen:
         if args.profile:
             profiler.start("burst", profiled, seconds=60)
-        results["burst"] = scenarios.burst(bench, total=args.burst_posts)
+        results["burst"] = scenarios.burst(bench, monitor=monitor, total=args.burst_posts)
         profiler.stop()
     if "workflow" in chosen:
         results["workflow"] = scenarios.workflow_runs(bench)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.load import LoadSpec, run_load
-from bench.probes import connect, cpu_seconds, load_generator_cpu_seconds, statements_executed
+from bench.probes import connect, cpu_seconds, load_generator_cpu_seconds, machine_cpu_ticks, statements_executed
 from bench.report import Targets, percentiles, rate
 from bench.stack import Stack
 
@@ -192,7 +192,7 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
     seconds = 3 if bench.smoke else seconds
     commits_before = monitor.database_commits()
     statements_before = statements_executed(stack.query_count_dir)
-    cpu_before = cpu_seconds(stack.processes)
+    cpu_before, machine_before = _cpu_used(bench, monitor), machine_cpu_ticks()
     phase_start = time.time()
     if use_bulk:
         print(f"end to end: bulk POSTs for {seconds} s, consumers on", flush=True)
@@ -207,7 +207,8 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
     delivered = len(received)
     commits = monitor.database_commits() - commits_before
     statements = statements_executed(stack.query_count_dir) - statements_before
-    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds(stack.processes).items()}
+    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in _cpu_used(bench, monitor).items()}
+    machine_busy = _busy_percent(machine_before)
 
     times = sorted(received.values())
     span = times[-1] - times[0] if len(times) > 1 else 0.0
@@ -229,6 +230,7 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
         "ratio_to_noop": ratio,
         "cpu_ms_per_delivery": {name: round(1000 * seconds / delivered, 2) if delivered else None
                                 for name, seconds in cpu.items()},
+        "machine_cpu_busy_percent": machine_busy,
     }
     scenario = "email"
     bench.targets.check(scenario, "deliveries/s sustained over 60 s", sustained if delivered else None, "≥", 1000, "/s")
@@ -238,7 +240,7 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
     return section
 
 
-def burst(bench: Bench, *, total: int = 20_000, clients: int = 32, settle: float = 30.0) -> dict:
+def burst(bench: Bench, *, monitor, total: int = 20_000, clients: int = 32, settle: float = 30.0) -> dict:
     """`total` single POSTs from `clients` clients with the workers consuming: are they delivered
     as fast as they are accepted? The backlog (accepted, not yet at the SMTP server) is read at the
     last answer and `settle` seconds later; the target is none left then."""
@@ -246,7 +248,7 @@ def burst(bench: Bench, *, total: int = 20_000, clients: int = 32, settle: float
     if bench.smoke:
         total, clients, settle = 20, 2, 10.0
     per_client = max(1, total // clients)
-    cpu_before = cpu_seconds(stack.processes)
+    cpu_before, machine_before = _cpu_used(bench, monitor), machine_cpu_ticks()
     phase_start = time.time()
     print(f"burst: {per_client * clients:,} single POSTs from {clients} clients, consumers on", flush=True)
     run = bench.load(path="/api/v1/notifications", kind="single", clients=clients, seconds=3600,
@@ -260,7 +262,8 @@ def burst(bench: Bench, *, total: int = 20_000, clients: int = 32, settle: float
         if len(received) >= run["accepted"] or time.time() > deadline:
             break
         time.sleep(0.5)
-    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds(stack.processes).items()}
+    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in _cpu_used(bench, monitor).items()}
+    machine_busy = _busy_percent(machine_before)
     times = sorted(received.values())
 
     def delivered_by(moment: float) -> int:
@@ -281,6 +284,7 @@ def burst(bench: Bench, *, total: int = 20_000, clients: int = 32, settle: float
         "drained_after_s": round(times[-1] - last_post, 2) if drained and times else None,
         "cpu_ms_per_delivery": {name: round(1000 * seconds / len(times), 2) if times else None
                                 for name, seconds in cpu.items()},
+        "machine_cpu_busy_percent": machine_busy,
     }
     bench.targets.check("burst", "errors", run["errors"], "=", 0)
     bench.targets.note("burst", "accepted/s", run["accepted_per_s"], "/s")
@@ -288,6 +292,17 @@ def burst(bench: Bench, *, total: int = 20_000, clients: int = 32, settle: float
     bench.targets.note("burst", "backlog at the last POST", backlog_at_last)
     bench.targets.check("burst", f"backlog {settle:g} s after the last POST", backlog_after, "=", 0)
     return section
+
+
+def _cpu_used(bench: Bench, monitor) -> dict[str, float]:
+    """CPU seconds used so far by each Procfile process tree and by the bench database's PostgreSQL backends."""
+    return {**cpu_seconds(bench.stack.processes), "postgres": monitor.postgres_cpu_seconds()}
+
+
+def _busy_percent(before: tuple[int, int]) -> float | None:
+    """How busy the machine's cores were since `before` (every process on it, not only the stack's)."""
+    busy, total = (now - then for now, then in zip(machine_cpu_ticks(), before, strict=True))
+    return round(100 * busy / total, 1) if total else None
 
 
 def _sink_lines(path: Path, *, since: float) -> dict[str, float]:
