@@ -17,7 +17,7 @@ from bench.profiles import Profiler
 from bench.report import Targets, write_reports
 from bench.stack import REPO_ROOT, SETTINGS_MODULE, Stack
 
-SCENARIOS = ("noop", "single", "bulk", "broadcast", "email", "workflow")
+SCENARIOS = ("noop", "single", "bulk", "broadcast", "email", "burst", "workflow")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,13 +34,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--single-clients", default="32,64,256",
                         help="client counts of the single scenario, run in this order (default 32,64,256)")
     parser.add_argument("--email-seconds", type=float, default=60, help="how long the email scenario feeds load")
+    parser.add_argument("--burst-posts", type=int, default=20_000, help="single POSTs of the burst scenario")
     parser.add_argument("--load-processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--smtp-latency-ms", type=float, default=5.0, help="the fake SMTP server's time per message")
     parser.add_argument("--broadcast-audience", default='{"all": true}', help="the audience filter meaning every user (JSON)")
     parser.add_argument("--helper-nice", type=int, default=10,
                         help="niceness of the fake SMTP server and the load generator (0: as the stack)")
     parser.add_argument("--profile", action="store_true",
-                        help="record py-spy profiles of web and workers during single/32 and email")
+                        help="record py-spy profiles of web and workers during single/32, email and burst")
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(args.only) - set(SCENARIOS)
@@ -133,6 +134,11 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
         results["email"] = scenarios.email_end_to_end(bench, noop_per_s=results["noop"].get("per_s"),
                                                       use_bulk=use_bulk, monitor=monitor,
                                                       seconds=args.email_seconds)
+        profiler.stop()
+    if "burst" in chosen:
+        if args.profile:
+            profiler.start("burst", profiled, seconds=60)
+        results["burst"] = scenarios.burst(bench, monitor=monitor, total=args.burst_posts)
         profiler.stop()
     if "workflow" in chosen:
         results["workflow"] = scenarios.workflow_runs(bench)

@@ -71,6 +71,7 @@ class Monitor:
         self.interval = interval
         self.peak_kib: dict[str, dict[int, int]] = {}
         self.max_connections = 0
+        self._backend_ticks: dict[int, int] = {}  # CPU ticks of each backend of the bench database, last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
         self._connection: psycopg.Connection | None = None
@@ -90,9 +91,22 @@ class Monitor:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self._poll_memory()
-            row = self._connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
-                                           [self.database]).fetchone()
-            self.max_connections = max(self.max_connections, row[0])
+            self.max_connections = max(self.max_connections, self._poll_backends())
+
+    def _poll_backends(self) -> int:
+        pids = [row[0] for row in self._connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database]).fetchall()]
+        for pid in pids:
+            ticks = _cpu_ticks(pid)
+            if ticks is not None:
+                self._backend_ticks[pid] = max(ticks, self._backend_ticks.get(pid, 0))
+        return len(pids)
+
+    def postgres_cpu_seconds(self) -> float:
+        """CPU time used so far by the PostgreSQL backends serving the bench database (polled with
+        the connections: a backend that exits loses at most its last interval)."""
+        self._poll_backends()
+        return sum(self._backend_ticks.values()) / os.sysconf("SC_CLK_TCK")
 
     def database_commits(self) -> int:
         """Transactions committed in the bench database so far."""
@@ -124,21 +138,26 @@ class Monitor:
         return report
 
 
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+
+
 def cpu_seconds(processes: list[ServiceProcess]) -> dict[str, float]:
     """CPU time (user + system) used so far by each process's tree, pool children reaped included."""
     ticks = os.sysconf("SC_CLK_TCK")
     children = _children_by_parent()
-    used = {}
-    for process in processes:
-        total = 0
-        for pid in _tree(process.process.pid, children):
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-        used[process.name] = total / ticks
-    return used
+    return {process.name: sum(_cpu_ticks(pid) or 0 for pid in _tree(process.process.pid, children)) / ticks
+            for process in processes}
+
+
+def machine_cpu_ticks() -> tuple[int, int]:
+    """(busy, all) CPU ticks of the whole machine so far, every core and every process (/proc/stat)."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)  # less idle and iowait
 
 
 def load_generator_cpu_seconds() -> float:

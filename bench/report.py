@@ -100,7 +100,18 @@ def markdown(report: dict) -> str:
                   f"- per channel (sent_at): {email['delivered_per_channel']}",
                   f"- accepted → provider: p50 {latency['p50']} ms, p99 {latency['p99']} ms",
                   f"- per delivery: {email['commits_per_delivery']} commits, {email['queries_per_delivery']} queries, "
-                  f"CPU ms by process: {email['cpu_ms_per_delivery']}"]
+                  f"CPU ms by process: {email['cpu_ms_per_delivery']}",
+                  f"- the machine's cores busy (every process on it): {email.get('machine_cpu_busy_percent')}%"]
+    burst = report["scenarios"].get("burst", {})
+    if burst.get("available"):
+        lines += ["", "## Burst of single POSTs (workers consuming)", "",
+                  f"- accepted {burst['accepted']} at {burst['accepted_per_s']}/s (p99 {burst['latency_ms']['p99']} ms, "
+                  f"{burst['errors']} errors); delivered {burst['delivered_per_s_while_accepting']}/s while accepting",
+                  f"- backlog (accepted, not yet delivered): {burst['backlog_at_last_post']} at the last POST, "
+                  f"{burst['backlog_after_settle']} {burst['settle_seconds']:g} s after it; "
+                  f"drained {burst['drained_after_s']} s after the last POST",
+                  f"- CPU ms per delivery by process: {burst['cpu_ms_per_delivery']}; the machine's cores "
+                  f"{burst['machine_cpu_busy_percent']}% busy (every process on it)"]
     lines += ["", "## Processes", "", "| process | processes seen | main peak MB | largest peak MB | sum of peaks MB |",
               "| --- | --- | --- | --- | --- |"]
     for name, memory in report["memory"].items():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.load import LoadSpec, run_load
-from bench.probes import connect, cpu_seconds, load_generator_cpu_seconds, statements_executed
+from bench.probes import connect, cpu_seconds, load_generator_cpu_seconds, machine_cpu_ticks, statements_executed
 from bench.report import Targets, percentiles, rate
 from bench.stack import Stack
 
@@ -50,10 +50,12 @@ class Bench:
     def broker(self, action: str, *args: str) -> dict:
         return json.loads(self.stack.run_python("-m", "bench.broker", action, *args))
 
-    def load(self, *, path: str, kind: str, clients: int, seconds: float, batch: int = 1) -> dict:
+    def load(self, *, path: str, kind: str, clients: int, seconds: float, batch: int = 1,
+             requests_per_client: int = 0) -> dict:
+        """`requests_per_client`: each client stops after that many (0: when `seconds` have passed)."""
         spec = LoadSpec(base_url=self.stack.base_url, api_key=self.api_key, path=path, kind=kind, clients=clients,
                         seconds=seconds, users=self.users, template=self.template, batch=batch,
-                        max_requests=3 if self.smoke else 0, niceness=self.helper_niceness)
+                        max_requests=requests_per_client or (3 if self.smoke else 0), niceness=self.helper_niceness)
         cpu_before = cpu_seconds(self.stack.processes)
         load_cpu_before = load_generator_cpu_seconds()
         result = run_load(spec, processes=self.load_processes)
@@ -197,7 +199,7 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
     seconds = 3 if bench.smoke else seconds
     commits_before = monitor.database_commits()
     statements_before = statements_executed(stack.query_count_dir)
-    cpu_before = cpu_seconds(stack.processes)
+    cpu_before, machine_before = _cpu_used(bench, monitor), machine_cpu_ticks()
     phase_start = time.time()
     if use_bulk:
         print(f"end to end: bulk POSTs for {seconds} s, consumers on", flush=True)
@@ -212,7 +214,8 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
     delivered = len(received)
     commits = monitor.database_commits() - commits_before
     statements = statements_executed(stack.query_count_dir) - statements_before
-    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds(stack.processes).items()}
+    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in _cpu_used(bench, monitor).items()}
+    machine_busy = _busy_percent(machine_before)
 
     times = sorted(received.values())
     span = times[-1] - times[0] if len(times) > 1 else 0.0
@@ -234,6 +237,7 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
         "ratio_to_noop": ratio,
         "cpu_ms_per_delivery": {name: round(1000 * seconds / delivered, 2) if delivered else None
                                 for name, seconds in cpu.items()},
+        "machine_cpu_busy_percent": machine_busy,
     }
     scenario = "email"
     bench.targets.check(scenario, "deliveries/s sustained over 60 s", sustained if delivered else None, "≥", 1000, "/s")
@@ -241,6 +245,74 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
     bench.targets.check(scenario, "every accepted notification delivered", delivered, "≥", run["accepted"])
     bench.targets.check(scenario, "commits per delivery", section["commits_per_delivery"], "≤", 3)
     return section
+
+
+def burst(bench: Bench, *, monitor, total: int = 20_000, clients: int = 32, settle: float = 30.0) -> dict:
+    """`total` single POSTs from `clients` clients with the workers consuming: are they delivered
+    as fast as they are accepted? The backlog (accepted, not yet at the SMTP server) is read at the
+    last answer and `settle` seconds later; the target is none left then."""
+    stack = bench.stack
+    if bench.smoke:
+        total, clients, settle = 20, 2, 10.0
+    per_client = max(1, total // clients)
+    cpu_before, machine_before = _cpu_used(bench, monitor), machine_cpu_ticks()
+    phase_start = time.time()
+    print(f"burst: {per_client * clients:,} single POSTs from {clients} clients, consumers on", flush=True)
+    run = bench.load(path="/api/v1/notifications", kind="single", clients=clients, seconds=3600,
+                     requests_per_client=per_client)
+    first_post, last_post = run["started_at"], run["finished_at"]
+    # Until every accepted one is delivered, and at least until `settle` s after the last POST
+    # unless they all are; a backlog left then is waited on for a while more, to say how long it takes.
+    deadline = last_post + settle + (0 if bench.smoke else 60)
+    ours: set[str] = set()  # the burst's deliveries: what an earlier scenario left may still arrive meanwhile
+    while True:
+        received = _sink_lines(stack.smtp_log, since=phase_start)
+        ours |= _created_since(stack.database_url, [d for d in received if d and d not in ours], since=phase_start)
+        received = {delivery_id: stamp for delivery_id, stamp in received.items() if delivery_id in ours}
+        if len(received) >= run["accepted"] or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in _cpu_used(bench, monitor).items()}
+    machine_busy = _busy_percent(machine_before)
+    times = sorted(received.values())
+
+    def delivered_by(moment: float) -> int:
+        return sum(1 for stamp in times if stamp <= moment)
+
+    backlog_at_last = run["accepted"] - delivered_by(last_post)
+    backlog_after = run["accepted"] - delivered_by(last_post + settle)
+    drained = len(times) >= run["accepted"]
+    section = {
+        "available": True, "load": run, "accepted": run["accepted"], "accepted_per_s": run["accepted_per_s"],
+        "errors": run["errors"], "latency_ms": run["latency_ms"],
+        "delivered": len(times),
+        "delivered_per_s_while_accepting": rate(delivered_by(last_post), last_post - first_post),
+        "backlog_at_last_post": backlog_at_last,
+        "settle_seconds": settle,
+        "backlog_after_settle": backlog_after,
+        # From the last POST's answer to the last delivery; None if some were still undelivered when the bench stopped waiting.
+        "drained_after_s": round(times[-1] - last_post, 2) if drained and times else None,
+        "cpu_ms_per_delivery": {name: round(1000 * seconds / len(times), 2) if times else None
+                                for name, seconds in cpu.items()},
+        "machine_cpu_busy_percent": machine_busy,
+    }
+    bench.targets.check("burst", "errors", run["errors"], "=", 0)
+    bench.targets.note("burst", "accepted/s", run["accepted_per_s"], "/s")
+    bench.targets.note("burst", "delivered/s while accepting", section["delivered_per_s_while_accepting"], "/s")
+    bench.targets.note("burst", "backlog at the last POST", backlog_at_last)
+    bench.targets.check("burst", f"backlog {settle:g} s after the last POST", backlog_after, "=", 0)
+    return section
+
+
+def _cpu_used(bench: Bench, monitor) -> dict[str, float]:
+    """CPU seconds used so far by each Procfile process tree and by the bench database's PostgreSQL backends."""
+    return {**cpu_seconds(bench.stack.processes), "postgres": monitor.postgres_cpu_seconds()}
+
+
+def _busy_percent(before: tuple[int, int]) -> float | None:
+    """How busy the machine's cores were since `before` (every process on it, not only the stack's)."""
+    busy, total = (now - then for now, then in zip(machine_cpu_ticks(), before, strict=True))
+    return round(100 * busy / total, 1) if total else None
 
 
 def _sink_lines(path: Path, *, since: float) -> dict[str, float]:
@@ -277,6 +349,17 @@ def _best_window_rate(times: list[float], window: float) -> float:
             start += 1
         best = max(best, end - start + 1)
     return round(best / window, 1)
+
+
+def _created_since(database_url: str, delivery_ids: list[str], *, since: float) -> set[str]:
+    """Those of `delivery_ids` whose notification was created at `since` or later."""
+    if not delivery_ids:
+        return set()
+    with connect(database_url) as connection:
+        rows = connection.execute(
+            "SELECT d.id::text FROM notifications_delivery d JOIN notifications_notification n ON n.id = d.notification_id"
+            " WHERE d.id = ANY(%s::uuid[]) AND n.created_at >= to_timestamp(%s)", [delivery_ids, since]).fetchall()
+    return {row[0] for row in rows}
 
 
 def _broadcast_deliveries_queued(database_url: str, *, broadcast_id: str) -> int:

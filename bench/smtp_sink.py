@@ -27,7 +27,7 @@ def main() -> None:
         while True:
             stopped = stopping.wait(0.25)
             for mail in server.take_received():
-                out.write(f"{mail.received_at:.6f} {mail.message.get('X-Notifier-Delivery-Id', '')}\n")
+                out.write(f"{mail.received_at:.6f} {mail.header('X-Notifier-Delivery-Id')}\n")
             out.flush()
             if stopped:
                 break

@@ -216,8 +216,6 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS
 CELERY_TASK_SOFT_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS - 10
-CELERY_TASK_SEND_SENT_EVENT = True
-CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks as they run
 # Sends wait on providers (SMTP, HTTP), not on the CPU, so a worker runs several at once: 8 by
 # default, not Celery's one per core, so a 5 ms provider is not held to 2 sends at a time. Prefork,
 # not threads: Celery's non-prefork pools defer each acks_late acknowledgement until the

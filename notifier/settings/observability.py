@@ -41,6 +41,12 @@ LOGGING = {
 }
 # Celery configures logging itself unless told not to; celery_app.py applies LOGGING instead.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Task events (received, started, succeeded: Flower's task list) cost the worker's consumer loop a
+# publish each, confirmed like every publish here, for every task: off unless a monitor asks.
+# Flower does (its --enable-events, on by default, sends `enable_events` to the workers while it
+# runs). Publishers' `task-sent` events cannot be asked for, and Flower's list does not need them.
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=False)
+CELERY_TASK_SEND_SENT_EVENT = False
 
 # --- Metrics ---
 # prometheus_client's multiprocess mode: every process of this host (uvicorn workers, Celery pool

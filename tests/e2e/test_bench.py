@@ -24,7 +24,10 @@ SCENARIO_FIELDS = {
     "single": {"available", "runs"},
     "email": {"available", "accepted", "accepted_per_s", "delivered", "delivered_per_s", "delivered_per_s_best_60s",
               "delivered_per_channel", "accepted_to_provider_ms", "commits_per_delivery", "queries_per_delivery",
-              "ratio_to_noop", "cpu_ms_per_delivery"},
+              "ratio_to_noop", "cpu_ms_per_delivery", "machine_cpu_busy_percent"},
+    "burst": {"available", "accepted", "accepted_per_s", "errors", "delivered", "delivered_per_s_while_accepting",
+              "backlog_at_last_post", "backlog_after_settle", "drained_after_s", "cpu_ms_per_delivery",
+              "machine_cpu_busy_percent"},
 }
 RUN_FIELDS = {"clients", "requests", "accepted", "accepted_per_s", "latency_ms", "errors", "errors_by_status"}
 
@@ -64,7 +67,12 @@ def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     # Statements and commits are counted (how many a delivery costs depends on how the feed and
     # the worker batch them: a bulk request and a 50-email task share theirs).
     assert email["commits_per_delivery"] > 0 and email["queries_per_delivery"] > 0, email
-    assert email["cpu_ms_per_delivery"]["worker"] > 0
+    assert email["cpu_ms_per_delivery"]["worker"] > 0 and email["cpu_ms_per_delivery"]["postgres"] > 0
+    assert 0 < email["machine_cpu_busy_percent"] <= 100
+    burst = report["scenarios"]["burst"]
+    assert burst["accepted"] > 0 and burst["errors"] == 0, burst
+    assert burst["backlog_after_settle"] == burst["accepted"] - burst["delivered"] == 0, burst
+    assert "burst: backlog 10 s after the last POST" in result.stdout
     assert report["scenarios"]["noop"]["per_s"] > 0 and report["scenarios"]["noop"]["complete"]
     for name in ("web", "worker", "beat", "smtp"):
         assert report["memory"][name]["largest_peak_mb"] > 0, name

@@ -1,0 +1,70 @@
+"""The email backend's SMTP conversation alone: `python -m bench.smtp_client [--emails N] [--no-pipelining]`.
+
+Sends N emails through apps.channels.backends.email to the suite's fake SMTP server, run in a
+process of its own (5 ms a message, one connection, logging off as in `make bench`), and prints
+the CPU per email of the client (this process) and of the server, and the time per email.
+`--no-pipelining`: the server does not offer PIPELINING, so the backend sends one command at a
+time. docs/performance.md, "The email rate, one change at a time", quotes it.
+"""
+
+import argparse
+import logging
+import multiprocessing
+import os
+import time
+import uuid
+
+
+def _serve(port: int, pipelining: bool, latency: float, pipe) -> None:
+    logging.disable(logging.CRITICAL)
+    from tests.fakes.smtp import FakeSmtpServer
+
+    with FakeSmtpServer(port=port, latency=latency, pipelining=pipelining):
+        pipe.send("up")
+        pipe.recv()  # start
+        started = time.process_time()
+        pipe.recv()  # stop
+        pipe.send(time.process_time() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--emails", type=int, default=600)
+    parser.add_argument("--latency-ms", type=float, default=5.0)
+    parser.add_argument("--no-pipelining", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifier.settings.test")
+    import django
+
+    django.setup()
+    logging.disable(logging.CRITICAL)
+    from apps.channels.backends.email import DjangoEmailBackend
+    from apps.channels.base import ChannelMessage
+    from tests.support.processes import free_port
+
+    port = free_port()
+    ours, theirs = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=_serve, args=(port, not args.no_pipelining, args.latency_ms / 1000, theirs))
+    server.start()
+    ours.recv()
+    backend = DjangoEmailBackend(url=f"smtp://127.0.0.1:{port}", from_email="Notifier <notifications@example.com>")
+    content = {"subject": "Order 123 shipped", "text": "Hello Ada, order 123 is on its way."}
+    headers = {"List-Unsubscribe": "<https://example.com/u/token>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    messages = [ChannelMessage(delivery_id=str(uuid.uuid4()), channel="email", content=content,
+                               email=f"user{n}@example.com", headers=headers) for n in range(args.emails + 1)]
+    backend.send(messages[0])  # the connection opened, outside the figures
+    ours.send("start")
+    cpu, wall = time.process_time(), time.perf_counter()
+    for message in messages[1:]:
+        backend.send(message)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    ours.send("stop")
+    server_cpu = ours.recv()
+    server.join()
+    per = 1000 / args.emails
+    print(f"pipelining={not args.no_pipelining}: client CPU {cpu * per:.3f} ms, server CPU {server_cpu * per:.3f} ms, "
+          f"time {wall * per:.2f} ms per email ({args.emails} emails)")
+
+
+if __name__ == "__main__":
+    main()
