@@ -152,15 +152,22 @@ class RequestThreads:
       the thread's next request closes what it left (with the pool CONN_MAX_AGE is 0: every
       connection is then obsolete). Transactions never span two requests: `atomic` blocks end
       inside the view.
-    When all are busy, a request gets a new thread of its own, as before: never a wait.
-    Only the event loop's thread calls `take` and `give`: no lock.
+    Threads are started as concurrent requests first need them, up to `size`; past that a request
+    gets a new thread of its own, as before: never a wait. Only the event loop's thread calls
+    `take` and `give`: no lock.
     """
 
     def __init__(self, *, size: int) -> None:
-        self._idle = [ThreadPoolExecutor(max_workers=1, thread_name_prefix="request") for _ in range(size)]
+        self._idle: list[ThreadPoolExecutor] = []
+        self._unstarted = size
 
     def take(self) -> ThreadPoolExecutor | None:
-        return self._idle.pop() if self._idle else None
+        if self._idle:
+            return self._idle.pop()
+        if self._unstarted:
+            self._unstarted -= 1
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+        return None
 
     def give(self, thread: ThreadPoolExecutor) -> None:
         self._idle.append(thread)
