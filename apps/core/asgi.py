@@ -91,8 +91,8 @@ class EnvelopeASGIHandler(ASGIHandler):
     request's thread already is; the inbox stream's async view is started from that thread and
     streams from the event loop as before (docs/performance.md).
 
-    That thread is one of `NOTIFIER_WEB_THREADS` kept for the process's life (RequestThreads),
-    not a new one per request as Django's handler starts.
+    That thread is one of up to `NOTIFIER_WEB_THREADS` kept for the process's life
+    (RequestThreads), not a new one per request as Django's handler starts.
     """
 
     def __init__(self):
