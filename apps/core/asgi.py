@@ -14,8 +14,10 @@ not far over its limit is read and thrown away before the connection closes; a b
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.http import JsonResponse
 
@@ -88,7 +90,28 @@ class EnvelopeASGIHandler(ASGIHandler):
     CPU each on a loaded machine. Built as under WSGI, the chain and our sync views run where the
     request's thread already is; the inbox stream's async view is started from that thread and
     streams from the event loop as before (docs/performance.md).
+
+    That thread is one of up to `NOTIFIER_WEB_THREADS` kept for the process's life
+    (RequestThreads), not a new one per request as Django's handler starts.
     """
+
+    def __init__(self):
+        super().__init__()
+        self.threads = RequestThreads(size=settings.NOTIFIER_WEB_THREADS)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        thread = None if scope["path"] in LONG_LIVED_PATHS else self.threads.take()
+        if thread is None:
+            async with ThreadSensitiveContext():  # Django's way: a thread of the request's own
+                await self.handle(scope, receive, send)
+            return
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                await self.handle(scope, receive, send)
+        finally:
+            self.threads.give(thread)
 
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
@@ -104,6 +127,50 @@ class EnvelopeASGIHandler(ASGIHandler):
                 status=error_response.status_code,
             )
         return request, error_response
+
+
+# Requests that last as long as their client stays (the inbox's event stream): each gets a thread of
+# its own, as under Django's handler, rather than holding one of RequestThreads for hours.
+LONG_LIVED_PATHS = frozenset({"/api/v1/inbox/stream"})
+
+
+class RequestThreads:
+    """Threads that run requests' sync code (request_started, the middleware chain and the view,
+    the response's close and request_finished), one request at a time each, kept across requests.
+
+    Django's ASGI handler gives each request a new thread (asgiref's ThreadSensitiveContext with
+    an executor of its own), started and joined per request: ~10% of a single POST's web CPU.
+    Reusing a thread is what a threaded WSGI server does, and is as safe here:
+    - a request holds its thread from its first sync call to its last (`take` to `give`, around
+      Django's whole `handle`), and a thread is given to one request at a time, so two requests'
+      code never interleave on one thread;
+    - Django's database connections are per thread. A request takes a connection from the
+      process's pool at its first query and gives it back at request_finished (Django closes a
+      pooled connection by returning it), which runs on the same thread, in the response's close,
+      or in `handle` when the client went away. A thread between requests holds none; should a
+      request end without request_finished (an error escaping the handler), request_started of
+      the thread's next request closes what it left (with the pool CONN_MAX_AGE is 0: every
+      connection is then obsolete). Transactions never span two requests: `atomic` blocks end
+      inside the view.
+    Threads are started as concurrent requests first need them, up to `size`; past that a request
+    gets a new thread of its own, as before: never a wait. Only the event loop's thread calls
+    `take` and `give`: no lock.
+    """
+
+    def __init__(self, *, size: int) -> None:
+        self._idle: list[ThreadPoolExecutor] = []
+        self._unstarted = size
+
+    def take(self) -> ThreadPoolExecutor | None:
+        if self._idle:
+            return self._idle.pop()
+        if self._unstarted:
+            self._unstarted -= 1
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+        return None
+
+    def give(self, thread: ThreadPoolExecutor) -> None:
+        self._idle.append(thread)
 
 
 def _header(scope, name: bytes) -> bytes:

@@ -1,6 +1,9 @@
-from django.db.models import OuterRef, Subquery
+import functools
+
+from django.db import connections
 
 from apps.core.exceptions import NotFound
+from apps.core.rows import ModelColumns, rows_where_in
 from apps.projects.models import Project
 from apps.templates.locales import locale_chain, locale_normal
 from apps.templates.models import Template, TemplateVersion
@@ -33,20 +36,40 @@ def template_versions_newest(*, project: Project, keys) -> dict[str, list[Templa
     """The newest version of each template in each of its locales, by key: one query for any number.
 
     Portable (a correlated subquery rather than PostgreSQL's DISTINCT ON), so the embedded SQLite
-    mode runs the same code.
+    mode runs the same code. Written once rather than built by the ORM per call (apps/core/rows.py):
+    every single POST makes this read.
     """
-    newest_in_locale = (
-        TemplateVersion.objects.filter(template=OuterRef("template"), locale=OuterRef("locale"))
-        .order_by("-version").values("version")[:1]
-    )
-    versions = (
-        TemplateVersion.objects.select_related("template")
-        .filter(template__project=project, template__key__in=set(keys), version=Subquery(newest_in_locale))
-    )
+    connection, rows = rows_where_in(model=TemplateVersion, sql=_versions_newest_sql, params=[project.pk], values=keys)
     by_key: dict[str, list[TemplateVersion]] = {}
-    for version in versions:
-        by_key.setdefault(version.template.key, []).append(version)
+    for row in rows:
+        version = _VERSION.load(connection, row[:_VERSION.count])
+        template = _TEMPLATE.load(connection, row[_VERSION.count:])
+        TemplateVersion.template.field.set_cached_value(version, template)  # as select_related("template")
+        by_key.setdefault(template.key, []).append(version)
     return by_key
+
+
+_VERSION = ModelColumns(TemplateVersion, "v")
+_TEMPLATE = ModelColumns(Template, "t")
+
+
+@functools.cache
+def _versions_newest_sql(using: str) -> str:
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    version_fields, template_fields = TemplateVersion._meta, Template._meta
+    template_id = quote(version_fields.get_field("template").column)
+    locale, number = quote(version_fields.get_field("locale").column), quote(version_fields.get_field("version").column)
+    return (
+        f"SELECT {_VERSION.sql(connection)}, {_TEMPLATE.sql(connection)}"
+        f" FROM {_VERSION.table(connection)} INNER JOIN {_TEMPLATE.table(connection)}"
+        f" ON v.{template_id} = t.{quote(template_fields.pk.column)}"
+        # The newest in its locale: the index template_version_current answers this per row.
+        f" WHERE v.{number} = (SELECT n.{number} FROM {quote(version_fields.db_table)} n"
+        f" WHERE n.{template_id} = v.{template_id} AND n.{locale} = v.{locale} ORDER BY n.{number} DESC LIMIT 1)"
+        f" AND t.{quote(template_fields.get_field('project').column)} = %s"
+        f" AND t.{quote(template_fields.get_field('key').column)} IN ("
+    )
 
 
 def template_version_for_locale(

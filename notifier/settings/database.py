@@ -8,6 +8,10 @@ from notifier.settings.environment import env
 
 # Connections one web process may hold (its pool's size).
 NOTIFIER_DB_POOL_MAX_SIZE = env.int("NOTIFIER_DB_POOL_MAX_SIZE", default=8)
+# Threads a web process keeps for requests' sync code once concurrent requests have needed them
+# (apps/core/asgi.py, RequestThreads); a request arriving while all are busy gets a thread of its
+# own, so this bounds reuse, not concurrency. An idle one holds no database connection.
+NOTIFIER_WEB_THREADS = env.int("NOTIFIER_WEB_THREADS", default=64)
 # A worker's wait for a connection: short, so that while the database refuses connections a send
 # gives up well inside the task's time limit and is tried again seconds later (celery_app.py).
 NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS = env.float("NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS", default=2.0)

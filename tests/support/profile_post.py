@@ -24,6 +24,7 @@ from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from tests.support.asgi import asgi_request  # noqa: E402
 from tests.support.loadgen import TEMPLATE  # noqa: E402
 
 BODY = {"to": "loadgen-0", "template": "loadgen", "data": {"n": 1}}
@@ -50,26 +51,9 @@ def _wsgi_post(client: Client, api_key: str) -> int:
 
 
 async def _asgi_post(app: ASGIHandler, api_key: str) -> int:
-    body = json.dumps(BODY).encode()
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/api/v1/notifications", "raw_path": b"/api/v1/notifications", "query_string": b"",
-             "root_path": "", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
-             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode()), (b"authorization", f"Api-Key {api_key}".encode())]}
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-    status = []
-
-    async def receive():
-        if messages:
-            return messages.pop(0)
-        await asyncio.Event().wait()  # the client stays connected (Django listens for a disconnect)
-
-    async def send(message):
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
-
-    await app(scope, receive, send)
-    return status[0]
+    return await asgi_request(app, method="POST", path="/api/v1/notifications", body=json.dumps(BODY).encode(),
+                              headers=[(b"content-type", b"application/json"),
+                                       (b"authorization", f"Api-Key {api_key}".encode())])
 
 
 def main() -> None:
