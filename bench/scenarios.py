@@ -255,6 +255,9 @@ def burst(bench: Bench, *, monitor, total: int = 20_000, clients: int = 32, sett
     if bench.smoke:
         total, clients, settle = 20, 2, 10.0
     per_client = max(1, total // clients)
+    # What the email scenario left undelivered (it stops waiting after 2 minutes) would be sent
+    # first, and the burst's deliveries measured behind it: it is emptied out of the queue.
+    bench.broker("purge")
     cpu_before, machine_before = _cpu_used(bench, monitor), machine_cpu_ticks()
     phase_start = time.time()
     print(f"burst: {per_client * clients:,} single POSTs from {clients} clients, consumers on", flush=True)
@@ -303,7 +306,7 @@ def burst(bench: Bench, *, monitor, total: int = 20_000, clients: int = 32, sett
     # allowing a tenth for the pipeline's own lag (a message is sent a few ms after its 202).
     keeping_pace = section["delivered_per_s_while_accepting"], run["accepted_per_s"]
     bench.targets.check("burst", "delivered/s while accepting ÷ accepted/s",
-                        round(keeping_pace[0] / keeping_pace[1], 3) if all(keeping_pace) else None, "≥", 0.9)
+                        round(keeping_pace[0] / keeping_pace[1], 3) if keeping_pace[1] else None, "≥", 0.9)
     bench.targets.note("burst", "backlog at the last POST", backlog_at_last)
     bench.targets.check("burst", f"backlog {settle:g} s after the last POST", backlog_after, "=", 0)
     return section
