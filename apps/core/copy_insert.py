@@ -19,8 +19,9 @@ key the database generates could not be read back. Elsewhere (SQLite, `make run`
 import contextlib
 import functools
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 
 # The field classes whose values psycopg takes as they stand (str, int, bool, UUID, datetime, a
 # related row's key): Django's preparation of them changes nothing for values of those types.
@@ -35,42 +36,60 @@ def rows_copy(model: type[models.Model], objs: Sequence[models.Model]) -> None:
     """INSERT `objs` (new instances of `model`, each with its primary key set) in one statement."""
     if not objs:
         return
-    fields = model._meta.concrete_fields
-    if connection.vendor != "postgresql" or any(f.has_db_default() and not f.has_default() for f in fields):
-        model._base_manager.bulk_create(objs)  # a DEFAULT only the database knows cannot be copied
+    db = connections[DEFAULT_DB_ALIAS]
+    plan = _copy_plan(model, db.vendor)
+    if plan is None:
+        model._base_manager.bulk_create(objs)
         return
-    plain = [f.attname for f in fields]
-    prepared = [(index, f) for index, f in enumerate(fields) if type(f) not in _AS_THEY_STAND
-                or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
     rows = []
     for obj in objs:
         if obj.pk is None:
             raise ValueError(f"rows_copy needs each {model.__name__} to have its primary key set")
-        row = [getattr(obj, name) for name in plain]
-        for index, field in prepared:
-            row[index] = field.get_db_prep_save(field.pre_save(obj, True), connection)
+        row = [getattr(obj, name) for name in plan.attnames]
+        for index, field in plan.prepared:
+            row[index] = field.get_db_prep_save(field.pre_save(obj, True), db)
         rows.append(row)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    _copy(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN", rows)
+    _copy(db, plan.sql, rows)
     for obj in objs:
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = db.alias
 
 
-def _copy(sql: str, rows: list[list]) -> None:
+class _CopyPlan(NamedTuple):
+    sql: str
+    attnames: list[str]  # every concrete field's attribute, in the statement's column order
+    prepared: list[tuple[int, models.Field]]  # the fields whose values Django prepares, by column
+
+
+@functools.cache
+def _copy_plan(model: type[models.Model], vendor: str) -> _CopyPlan | None:
+    """The model's COPY statement and what each row needs, worked out once per process (a single
+    POST copies one row of each model: the statement's set-up cost more than its row). None where
+    bulk_create must insert instead: not PostgreSQL, or a DEFAULT only the database knows."""
+    fields = model._meta.concrete_fields
+    if vendor != "postgresql" or any(f.has_db_default() and not f.has_default() for f in fields):
+        return None
+    prepared = [(index, f) for index, f in enumerate(fields) if type(f) not in _AS_THEY_STAND
+                or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    return _CopyPlan(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN", [f.attname for f in fields], prepared)
+
+
+def _copy(db, sql: str, rows: list[list]) -> None:
     """Run the COPY as Django runs a statement: through the connection's execute wrappers, into
     its query log when that is kept, with the driver's errors as Django's."""
 
     def copy_rows(sql, params, many, context):
-        connection.validate_no_broken_transaction()
-        with connection.wrap_database_errors, context["cursor"].cursor.copy(sql) as copy:
+        db.validate_no_broken_transaction()
+        with db.wrap_database_errors, context["cursor"].cursor.copy(sql) as copy:
             for row in rows:
                 copy.write_row(row)
 
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         executor = copy_rows
-        for wrapper in reversed(connection.execute_wrappers):
+        for wrapper in reversed(db.execute_wrappers):
             executor = functools.partial(wrapper, executor)
-        logged = cursor.debug_sql(sql) if connection.queries_logged else contextlib.nullcontext()
+        logged = cursor.debug_sql(sql) if db.queries_logged else contextlib.nullcontext()
         with logged:
-            executor(sql, None, False, {"connection": connection, "cursor": cursor})
+            executor(sql, None, False, {"connection": db, "cursor": cursor})
