@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 PORT ?= 8000
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install browser run test test-fast lint migrate clean bench
+.PHONY: install browser run test test-fast lint migrate clean bench bench-instructions
 
 # Reinstall whenever a requirements file changes.
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt requirements/prod.txt
@@ -58,6 +58,12 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## make bench-instructions: the web process's instructions per notification, counted by valgrind
+## (a figure the machine's load does not move; docs/performance.md).
+bench-instructions: $(VENV)/.bench-installed
+	@command -v valgrind >/dev/null || { echo "make bench-instructions needs valgrind (apt-get install valgrind)" >&2; exit 2; }
+	$(BIN)/python -m bench.instructions $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

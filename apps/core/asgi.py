@@ -18,8 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import JsonResponse
+from django.urls import set_script_prefix
 
 from apps.core.api import error_body
 from apps.core.limits import request_body_limit, request_too_large_message
@@ -109,13 +112,54 @@ class EnvelopeASGIHandler(ASGIHandler):
             return
         try:
             async with ThreadSensitiveContext(executor=thread):
-                await self.handle(scope, receive, send)
+                await self._handle_in_one_hand_over(scope, receive, send)
         finally:
             self.threads.give(thread)
 
+    async def _handle_in_one_hand_over(self, scope, receive, send):
+        """Django's `handle`, with everything sync of a request run in one go on its thread.
+
+        Django's `handle` hands a request to its thread three times (request_started, the chain,
+        the response's close) and runs the view as a task raced against a second task listening
+        for the client's disconnect. A sync view cannot be stopped when its client goes anyway (it
+        runs to its end, as under WSGI), so here the body is read on the event loop, the thread
+        runs request_started, the chain and the close, and the loop writes the answer. The close
+        (request_finished, which hands the connection back to the pool) now comes before the
+        bytes are written rather than after. A streaming response is iterated on the loop and
+        closed after it, as Django does.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            response = await sync_to_async(self._respond, thread_sensitive=True)(scope, body_file)
+            await self.send_response(response, send)
+            if response.streaming:
+                await sync_to_async(response.close, thread_sensitive=True)()
+        finally:
+            body_file.close()
+
+    def _respond(self, scope, body_file):
+        """The request's answer, on its thread: request_started, the request built, the chain,
+        and (but for a streaming answer) the close."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+        if not response.streaming:
+            response.close()
+        return response
+
+    async def get_response_async(self, request):
+        # Only Django's own `handle` (the long-lived paths) comes here: the chain is sync, built as
+        # under WSGI, and runs on the request's thread.
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
-        self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
 
     def create_request(self, scope, body_file):
         request, error_response = super().create_request(scope, body_file)

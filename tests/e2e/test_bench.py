@@ -40,6 +40,21 @@ def bench_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.mark.timeout(400)
+def test_the_instruction_count_runs_and_counts_the_web_process(tmp_path):
+    """`make bench-instructions` cannot rot either: a handful of requests under callgrind."""
+    result = subprocess.run([sys.executable, "-m", "bench.instructions", "--smoke", "--run-name", f"{RUN_NAME}_instr",
+                             "--out", str(tmp_path)], cwd=REPO_ROOT, env=bench_env(), capture_output=True, text=True,
+                            timeout=360)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    counted = json.loads((tmp_path / "instructions.json").read_text())
+    assert set(counted) == {"single", "bulk"}
+    # A request through Django, DRF and the ORM is millions of instructions; far fewer would mean
+    # the count missed the requests (callgrind toggled at the wrong time).
+    assert all(measurement["instructions_per_notification"] > 100_000 for measurement in counted.values()), counted
+
+
 @pytest.mark.timeout(400)  # the smoke run of make bench, up to 300 s
 def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     result = subprocess.run(bench_command(tmp_path, "--smoke"), cwd=REPO_ROOT, env=bench_env(), capture_output=True, text=True,

@@ -10,10 +10,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.channels.registry import channel_held_by_quiet_hours, channel_missing_contact_reason, channel_names
-from apps.core.copy_insert import rows_copy
 from apps.core.correlation import correlation_id_get
 from apps.core.exceptions import ApplicationError, Conflict, NotFound
 from apps.core.instances import instance_new
+from apps.core.rows_insert import rows_insert
 from apps.notifications.intake.caps import CapPlan, caps_apply
 from apps.notifications.intake.contacts import contact_points
 from apps.notifications.intake.selectors import notification_get, notification_status
@@ -224,12 +224,12 @@ def _notifications_insert(*, project, requests, planned: dict[int, CapPlan], out
             # the insert costs no SAVEPOINT/RELEASE round trips inside an outer transaction.
             with transaction.atomic(savepoint=keyed):
                 caps_apply(project=project, plans=planned.values(), now=now)
-                rows_copy(Notification, [p.notification for p in planned.values()])
+                rows_insert(Notification, [p.notification for p in planned.values()])
                 workflow_runs_start(project=project, started=[
                     (plan.notification, requests[index].workflow_key) for index, plan in planned.items()
                     if requests[index].workflow_key])
                 deliveries = [d for p in planned.values() for d in p.deliveries]
-                rows_copy(Delivery, deliveries)
+                rows_insert(Delivery, deliveries)
                 if status_hooked(project):
                     status_events_record(new_deliveries=True, changes=[
                         status_change(d) for d in deliveries if d.status == DeliveryStatus.SKIPPED

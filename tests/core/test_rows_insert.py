@@ -1,4 +1,4 @@
-"""rows_copy: many new rows in one COPY, stored as bulk_create stores them."""
+"""rows_insert: new rows in one statement (an INSERT for a few, COPY for many), stored as bulk_create stores them."""
 
 from datetime import UTC, datetime
 
@@ -7,11 +7,13 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.core.copy_insert import rows_copy
+from apps.core.rows_insert import SMALL_BATCH_ROWS, rows_insert
 from apps.notifications.models import Delivery, DeliveryStatus, Notification
 from tests.notifications.factories import NotificationFactory
 
 pytestmark = pytest.mark.django_db
+# One batch each way: a single POST's one row goes as an INSERT, a broadcast's batch as COPY.
+AN_INSERT, A_COPY = 3, SMALL_BATCH_ROWS + 5
 SEND_AT = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
@@ -27,11 +29,12 @@ def stored(notification: Notification) -> dict:
     return {name: getattr(notification, name) for name in fields}
 
 
-def test_the_rows_read_back_as_bulk_create_stores_them():
+@pytest.mark.parametrize("count", [1, AN_INSERT, A_COPY])
+def test_the_rows_read_back_as_bulk_create_stores_them(count):
     like = NotificationFactory()
-    copied, bulk = new_notifications(like, 3), new_notifications(like, 3)
+    copied, bulk = new_notifications(like, count), new_notifications(like, count)
 
-    rows_copy(Notification, copied)
+    rows_insert(Notification, copied)
     Notification.objects.bulk_create(bulk)
 
     for mine, theirs in zip(copied, bulk, strict=True):
@@ -43,7 +46,8 @@ def test_the_rows_read_back_as_bulk_create_stores_them():
             k: v for k, v in expected.items() if k not in ("id", "created_at")}
 
 
-def test_the_copy_is_one_statement_in_the_query_log_and_the_execute_wrappers():
+@pytest.mark.parametrize(("count", "statement"), [(AN_INSERT, "INSERT "), (A_COPY, "COPY ")])
+def test_the_rows_are_one_statement_in_the_query_log_and_the_execute_wrappers(count, statement):
     like = NotificationFactory()
     seen = []
 
@@ -52,23 +56,24 @@ def test_the_copy_is_one_statement_in_the_query_log_and_the_execute_wrappers():
         return execute(sql, params, many, context)
 
     with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(wrapper):
-        rows_copy(Notification, new_notifications(like, 5))
+        rows_insert(Notification, new_notifications(like, count))
 
-    assert len(captured.captured_queries) == 1 and captured.captured_queries[0]["sql"].startswith("COPY ")
-    assert seen == [captured.captured_queries[0]["sql"]]
-    assert Notification.objects.filter(to__startswith="copied").count() == 5
+    assert len(captured.captured_queries) == 1 and captured.captured_queries[0]["sql"].startswith(statement)
+    assert len(seen) == 1 and seen[0].startswith(statement)
+    assert Notification.objects.filter(to__startswith="copied").count() == count
 
 
-def test_a_duplicate_key_is_an_integrity_error_and_nothing_of_the_batch_is_stored():
+@pytest.mark.parametrize("count", [AN_INSERT, A_COPY])
+def test_a_duplicate_key_is_an_integrity_error_and_nothing_of_the_batch_is_stored(count):
     like = NotificationFactory()
-    notifications = new_notifications(like, 2)
-    rows_copy(Notification, notifications[:1])
+    notifications = new_notifications(like, count)
+    rows_insert(Notification, notifications[:1])
     deliveries = [Delivery(notification=like, channel="email", status=DeliveryStatus.QUEUED,
                            status_changed_at=timezone.now())]
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        rows_copy(Delivery, deliveries)
-        rows_copy(Notification, notifications)  # the first one again
+        rows_insert(Delivery, deliveries)
+        rows_insert(Notification, notifications)  # the first one again
 
     assert Notification.objects.filter(to__startswith="copied").count() == 1
     assert not Delivery.objects.exists()
