@@ -8,8 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.core.copy_insert import rows_copy
-from apps.notifications.models import Delivery, DeliveryStatus, Notification
-from tests.notifications.factories import NotificationFactory
+from apps.notifications.models import Delivery, DeliveryAttempt, DeliveryStatus, Notification
+from tests.notifications.factories import DeliveryFactory, NotificationFactory
 
 pytestmark = pytest.mark.django_db
 SEND_AT = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -72,3 +72,20 @@ def test_a_duplicate_key_is_an_integrity_error_and_nothing_of_the_batch_is_store
 
     assert Notification.objects.filter(to__startswith="copied").count() == 1
     assert not Delivery.objects.exists()
+
+
+def test_rows_whose_keys_the_database_makes_are_copied_without_them_when_no_one_reads_the_keys():
+    delivery = DeliveryFactory()
+    attempts = [DeliveryAttempt(delivery=delivery, number=n, started_at=SEND_AT, duration_ms=7, outcome="sent",
+                                provider="smtp:mx:25", provider_message_id=f"<{n}@example.com>",
+                                provider_response={"n": n}) for n in (1, 2)]
+
+    with pytest.raises(ValueError):
+        rows_copy(DeliveryAttempt, attempts)  # without keys_unread a key is required
+    rows_copy(DeliveryAttempt, attempts, keys_unread=True)
+
+    assert [a.pk for a in attempts] == [None, None] and not attempts[0]._state.adding
+    stored_attempts = list(DeliveryAttempt.objects.filter(delivery=delivery).order_by("number"))
+    assert [(a.number, a.outcome, a.provider, a.passed_over, a.provider_response, a.started_at)
+            for a in stored_attempts] == [(1, "sent", "smtp:mx:25", [], {"n": 1}, SEND_AT),
+                                          (2, "sent", "smtp:mx:25", [], {"n": 2}, SEND_AT)]
