@@ -8,8 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.core.rows_insert import SMALL_BATCH_ROWS, rows_insert
-from apps.notifications.models import Delivery, DeliveryStatus, Notification
-from tests.notifications.factories import NotificationFactory
+from apps.notifications.models import Delivery, DeliveryAttempt, DeliveryStatus, Notification
+from tests.notifications.factories import DeliveryFactory, NotificationFactory
 
 pytestmark = pytest.mark.django_db
 # One batch each way: a single POST's one row goes as an INSERT, a broadcast's batch as COPY.
@@ -77,3 +77,20 @@ def test_a_duplicate_key_is_an_integrity_error_and_nothing_of_the_batch_is_store
 
     assert Notification.objects.filter(to__startswith="copied").count() == 1
     assert not Delivery.objects.exists()
+
+
+@pytest.mark.parametrize("count", [2, A_COPY])
+def test_rows_whose_keys_the_database_makes_are_inserted_without_them_when_no_one_reads_the_keys(count):
+    delivery = DeliveryFactory()
+    attempts = [DeliveryAttempt(delivery=delivery, number=n, started_at=SEND_AT, duration_ms=7, outcome="sent",
+                                provider="smtp:mx:25", provider_message_id=f"<{n}@example.com>",
+                                provider_response={"n": n}) for n in range(1, count + 1)]
+
+    with pytest.raises(ValueError):
+        rows_insert(DeliveryAttempt, attempts)  # without keys_unread a key is required
+    rows_insert(DeliveryAttempt, attempts, keys_unread=True)
+
+    assert all(a.pk is None and not a._state.adding for a in attempts)
+    stored_attempts = list(DeliveryAttempt.objects.filter(delivery=delivery).order_by("number"))
+    assert [(a.number, a.outcome, a.provider, a.passed_over, a.provider_response, a.started_at)
+            for a in stored_attempts] == [(n, "sent", "smtp:mx:25", [], {"n": n}, SEND_AT) for n in range(1, count + 1)]

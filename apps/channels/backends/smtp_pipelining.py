@@ -15,6 +15,7 @@ server may be waiting for message data, where a RSET or QUIT would be read as te
 discards a session after any refusal anyway (email.py).
 """
 
+import functools
 import re
 import smtplib
 
@@ -30,7 +31,7 @@ def smtp_pipelining(smtp: smtplib.SMTP) -> bool:
 def smtp_sendmail_pipelined(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
     """`smtp.sendmail(sender, [recipient], message)` in two round trips; the server must offer PIPELINING."""
     size = f" size={len(message)}" if smtp.has_extn("size") else ""
-    commands = f"mail FROM:{smtplib.quoteaddr(sender)}{size}\r\nrcpt TO:{smtplib.quoteaddr(recipient)}\r\ndata\r\n"
+    commands = f"mail FROM:{_sender_quoted(sender)}{size}\r\nrcpt TO:{smtplib.quoteaddr(recipient)}\r\ndata\r\n"
     smtp.send(commands.encode(smtp.command_encoding))
     # Every reply of the group is read, whatever the first ones say: the server answers each.
     (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = (
@@ -53,3 +54,7 @@ def smtp_sendmail_pipelined(smtp: smtplib.SMTP, sender: str, recipient: str, mes
     if code != 250:
         smtp.close()
         raise smtplib.SMTPDataError(code, reply)
+
+
+# The envelope sender is the channel's (a few per process); quoteaddr parses it each time.
+_sender_quoted = functools.lru_cache(maxsize=8)(smtplib.quoteaddr)

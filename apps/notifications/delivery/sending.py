@@ -260,6 +260,8 @@ def _attempt_log(item: Attempted | None) -> None:
     if item is None:
         return
     attempt, delivery = item.attempt, item.delivery
+    if attempt.outcome == AttemptOutcome.SENT and not logger.isEnabledFor(logging.DEBUG):
+        return  # the usual case: no line, so no fields to gather for it
     fields = {"delivery_id": str(delivery.id), "notification_id": str(delivery.notification_id),
               "channel": delivery.channel, "attempt": attempt.number, "outcome": attempt.outcome,
               "duration_ms": attempt.duration_ms}
