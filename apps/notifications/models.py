@@ -18,7 +18,6 @@ class Notification(models.Model):
     """One request to notify one user; it fans out into one Delivery per channel."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # No index of its own: notification_project_recent (project, created_at) leads with it.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="notifications", db_index=False)
     # SET_NULL: erasing a user keeps the delivery log, which then names them only by external id.
     recipient = models.ForeignKey(Recipient, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications")
@@ -35,9 +34,7 @@ class Notification(models.Model):
     # these wake a run when one of their deliveries settles, so other sends pay nothing for it.
     # db_default: rows inserted by code that predates the column (a deploy rolling out) get "" too.
     workflow_key = models.CharField(max_length=100, blank=True, default="", db_default="")
-    # The broadcast that fanned out to this user, if any. No index of its own: every lookup is by
-    # one broadcast, which notification_unique_broadcast_recipient (broadcast, recipient) serves,
-    # and a full index would take an entry for the null of every notification not broadcast.
+    # The broadcast that fanned out to this user, if any. Why some keys have no index: migration 0016.
     broadcast = models.ForeignKey("Broadcast", null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="notifications", db_index=False)
     # The id of the API request that created it (X-Request-ID; a broadcast's for its fan-out):
@@ -176,9 +173,7 @@ class Delivery(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # No index of its own: delivery_one_per_channel (notification, channel) leads with it.
-    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries",
-                                     db_index=False)
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     channel = models.CharField(max_length=16)
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
     status_changed_at = models.DateTimeField()
@@ -219,10 +214,6 @@ class Delivery(models.Model):
                 name="delivery_active_recheck",
             ),
             models.Index(fields=["status", "channel"], name="delivery_status_channel"),
-            # Receipts and the console's search look a provider's message id up, always by equality.
-            # Partial: a delivery has none until it is sent, and every write of a row not yet sent
-            # would otherwise add an entry for the empty string (no index on a row is ever spared:
-            # each update changes an indexed column, so none is HOT).
             models.Index(fields=["provider_message_id"], condition=~models.Q(provider_message_id=""),
                          name="delivery_provider_message"),
             # Retention's query: final deliveries, oldest first (apps/notifications/operations/retention.py).
