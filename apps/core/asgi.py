@@ -159,6 +159,8 @@ class EnvelopeASGIHandler(ASGIHandler):
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
     def load_middleware(self, is_async=False):
+        # The chain built as under WSGI (ASGIHandler asks for an async one): it runs on the
+        # request's thread, entered once (_respond, or get_response_async for the long-lived paths).
         super().load_middleware(is_async=False)
 
     def create_request(self, scope, body_file):
