@@ -171,6 +171,9 @@ NOTIFIER_QUEUED_MAX_AGE_SECONDS = env.float("NOTIFIER_QUEUED_MAX_AGE_SECONDS", d
 NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS = env.float("NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS", default=3.0)
 # After a failed publish, a process leaves publishing to the sweep for this long.
 NOTIFIER_PUBLISH_PAUSE_SECONDS = env.float("NOTIFIER_PUBLISH_PAUSE_SECONDS", default=5.0)
+# A web process's publishing thread waits this long after a request's first commit for more to
+# publish in the same round (outbox/publisher.py): one publish, confirm and UPDATE per round.
+NOTIFIER_PUBLISH_GATHER_SECONDS = env.float("NOTIFIER_PUBLISH_GATHER_SECONDS", default=0.05)
 
 
 # --- Retention (apps/retention) ---------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The web process's background publisher: requests hand it their committed deliveries, it
-publishes them in batches on one connection and marks each batch published with one UPDATE; a
+gathers them for a short window and publishes them in batches on one connection and marks each batch published with one UPDATE; a
 full queue makes the request publish its own, an exit flushes, and a crash leaves the rows to the
 sweep (their unpublished deadline still short)."""
 
@@ -77,6 +77,30 @@ def test_what_gathers_while_a_batch_waits_for_its_confirms_goes_out_as_one_batch
     assert all(published(d) for d in [first, *rest])
     assert sorted(delivery_id for delivery_id, _ in private_queue.drain()) == sorted(str(d.id) for d in [first, *rest])
 
+
+
+def test_commits_arriving_within_the_gathering_window_go_out_in_one_round(private_queue):
+    rounds: list[list[str]] = []
+
+    def publish(messages):
+        rounds.append([m.delivery_id for m in messages])
+        return deliveries_publish(messages)
+
+    publisher = BackgroundPublisher(publish, gather_seconds=2).start()
+    first, second, late = _queued(private_queue, 3)
+    try:
+        publisher.offer([_message(first)])
+        time.sleep(0.1)  # another request commits while the round is still gathering
+        publisher.offer([_message(second)])
+        deadline = time.monotonic() + 10
+        while not rounds and time.monotonic() < deadline:  # the window closes, the round goes
+            time.sleep(0.05)
+        publisher.offer([_message(late)])
+    finally:
+        publisher.stop()
+
+    assert rounds == [[str(first.id), str(second.id)], [str(late.id)]]
+    assert all(published(d) for d in [first, second, late])
 
 def test_a_batch_is_marked_published_with_one_update(private_queue):
     deliveries = _queued(private_queue, 5)

@@ -81,7 +81,7 @@ def background_publishing_start() -> None:
     global _background_publisher
     if _background_publisher is not None and _background_publisher.pid == os.getpid():
         return
-    publisher = BackgroundPublisher(deliveries_publish)
+    publisher = BackgroundPublisher(deliveries_publish, gather_seconds=settings.NOTIFIER_PUBLISH_GATHER_SECONDS)
     _background_publisher = publisher.start()
     atexit.register(publisher.stop)
 

@@ -2,8 +2,11 @@
 for RabbitMQ.
 
 Requests hand their committed deliveries' messages to a bounded in-memory queue; the thread
-takes whatever has gathered (up to BATCH_MESSAGES), publishes it on one broker connection with
-confirms, and marks the confirmed deliveries published with one UPDATE (outbox/deliveries.py).
+takes whatever gathers within a short window (NOTIFIER_PUBLISH_GATHER_SECONDS, up to
+BATCH_MESSAGES), publishes it on one broker connection with confirms, and marks the confirmed
+deliveries published with one UPDATE (outbox/deliveries.py). A round costs about as much CPU for
+one request as for fifty, so without the window a process taking a POST every few milliseconds
+paid a whole round per POST (a third of its CPU, docs/performance.md).
 Nothing here is the truth: each delivery was committed `queued` with the short unpublished
 deadline, so what a crash loses from this queue is published by the sweep within
 NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS plus one sweep interval (docs/reliability.md).
@@ -17,6 +20,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from django.db import connections
@@ -32,10 +36,11 @@ _STOP = object()
 
 class BackgroundPublisher:
     def __init__(self, publish: Callable[[Sequence], int], *, capacity: int = QUEUE_CAPACITY,
-                 batch_messages: int = BATCH_MESSAGES) -> None:
+                 batch_messages: int = BATCH_MESSAGES, gather_seconds: float = 0.0) -> None:
         self._publish = publish
         self._queue: queue.Queue = queue.Queue(maxsize=capacity)
         self._batch_messages = batch_messages
+        self._gather_seconds = gather_seconds
         self._thread = threading.Thread(target=self._run, name="notifier-publisher", daemon=True)
         self.pid = os.getpid()  # a forked child has no thread reading this queue: it must not use it
 
@@ -73,7 +78,10 @@ class BackgroundPublisher:
         while not stopping:
             batch = []
             item = self._queue.get()
-            # Whatever gathered while the last round waited for its confirms goes in this one.
+            # Whatever gathered while the last round waited for its confirms goes in this one, and
+            # whatever arrives within the gathering window after the round's first item: a round
+            # (a publish, its confirm, the mark's UPDATE) costs the same for one request as for many.
+            gather_until = time.monotonic() + self._gather_seconds
             while True:
                 if item is _STOP:
                     stopping = True
@@ -82,7 +90,7 @@ class BackgroundPublisher:
                 if stopping or len(batch) >= self._batch_messages:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, gather_until - time.monotonic()))
                 except queue.Empty:
                     break
             if batch:
