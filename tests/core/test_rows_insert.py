@@ -1,4 +1,5 @@
-"""rows_insert: new rows in one statement (an INSERT for a few, COPY for many), stored as bulk_create stores them."""
+"""rows_insert: new rows in one statement (an INSERT for a few, COPY for many), stored as bulk_create stores them;
+rows_insert_together: the rows of several models, all or none (one statement for a few)."""
 
 from datetime import UTC, datetime
 
@@ -7,7 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.core.rows_insert import SMALL_BATCH_ROWS, rows_insert
+from apps.core.rows_insert import SMALL_BATCH_ROWS, rows_insert, rows_insert_together
 from apps.notifications.models import Delivery, DeliveryAttempt, DeliveryStatus, Notification
 from tests.notifications.factories import DeliveryFactory, NotificationFactory
 
@@ -94,3 +95,36 @@ def test_rows_whose_keys_the_database_makes_are_inserted_without_them_when_no_on
     stored_attempts = list(DeliveryAttempt.objects.filter(delivery=delivery).order_by("number"))
     assert [(a.number, a.outcome, a.provider, a.passed_over, a.provider_response, a.started_at)
             for a in stored_attempts] == [(n, "sent", "smtp:mx:25", [], {"n": n}, SEND_AT) for n in range(1, count + 1)]
+
+
+def new_deliveries(notifications: list[Notification], channels=("email",)) -> list[Delivery]:
+    return [Delivery(notification=n, channel=channel, status=DeliveryStatus.QUEUED, status_changed_at=timezone.now())
+            for n in notifications for channel in channels]
+
+
+@pytest.mark.django_db(transaction=True)  # outside any transaction, as the single POST runs it
+def test_a_few_rows_of_several_models_go_as_one_statement():
+    notifications = new_notifications(NotificationFactory(), 2)
+    deliveries = new_deliveries(notifications, channels=("email", "sms"))
+
+    with CaptureQueriesContext(connection) as captured:
+        rows_insert_together([(Notification, notifications), (Delivery, deliveries)])
+
+    assert [q["sql"].split(" ", 1)[0] for q in captured.captured_queries] == ["WITH"]
+    assert all(not obj._state.adding for obj in [*notifications, *deliveries])
+    assert stored(Notification.objects.get(id=notifications[1].id)) == stored(notifications[1])
+    assert sorted(Delivery.objects.filter(notification__in=notifications).values_list("channel", flat=True)) == [
+        "email", "email", "sms", "sms"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("count", [AN_INSERT, A_COPY])
+def test_rows_of_several_models_are_stored_all_or_none(count):
+    notifications = new_notifications(NotificationFactory(), count)
+    twice = new_deliveries(notifications[:1], channels=("email", "email"))  # one channel twice: unique violation
+
+    with pytest.raises(IntegrityError):
+        rows_insert_together([(Notification, notifications), (Delivery, new_deliveries(notifications[1:]) + twice)])
+
+    assert not Notification.objects.filter(to__startswith="copied").exists()
+    assert not Delivery.objects.filter(notification__to__startswith="copied").exists()

@@ -1,3 +1,4 @@
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from apps.channels.registry import channel_held_by_quiet_hours, channel_missing_
 from apps.core.correlation import correlation_id_get
 from apps.core.exceptions import ApplicationError, Conflict, NotFound
 from apps.core.instances import instance_new
-from apps.core.rows_insert import rows_insert
+from apps.core.rows_insert import rows_insert_together
 from apps.notifications.intake.caps import CapPlan, caps_apply
 from apps.notifications.intake.contacts import contact_points
 from apps.notifications.intake.selectors import notification_get, notification_status
@@ -30,6 +31,7 @@ from apps.notifications.outbox.deliveries import deliveries_publish_on_commit, d
 from apps.notifications.outbox.status_events import StatusChange, status_change, status_events_record, status_hooked
 from apps.notifications.workflow_hooks import WorkflowIntake, workflow_hooks, workflow_runs_start, workflows_resolve
 from apps.projects.models import Project
+from apps.projects.policy import frequency_caps_of
 from apps.projects.selectors import category_is_critical
 from apps.templates.selectors import template_version_for_locale, template_versions_newest, template_versions_pinned
 from apps.templates.services import (
@@ -97,8 +99,9 @@ def notifications_create(
 
     One outcome per request, in order: accepted, or the error that request alone gets (`unknown_user`,
     `idempotency_key_reused`, ...); one request's error never stops the others. However many requests,
-    it costs a fixed handful of queries: the users, the templates' versions, one INSERT of the
-    notifications and one of the deliveries, and one publish of everything queued. An idempotency
+    it costs a fixed handful of queries: the users, the templates' versions, the INSERT of the
+    notifications and their deliveries (one statement for a few, apps/core/rows_insert.py), and
+    one publish of everything queued. An idempotency
     key costs nothing more unless it was used before: the unique index refuses the insert, and only
     then are the keys looked up. `recipients` (by external id) skips loading users the caller has.
     """
@@ -207,7 +210,7 @@ _MAX_INSERT_ROUNDS = 3
 
 
 def _notifications_insert(*, project, requests, planned: dict[int, CapPlan], outcomes: list, now) -> None:
-    """INSERT the planned notifications and deliveries in one transaction; publish after commit.
+    """INSERT the planned notifications and deliveries, all or none; publish after commit.
 
     The frequency caps are decided in that transaction, with the users' rows locked (caps.py).
 
@@ -219,17 +222,21 @@ def _notifications_insert(*, project, requests, planned: dict[int, CapPlan], out
         if not planned:
             return
         keyed = any(requests[index].idempotency_key for index in planned)
+        started_runs = [(plan.notification, requests[index].workflow_key) for index, plan in planned.items()
+                        if requests[index].workflow_key]
+        # A savepoint only where a conflict is expected and recovered from (keys): without one,
+        # the insert costs no SAVEPOINT/RELEASE round trips inside an outer transaction. No
+        # transaction at all where the rows are all there is to write (no caps to decide under
+        # lock, no workflow run, no status event): their one statement commits them together.
+        rows_alone = not (frequency_caps_of(project) or started_runs or status_hooked(project)
+                          or (keyed and transaction.get_connection().in_atomic_block))
         try:
-            # A savepoint only where a conflict is expected and recovered from (keys): without one,
-            # the insert costs no SAVEPOINT/RELEASE round trips inside an outer transaction.
-            with transaction.atomic(savepoint=keyed):
+            with contextlib.nullcontext() if rows_alone else transaction.atomic(savepoint=keyed):
                 caps_apply(project=project, plans=planned.values(), now=now)
-                rows_insert(Notification, [p.notification for p in planned.values()])
-                workflow_runs_start(project=project, started=[
-                    (plan.notification, requests[index].workflow_key) for index, plan in planned.items()
-                    if requests[index].workflow_key])
                 deliveries = [d for p in planned.values() for d in p.deliveries]
-                rows_insert(Delivery, deliveries)
+                rows_insert_together([(Notification, [p.notification for p in planned.values()]),
+                                      (Delivery, deliveries)])
+                workflow_runs_start(project=project, started=started_runs)
                 if status_hooked(project):
                     status_events_record(new_deliveries=True, changes=[
                         status_change(d) for d in deliveries if d.status == DeliveryStatus.SKIPPED
