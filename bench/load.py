@@ -26,7 +26,9 @@ class LoadSpec:
     base_url: str
     api_key: str
     path: str
-    kind: str  # "single", "bulk" or "workflow" (a single POST starting a run): what one request body carries
+    # "single", "bulk" or "workflow" (a single POST starting a run): what one request body carries;
+    # "floor": a GET of the path, the web stack's own cost per request with none of ours.
+    kind: str
     clients: int
     seconds: float
     users: int
@@ -50,7 +52,10 @@ def request_body(spec: LoadSpec, rng: random.Random) -> dict:
 
 
 def accepted_in(kind: str, status: int, payload) -> int:
-    """Notifications this answer accepted: a 202 for one; the results without an error for bulk."""
+    """Notifications this answer accepted: a 202 for one; the results without an error for bulk;
+    for the floor, a 200."""
+    if kind == "floor":
+        return 1 if status == 200 else 0
     if kind == "bulk":
         if status != 200 or not isinstance(payload, dict):
             return 0
@@ -66,10 +71,11 @@ async def _client(session, spec: LoadSpec, seed: int, deadline: float, out: dict
     headers = {"Authorization": f"Api-Key {spec.api_key}"}
     sent = 0
     while time.monotonic() < deadline and (not spec.max_requests or sent < spec.max_requests):
-        body = request_body(spec, rng)
+        request = (session.get(url, headers=headers) if spec.kind == "floor"
+                   else session.post(url, json=request_body(spec, rng), headers=headers))
         started = time.perf_counter()
         try:
-            async with session.post(url, json=body, headers=headers) as response:
+            async with request as response:
                 status = response.status
                 payload = await response.json(content_type=None) if spec.kind == "bulk" else await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:

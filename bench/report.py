@@ -84,8 +84,11 @@ def markdown(report: dict) -> str:
               "bench's own clients, at a lower priority).", "",
               "| scenario | clients | requests | accepted/s | p50 ms | p95 ms | p99 ms | errors | CPU ms per accepted |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name in ("single", "bulk"):
-        for run in report["scenarios"][name].get("runs", []):
+    floor = report["scenarios"].get("single", {}).get("floor")
+    for name, runs in (("floor: GET /health/live", [floor] if floor else []),
+                       ("single", report["scenarios"]["single"].get("runs", [])),
+                       ("bulk", report["scenarios"]["bulk"].get("runs", []))):
+        for run in runs:
             latency = run["latency_ms"]
             cpu = ", ".join(f"{process} {ms}" for process, ms in run.get("cpu_ms_per_accepted", {}).items())
             lines.append(f"| {name} | {run['clients']} | {run['requests']} | {run['accepted_per_s']} | {latency['p50']} "

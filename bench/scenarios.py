@@ -62,7 +62,7 @@ class Bench:
         seconds_run = result["finished_at"] - result["started_at"]
         cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_seconds(self.stack.processes).items()}
         cpu["load generator"] = load_generator_cpu_seconds() - load_cpu_before
-        success = "200" if kind == "bulk" else "202"
+        success = "200" if kind in ("bulk", "floor") else "202"
         errors = {status: count for status, count in result["statuses"].items() if status != success}
         return {
             "clients": clients, "batch": batch, "seconds": round(seconds_run, 2),
@@ -87,6 +87,14 @@ def noop_ceiling(bench: Bench) -> dict:
 
 
 def single_posts(bench: Bench, *, clients: list[int]) -> dict:
+    # The floor first: the same clients on `GET /health/live`, which touches neither the database
+    # nor the broker, say what uvicorn, Django and the machine cost and allow before any work of ours.
+    floor_clients = 2 if bench.smoke else 32
+    print(f"floor: GET /health/live, {floor_clients} clients, 10 s", flush=True)
+    floor = bench.load(path="/health/live", kind="floor", clients=floor_clients, seconds=2 if bench.smoke else 10)
+    bench.targets.note("floor", "GET /health/live answered/s", floor["accepted_per_s"], "/s")
+    bench.targets.note("floor", "GET /health/live p99", floor["latency_ms"]["p99"], " ms")
+    bench.targets.note("floor", "web CPU per GET /health/live", floor["cpu_ms_per_accepted"].get("web"), " ms")
     runs = []
     # The first count (the one with targets) runs 20 s, the others 15 s.
     plan = [(2, 2)] if bench.smoke else [(count, 20 if n == 0 else 15) for n, count in enumerate(clients)]
@@ -102,7 +110,7 @@ def single_posts(bench: Bench, *, clients: list[int]) -> dict:
                                 "≤", 2, " ms")
         bench.targets.check(scenario, "errors", run["errors"], "=", 0)
         bench.broker("purge")
-    return {"available": True, "runs": runs}
+    return {"available": True, "runs": runs, "floor": floor}
 
 
 def bulk_posts(bench: Bench) -> dict:

@@ -67,7 +67,7 @@ def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     assert {"web", "worker", "beat"} <= set(report["processes"])
     for scenario, fields in SCENARIO_FIELDS.items():
         assert fields <= set(report["scenarios"][scenario]), scenario
-    for run in report["scenarios"]["single"]["runs"]:
+    for run in [report["scenarios"]["single"]["floor"], *report["scenarios"]["single"]["runs"]]:
         assert RUN_FIELDS <= set(run)
         assert {"p50", "p95", "p99"} == set(run["latency_ms"])
         assert run["accepted"] > 0 and run["errors"] == 0, run
@@ -94,6 +94,7 @@ def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     assert report["database"]["max_connections_in_use"] > 0
     assert all(line["result"] in {"PASS", "MISS", "N/A"} and "target" in line for line in report["targets"])
     assert "email: commits per delivery" in result.stdout
+    assert "| floor: GET /health/live | 2 |" in (tmp_path / "latest.md").read_text()
 
 
 def _descendants(pid: int) -> set[int]:
