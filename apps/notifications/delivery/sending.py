@@ -1,10 +1,10 @@
 """Sending deliveries: claim a batch, render and send each, record what happened in one go.
 
-A task carries the ids of one or more deliveries of one channel. They are claimed and loaded by one
-conditional UPDATE … RETURNING (claim.py: only deliveries still queued/retrying and due come back, so a
-redelivered or duplicate message does nothing), sent one by one on the backend's connection
-(each with its own outcome: one refused address does not fail the others), and the attempts and
-new states of the whole batch are written by one transaction (recording.py).
+A task carries the ids of one or more deliveries of one channel. They are claimed and loaded with
+one conditional UPDATE … RETURNING (claim.py: only deliveries still queued/retrying and due come
+back, so a redelivered or duplicate message does nothing), sent one by one on the backend's
+connection (each with its own outcome: one refused address does not fail the others), and the
+attempts and new states of the whole batch are written by one transaction (recording.py).
 
 A worker killed anywhere in between leaves its deliveries `sending` with a `recheck_at`
 deadline past the task's hard time limit; the sweep then takes them back (see sweep.py).
@@ -119,8 +119,7 @@ def deliveries_send(*, delivery_ids: Sequence[str]) -> BatchResult:
 
 def deliveries_claim(*, delivery_ids: Sequence[str]) -> tuple[list[Delivery], DbClock | None]:
     """Take the claimable deliveries among `delivery_ids` for this worker, atomically, and load them
-    (claim.py: only one worker can claim a given delivery, and only while it is queued/retrying and due).
-    """
+    (claim.py: only one worker can claim a delivery, and only while it is queued/retrying and due)."""
     try:
         claimed = deliveries_claim_load(delivery_ids)
     except (OperationalError, InterfaceError) as exc:
