@@ -1,11 +1,12 @@
 """Model instances from a hand-written SELECT, loaded as the ORM loads them.
 
-For the few reads on a hot path (a single `POST /notifications` makes two), building the query
-through the ORM costs more CPU than the rest of the read: a filter, an annotation or a subquery is
-resolved, aliased and compiled again on every call, about 1 ms of a request's CPU for two
-statements. Here the SQL is written once, its column list taken from the model, and each row goes
-through the same converters (a JSON column decoded, SQLite's dates parsed) and `Model.from_db` as
-an ORM row, so the instances are the ones the ORM would give.
+For the few reads on a hot path (a single `POST /notifications` makes two; a worker's claim one
+a batch, apps/notifications/delivery/claim.py), building the query through the ORM costs more CPU
+than the rest of the read: a filter, an annotation or a subquery is resolved, aliased and compiled
+again on every call, about 1 ms of a request's CPU for two statements. Here the SQL is written
+once, its column list taken from the model, and each row goes through the same converters (a JSON
+column decoded, SQLite's dates parsed) and `Model.from_db` as an ORM row, so the instances are the
+ones the ORM would give.
 """
 
 from collections.abc import Callable
@@ -59,6 +60,33 @@ class ModelColumns:
                     converters.append((index, tuple(found), expression))
             prepared = self._by_alias[connection.alias] = (columns, tuple(converters))
         return prepared
+
+
+class JoinedColumns:
+    """Several models' columns side by side in one row, as a join selects them.
+
+    `sql(connection)` is the column list, each model's after the one before; `load(connection, row)`
+    gives one instance per model, in that order, or None for a model the row has no primary key
+    for (an outer join that found nothing), as `select_related` leaves a null relation.
+    """
+
+    def __init__(self, *columns: ModelColumns) -> None:
+        self.columns = columns
+        self._slices = []
+        start = 0
+        for model_columns in columns:
+            pk_index = model_columns.fields.index(model_columns.model._meta.pk)
+            self._slices.append((model_columns, start, start + model_columns.count, start + pk_index))
+            start += model_columns.count
+
+    def sql(self, connection) -> str:
+        return ", ".join(model_columns.sql(connection) for model_columns in self.columns)
+
+    def load(self, connection, row) -> list:
+        return [
+            None if row[pk] is None else model_columns.load(connection, list(row[start:end]))
+            for model_columns, start, end, pk in self._slices
+        ]
 
 
 def rows_where_in(*, model: type[Model], sql: Callable[[str], str], params: list, values) -> tuple[object, list[list]]:

@@ -3,7 +3,7 @@ import functools
 from django.db import connections
 
 from apps.core.exceptions import NotFound
-from apps.core.rows import ModelColumns, rows_where_in
+from apps.core.rows import JoinedColumns, ModelColumns, rows_where_in
 from apps.projects.models import Project
 from apps.templates.locales import locale_chain, locale_normal
 from apps.templates.models import Template, TemplateVersion
@@ -42,8 +42,7 @@ def template_versions_newest(*, project: Project, keys) -> dict[str, list[Templa
     connection, rows = rows_where_in(model=TemplateVersion, sql=_versions_newest_sql, params=[project.pk], values=keys)
     by_key: dict[str, list[TemplateVersion]] = {}
     for row in rows:
-        version = _VERSION.load(connection, row[:_VERSION.count])
-        template = _TEMPLATE.load(connection, row[_VERSION.count:])
+        version, template = _VERSION_AND_TEMPLATE.load(connection, row)
         TemplateVersion.template.field.set_cached_value(version, template)  # as select_related("template")
         by_key.setdefault(template.key, []).append(version)
     return by_key
@@ -51,6 +50,7 @@ def template_versions_newest(*, project: Project, keys) -> dict[str, list[Templa
 
 _VERSION = ModelColumns(TemplateVersion, "v")
 _TEMPLATE = ModelColumns(Template, "t")
+_VERSION_AND_TEMPLATE = JoinedColumns(_VERSION, _TEMPLATE)
 
 
 @functools.cache
@@ -61,7 +61,7 @@ def _versions_newest_sql(using: str) -> str:
     template_id = quote(version_fields.get_field("template").column)
     locale, number = quote(version_fields.get_field("locale").column), quote(version_fields.get_field("version").column)
     return (
-        f"SELECT {_VERSION.sql(connection)}, {_TEMPLATE.sql(connection)}"
+        f"SELECT {_VERSION_AND_TEMPLATE.sql(connection)}"
         f" FROM {_VERSION.table(connection)} INNER JOIN {_TEMPLATE.table(connection)}"
         f" ON v.{template_id} = t.{quote(template_fields.pk.column)}"
         # The newest in its locale: the index template_version_current answers this per row.

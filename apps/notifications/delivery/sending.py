@@ -1,10 +1,10 @@
 """Sending deliveries: claim a batch, render and send each, record what happened in one go.
 
-A task carries the ids of one or more deliveries of one channel. They are claimed with one
-conditional UPDATE … RETURNING (only deliveries still queued/retrying and due come back, so a
-redelivered or duplicate message does nothing), sent one by one on the backend's connection
-(each with its own outcome: one refused address does not fail the others), and the attempts and
-new states of the whole batch are written by one transaction (recording.py).
+A task carries the ids of one or more deliveries of one channel. They are claimed and loaded with
+one conditional UPDATE … RETURNING (claim.py: only deliveries still queued/retrying and due come
+back, so a redelivered or duplicate message does nothing), sent one by one on the backend's
+connection (each with its own outcome: one refused address does not fail the others), and the
+attempts and new states of the whole batch are written by one transaction (recording.py).
 
 A worker killed anywhere in between leaves its deliveries `sending` with a `recheck_at`
 deadline past the task's hard time limit; the sweep then takes them back (see sweep.py).
@@ -12,18 +12,14 @@ deadline past the task's hard time limit; the sweep then takes them back (see sw
 
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db.models import F
 from django.db.models.functions import Now
-from django.db.models.sql import UpdateQuery
-from django.utils import timezone
 
 from apps.channels.base import PermanentProviderError, ProviderError, SendResult, TransientProviderError
 from apps.channels.failover import channel_send
@@ -37,6 +33,7 @@ from apps.notifications.delivery.channel_messages import (
     batch_addresses_load,
     channel_message_build,
 )
+from apps.notifications.delivery.claim import deliveries_claim_load
 from apps.notifications.delivery.clock import DbClock
 from apps.notifications.delivery.receipts import early_receipt_apply
 from apps.notifications.delivery.recording import (
@@ -49,7 +46,7 @@ from apps.notifications.delivery.recording import (
     retry_delay,
 )
 from apps.notifications.metrics import provider_latency
-from apps.notifications.models import CLAIMABLE_STATUSES, AttemptOutcome, Delivery, DeliveryStatus, Notification
+from apps.notifications.models import AttemptOutcome, Delivery, DeliveryStatus, Notification
 from apps.templates.rendering import TemplateRenderError
 from apps.users.preference_links import preferences_link_issue
 
@@ -57,9 +54,6 @@ __all__ = ["DatabaseUnavailable", "NoSuchDelivery", "SendOutcome", "deliveries_s
 
 logger = logging.getLogger(__name__)
 
-# A countdown message is timed by the worker's clock, the claim by the database's: a message
-# may arrive a little before its time by the database's.
-_CLOCK_SKEW = timedelta(seconds=1)
 # The outcome of a finished send is recorded until this long before the sweep may take the
 # delivery back; the task's soft time limit usually ends the wait first.
 _RECORD_MARGIN_SECONDS = 15.0
@@ -124,71 +118,17 @@ def deliveries_send(*, delivery_ids: Sequence[str]) -> BatchResult:
 
 
 def deliveries_claim(*, delivery_ids: Sequence[str]) -> tuple[list[Delivery], DbClock | None]:
-    """Take the claimable deliveries among `delivery_ids` for this worker, atomically, and load them.
-
-    One conditional UPDATE … RETURNING moves every delivery still queued/retrying and due to
-    `sending`: only one worker can do that for a given delivery, so a redelivered or duplicate
-    message finds nothing to claim, and a retry not yet due is left to its own countdown message.
-    The claim and the load are one transaction: if the load fails, nothing stays claimed.
-    """
+    """Take the claimable deliveries among `delivery_ids` for this worker, atomically, and load them
+    (claim.py: only one worker can claim a delivery, and only while it is queued/retrying and due)."""
     try:
-        with transaction.atomic():
-            rows = _claim_returning(delivery_ids) if delivery_ids else []
-            if not rows:
-                return [], None
-            claimed = list(
-                Delivery.objects.select_related(
-                    "notification__recipient", "notification__project", "notification__template",
-                    "notification__template_version",
-                ).filter(id__in=[row[0] for row in rows])
-            )
+        claimed = deliveries_claim_load(delivery_ids)
     except (OperationalError, InterfaceError) as exc:
         connection.close_if_unusable_or_obsolete()
         raise DatabaseUnavailable(str(exc)) from exc
+    if not claimed:
+        return [], None
     # Every time the batch writes follows from the database's time at the claim.
-    return claimed, DbClock(rows[0][1])
-
-
-def _claim_returning(delivery_ids: Sequence[str]) -> list[tuple]:
-    """The claim UPDATE, built by the ORM for the database in use, with RETURNING added.
-
-    Every time in it is the database's (Now()): the claim's deadline is compared by the sweep,
-    maybe on another host. Returns (id, claim time) for each delivery claimed.
-    """
-    now = Now()
-    sending_deadline = ExpressionWrapper(
-        now + Value(timedelta(seconds=settings.NOTIFIER_SENDING_TIMEOUT_SECONDS)), output_field=DateTimeField()
-    )
-    due = ExpressionWrapper(now + Value(_CLOCK_SKEW), output_field=DateTimeField())
-    claimable = Delivery.objects.filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=due),
-        id__in=delivery_ids,
-        status__in=CLAIMABLE_STATUSES,
-    )
-    query = claimable.query.chain(UpdateQuery)
-    query.add_update_values({
-        "status": DeliveryStatus.SENDING,
-        "status_changed_at": now,
-        "attempt_count": F("attempt_count") + 1,
-        "budget_attempts": F("budget_attempts") + 1,
-        "recheck_at": sending_deadline,
-    })
-    compiler = query.get_compiler(claimable.db)
-    compiler.pre_sql_setup()
-    sql, params = compiler.as_sql()
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {quote('id')}, {quote('status_changed_at')}", params)
-        rows = cursor.fetchall()
-    field = Delivery._meta.get_field("status_changed_at")
-    return [(uuid.UUID(str(row[0])), _as_datetime(row[1], field)) for row in rows]
-
-
-def _as_datetime(value, field):
-    # PostgreSQL returns a datetime; SQLite the text Django stores.
-    if isinstance(value, str):
-        value = field.to_python(value)
-    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+    return claimed, DbClock(claimed[0].status_changed_at)
 
 
 def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
