@@ -5,8 +5,8 @@ import datetime
 
 import pytest
 
-from apps.templates.models import TemplateVersion
 from apps.core.rows import where_in_together
+from apps.templates.models import TemplateVersion
 from apps.templates.selectors import TEMPLATE_VERSIONS_NEWEST, template_versions_newest
 from apps.users.models import Device, Recipient
 from apps.users.selectors import RECIPIENTS_FIND, recipients_find
