@@ -124,10 +124,8 @@ elif env.bool("NOTIFIER_DB_POOL", default=True):
     # connection hands it back to the pool. min_size 0: a Celery prefork child gets a fresh
     # pool per task (Celery closes it after each), which must not open spare connections.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # The pool checks a connection before lending it: with a round trip only when in doubt
-    # (NOTIFIER_DB_POOL_CHECK_AFTER_IDLE_SECONDS), Django's backend otherwise.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks a connection before lending it
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # ...by a round trip when in doubt
         DATABASES["default"]["ENGINE"] = "notifier.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("NOTIFIER_DB_POOL_MIN_SIZE", default=0),
