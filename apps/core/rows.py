@@ -1,8 +1,9 @@
 """Model instances from a hand-written SELECT, loaded as the ORM loads them.
 
-For the few reads on a hot path (a single `POST /notifications` makes two; a worker's claim one
-a batch, apps/notifications/delivery/claim.py), building the query through the ORM costs more CPU
-than the rest of the read: a filter, an annotation or a subquery is resolved, aliased and compiled
+For the few reads on a hot path (a single `POST /notifications` makes two, run together as one
+statement by `where_in_together`; a worker's claim one a batch,
+apps/notifications/delivery/claim.py), building the query through the ORM costs more CPU than
+the rest of the read: a filter, an annotation or a subquery is resolved, aliased and compiled
 again on every call, about 1 ms of a request's CPU for two statements. Here the SQL is written
 once, its column list taken from the model, and each row goes through the same converters (a JSON
 column decoded, SQLite's dates parsed) and `Model.from_db` as an ORM row, so the instances are the
