@@ -37,6 +37,8 @@ USERS = 200
 # What each measurement sends: requests, and notifications per request (1: the single POST).
 MEASUREMENTS = {"single": (200, 1), "bulk": (3, 1000)}
 SMOKE_MEASUREMENTS = {"single": (5, 1), "bulk": (1, 10)}  # checks the harness, not the cost
+# `--cpu`: a CPU clock ticks in 10 ms steps and the load moves it, so many more requests.
+CPU_MEASUREMENTS = {"single": (3000, 1), "bulk": (10, 1000)}
 
 
 def main(argv: list[str]) -> int:
@@ -44,14 +46,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--run-name", default="instructions", help="names the database and vhost notifier_<run-name>")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "var" / "bench", help="where instructions.json goes")
     parser.add_argument("--smoke", action="store_true", help="a handful of requests: checks the harness, not the cost")
+    parser.add_argument("--cpu", action="store_true",
+                        help="the process's CPU time (user + system) per notification instead, without valgrind")
     parser.add_argument("--drive", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)  # the process under callgrind
     parser.add_argument("--api-key", help=argparse.SUPPRESS)
     parser.add_argument("--template", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    measurements = SMOKE_MEASUREMENTS if args.smoke else MEASUREMENTS
+    measurements = SMOKE_MEASUREMENTS if args.smoke else CPU_MEASUREMENTS if args.cpu else MEASUREMENTS
     if args.drive:
-        _drive(*measurements[args.drive], api_key=args.api_key, template=args.template)
+        _drive(*measurements[args.drive], api_key=args.api_key, template=args.template, cpu=args.cpu)
         return 0
+    if args.cpu:
+        return _cpu_main(args, measurements)
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         print("valgrind (with callgrind_control) is needed: apt-get install valgrind", file=sys.stderr)
         return 2
@@ -88,8 +94,29 @@ def _counted(stack: Stack, name: str, *, api_key: str, template: str, smoke: boo
     return int(totals.group(1))
 
 
-def _drive(requests: int, batch: int, *, api_key: str, template: str) -> None:
-    """In the process under callgrind: warm up, count the measured requests, stop counting."""
+def _cpu_main(args, measurements: dict) -> int:
+    """`--cpu`: the same requests, not under valgrind, timed by the process's CPU clock. Instructions
+    leave out what the kernel does for the process (a round trip's send, its wait and wake-up):
+    this counts it, and moves with the machine's load as `make bench`'s CPU figure does."""
+    stack = Stack(args.run_name, args.out / "instructions-run")
+    print(f"preparing database {stack.database} and vhost {stack.vhost}", flush=True)
+    stack.prepare()
+    seeded = stack.seed(users=USERS)
+    for name, (requests, batch) in measurements.items():
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.instructions", "--drive", name, "--cpu", "--api-key", seeded["api_key"],
+             "--template", seeded["template"], *(["--smoke"] if args.smoke else [])],
+            cwd=REPO_ROOT, env=stack.env, check=True, capture_output=True, text=True, timeout=1800,
+        )
+        seconds = float(result.stdout.split()[-1])
+        print(f"{name}: {seconds / (requests * batch) * 1000:.3f} ms of CPU per notification "
+              f"({requests} requests of {batch})", flush=True)
+    return 0
+
+
+def _drive(requests: int, batch: int, *, api_key: str, template: str, cpu: bool = False) -> None:
+    """In the process under callgrind: warm up, count the measured requests, stop counting (with
+    `cpu`, not under callgrind: print the CPU seconds they took instead)."""
     from notifier.asgi import application
     from tests.support.asgi import asgi_request
 
@@ -116,10 +143,16 @@ def _drive(requests: int, batch: int, *, api_key: str, template: str) -> None:
     async def measured() -> None:
         await send(range(WARM_UP_REQUESTS if batch == 1 else 1))
         await asyncio.sleep(1)  # the warm-up's publishing done
-        _callgrind("on")
+        started = os.times()
+        if not cpu:
+            _callgrind("on")
         await send(range(1_000_000, 1_000_000 + requests))
         await asyncio.sleep(1)  # the background publisher publishes and marks what they committed
-        _callgrind("off")
+        if not cpu:
+            _callgrind("off")
+        ended = os.times()
+        if cpu:  # the sleep costs no CPU
+            print(ended.user - started.user + ended.system - started.system, flush=True)
 
     asyncio.run(measured())
     os._exit(0)  # no exit handlers: the publisher's drain at exit is not part of the count

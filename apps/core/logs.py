@@ -52,6 +52,15 @@ _SECRET_PAIR = re.compile(
 _SIGNED_LINK_TOKEN = re.compile(r"(/(?:unsubscribe|preferences)/)[^/\s?#\"']+")
 MASK = "***"
 
+# What a LogRecord collects on every call and no line here writes: the caller's file, line and
+# function (found by walking the stack), the thread's and the process's names. Neither formatter
+# has them (the JSON one: timestamp, level, logger, message, correlation_id, pid, exception text,
+# extras). Python's logging HOWTO, "Optimization", names these switches; `stack_info=True`, which
+# nothing here asks for, would need the stack walk back.
+logging._srcfile = None
+logging.logThreads = False
+logging.logMultiprocessing = False
+
 
 _CREDENTIAL_HINTS = ("key", "bearer", "basic", "token", "ntf_", "secret", "passw", "credential")
 

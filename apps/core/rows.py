@@ -1,15 +1,16 @@
 """Model instances from a hand-written SELECT, loaded as the ORM loads them.
 
-For the few reads on a hot path (a single `POST /notifications` makes two; a worker's claim one
-a batch, apps/notifications/delivery/claim.py), building the query through the ORM costs more CPU
-than the rest of the read: a filter, an annotation or a subquery is resolved, aliased and compiled
+For the few reads on a hot path (a single `POST /notifications` makes two, run together as one
+statement by `where_in_together`; a worker's claim one a batch,
+apps/notifications/delivery/claim.py), building the query through the ORM costs more CPU than
+the rest of the read: a filter, an annotation or a subquery is resolved, aliased and compiled
 again on every call, about 1 ms of a request's CPU for two statements. Here the SQL is written
 once, its column list taken from the model, and each row goes through the same converters (a JSON
 column decoded, SQLite's dates parsed) and `Model.from_db` as an ORM row, so the instances are the
 ones the ORM would give.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.db import connections, router
 from django.db.models import Model
@@ -89,15 +90,48 @@ class JoinedColumns:
         ]
 
 
-def rows_where_in(*, model: type[Model], sql: Callable[[str], str], params: list, values) -> tuple[object, list[list]]:
-    """The rows, as lists (for `load`), of the statement `sql(alias)` ends with `… IN (` and is
-    completed here with the distinct `values`, passed after `params`; no statement without values.
-    Also the connection it ran on (the model's database for reads)."""
-    values = list(set(values))
-    using = router.db_for_read(model)
+class WhereIn:
+    """A read written once: `SELECT <columns> <rest>`, where `rest` (`FROM … WHERE … IN (`) ends
+    with the list the call's values complete, and what its rows become.
+
+    `columns(alias)` and `rest(alias)` give the SQL for a database alias (cache them: they are
+    asked on every call); `width` is how many columns `columns` selects; `result(connection, rows)`
+    turns the rows, as lists (for `ModelColumns.load`), into what the selector returns.
+    `where_in_together` runs several such reads as one statement.
+    """
+
+    def __init__(self, *, model: type[Model], width: int, columns: Callable[[str], str], rest: Callable[[str], str],
+                 result: Callable[[object, list[list]], object]) -> None:
+        self.model, self.width, self.columns, self.rest, self.result = model, width, columns, rest, result
+
+
+def where_in_together(*reads: tuple[WhereIn, list, Iterable]) -> list:
+    """Each read's result, for (read, params, values) triples: the distinct `values` complete the
+    read's `IN (` list after its `params`. One statement and one round trip for all of them (a
+    UNION ALL, each branch's row padded with NULLs where the others' columns are and tagged with
+    its read's position); a read without values has no branch and gets the result of no rows, and
+    no statement at all is run when none has values. The reads run on the first one's database
+    for reads.
+    """
+    using = router.db_for_read(reads[0][0].model)
     connection = connections[using]
-    if not values:
-        return connection, []
-    with connection.cursor() as cursor:
-        cursor.execute(sql(using) + ", ".join(["%s"] * len(values)) + ")", [*params, *values])
-        return connection, [list(row) for row in cursor.fetchall()]
+    total = sum(read.width for read, _, _ in reads)
+    branches, arguments, offsets = [], [], []
+    offset = 0
+    for position, (read, params, values) in enumerate(reads):
+        values = list(set(values))
+        offsets.append(offset)
+        if values:
+            before, after = "NULL, " * offset, ", NULL" * (total - offset - read.width)
+            branches.append(f"SELECT {position}, {before}{read.columns(using)}{after} {read.rest(using)}"
+                            + ", ".join(["%s"] * len(values)) + ")")
+            arguments += [*params, *values]
+        offset += read.width
+    rows_by_read: list[list[list]] = [[] for _ in reads]
+    if branches:
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(branches), arguments)
+            for row in cursor.fetchall():
+                start = offsets[row[0]] + 1
+                rows_by_read[row[0]].append(list(row[start:start + reads[row[0]][0].width]))
+    return [read.result(connection, rows) for (read, _, _), rows in zip(reads, rows_by_read, strict=True)]

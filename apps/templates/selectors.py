@@ -3,7 +3,7 @@ import functools
 from django.db import connections
 
 from apps.core.exceptions import NotFound
-from apps.core.rows import JoinedColumns, ModelColumns, rows_where_in
+from apps.core.rows import JoinedColumns, ModelColumns, WhereIn, where_in_together
 from apps.projects.models import Project
 from apps.templates.locales import locale_chain, locale_normal
 from apps.templates.models import Template, TemplateVersion
@@ -37,14 +37,9 @@ def template_versions_newest(*, project: Project, keys) -> dict[str, list[Templa
 
     Portable (a correlated subquery rather than PostgreSQL's DISTINCT ON), so the embedded SQLite
     mode runs the same code. Written once rather than built by the ORM per call (apps/core/rows.py):
-    every single POST makes this read.
+    every single POST makes this read (with the user's, as one statement: TEMPLATE_VERSIONS_NEWEST).
     """
-    connection, rows = rows_where_in(model=TemplateVersion, sql=_versions_newest_sql, params=[project.pk], values=keys)
-    by_key: dict[str, list[TemplateVersion]] = {}
-    for row in rows:
-        version, template = _VERSION_AND_TEMPLATE.load(connection, row)
-        TemplateVersion.template.field.set_cached_value(version, template)  # as select_related("template")
-        by_key.setdefault(template.key, []).append(version)
+    [by_key] = where_in_together((TEMPLATE_VERSIONS_NEWEST, [project.pk], keys))
     return by_key
 
 
@@ -54,15 +49,19 @@ _VERSION_AND_TEMPLATE = JoinedColumns(_VERSION, _TEMPLATE)
 
 
 @functools.cache
-def _versions_newest_sql(using: str) -> str:
+def _versions_newest_columns(using: str) -> str:
+    return _VERSION_AND_TEMPLATE.sql(connections[using])
+
+
+@functools.cache
+def _versions_newest_rest(using: str) -> str:
     connection = connections[using]
     quote = connection.ops.quote_name
     version_fields, template_fields = TemplateVersion._meta, Template._meta
     template_id = quote(version_fields.get_field("template").column)
     locale, number = quote(version_fields.get_field("locale").column), quote(version_fields.get_field("version").column)
     return (
-        f"SELECT {_VERSION_AND_TEMPLATE.sql(connection)}"
-        f" FROM {_VERSION.table(connection)} INNER JOIN {_TEMPLATE.table(connection)}"
+        f"FROM {_VERSION.table(connection)} INNER JOIN {_TEMPLATE.table(connection)}"
         f" ON v.{template_id} = t.{quote(template_fields.pk.column)}"
         # The newest in its locale: the index template_version_current answers this per row.
         f" WHERE v.{number} = (SELECT n.{number} FROM {quote(version_fields.db_table)} n"
@@ -70,6 +69,21 @@ def _versions_newest_sql(using: str) -> str:
         f" AND t.{quote(template_fields.get_field('project').column)} = %s"
         f" AND t.{quote(template_fields.get_field('key').column)} IN ("
     )
+
+
+def _versions_by_key(connection, rows: list[list]) -> dict[str, list[TemplateVersion]]:
+    by_key: dict[str, list[TemplateVersion]] = {}
+    for row in rows:
+        version, template = _VERSION_AND_TEMPLATE.load(connection, row)
+        TemplateVersion.template.field.set_cached_value(version, template)  # as select_related("template")
+        by_key.setdefault(template.key, []).append(version)
+    return by_key
+
+
+# template_versions_newest's read, for (TEMPLATE_VERSIONS_NEWEST, [project.pk], keys) in `where_in_together`.
+TEMPLATE_VERSIONS_NEWEST = WhereIn(model=TemplateVersion, width=_VERSION.count + _TEMPLATE.count,
+                                   columns=_versions_newest_columns, rest=_versions_newest_rest,
+                                   result=_versions_by_key)
 
 
 def template_version_for_locale(

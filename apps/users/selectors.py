@@ -4,7 +4,7 @@ from django.db import connections
 from django.db.models import Exists, OuterRef, QuerySet
 
 from apps.core.exceptions import NotFound
-from apps.core.rows import ModelColumns, rows_where_in
+from apps.core.rows import ModelColumns, WhereIn, where_in_together
 from apps.projects.models import Project
 from apps.users.models import Device, Recipient
 
@@ -21,10 +21,40 @@ def recipients_find(*, project: Project, external_ids) -> dict[str, Recipient]:
 
     Each carries `has_active_device`, so checking who can be reached by push costs no query per user.
     The SQL is the ORM's for `recipients_with_device_flag(...filter(project=, external_id__in=))`,
-    written once (apps/core/rows.py): every single POST makes this read.
+    written once (apps/core/rows.py): every single POST makes this read (with the template's, as
+    one statement: RECIPIENTS_FIND, the intake's `where_in_together`).
     """
-    connection, rows = rows_where_in(model=Recipient, sql=_recipients_find_sql, params=[project.pk],
-                                     values=external_ids)
+    [found] = where_in_together((RECIPIENTS_FIND, [project.pk], external_ids))
+    return found
+
+
+_RECIPIENT = ModelColumns(Recipient, "r")
+
+
+@functools.cache
+def _recipients_find_columns(using: str) -> str:
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    device = Device._meta
+    return (
+        f"{_RECIPIENT.sql(connection)}, EXISTS(SELECT 1 FROM {quote(device.db_table)} d"
+        f" WHERE d.{quote(device.get_field('active').column)}"
+        f" AND d.{quote(device.get_field('recipient').column)} = r.{quote(Recipient._meta.pk.column)})"
+    )
+
+
+@functools.cache
+def _recipients_find_rest(using: str) -> str:
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    return (
+        f"FROM {_RECIPIENT.table(connection)}"
+        f" WHERE r.{quote(Recipient._meta.get_field('project').column)} = %s"
+        f" AND r.{quote(Recipient._meta.get_field('external_id').column)} IN ("
+    )
+
+
+def _recipients_by_external_id(connection, rows: list[list]) -> dict[str, Recipient]:
     found = {}
     for row in rows:
         recipient = _RECIPIENT.load(connection, row[:_RECIPIENT.count])
@@ -33,22 +63,9 @@ def recipients_find(*, project: Project, external_ids) -> dict[str, Recipient]:
     return found
 
 
-_RECIPIENT = ModelColumns(Recipient, "r")
-
-
-@functools.cache
-def _recipients_find_sql(using: str) -> str:
-    connection = connections[using]
-    quote = connection.ops.quote_name
-    device = Device._meta
-    return (
-        f"SELECT {_RECIPIENT.sql(connection)}, EXISTS(SELECT 1 FROM {quote(device.db_table)} d"
-        f" WHERE d.{quote(device.get_field('active').column)}"
-        f" AND d.{quote(device.get_field('recipient').column)} = r.{quote(Recipient._meta.pk.column)})"
-        f" FROM {_RECIPIENT.table(connection)}"
-        f" WHERE r.{quote(Recipient._meta.get_field('project').column)} = %s"
-        f" AND r.{quote(Recipient._meta.get_field('external_id').column)} IN ("
-    )
+# recipients_find's read, for (RECIPIENTS_FIND, [project.pk], external_ids) in `where_in_together`.
+RECIPIENTS_FIND = WhereIn(model=Recipient, width=_RECIPIENT.count + 1, columns=_recipients_find_columns,
+                          rest=_recipients_find_rest, result=_recipients_by_external_id)
 
 
 def recipients_with_device_flag(recipients: QuerySet[Recipient]) -> QuerySet[Recipient]:

@@ -125,6 +125,8 @@ elif env.bool("NOTIFIER_DB_POOL", default=True):
     # pool per task (Celery closes it after each), which must not open spare connections.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks a connection before lending it
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # ...by a round trip when in doubt
+        DATABASES["default"]["ENGINE"] = "notifier.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("NOTIFIER_DB_POOL_MIN_SIZE", default=0),
         "max_size": NOTIFIER_DB_POOL_MAX_SIZE,  # noqa: F405  (database.py)

@@ -8,6 +8,10 @@ from notifier.settings.environment import env
 
 # Connections one web process may hold (its pool's size).
 NOTIFIER_DB_POOL_MAX_SIZE = env.int("NOTIFIER_DB_POOL_MAX_SIZE", default=8)
+# The pool checks a connection with a round trip before lending it only if it was last lent
+# longer ago than this, or if the server sent something meanwhile (an ended connection's error),
+# notifier/postgresql/base.py. 0: a round trip on every lend.
+NOTIFIER_DB_POOL_CHECK_AFTER_IDLE_SECONDS = env.float("NOTIFIER_DB_POOL_CHECK_AFTER_IDLE_SECONDS", default=5.0)
 # Threads a web process keeps for requests' sync code once concurrent requests have needed them
 # (apps/core/asgi.py, RequestThreads); a request arriving while all are busy gets a thread of its
 # own, so this bounds reuse, not concurrency. An idle one holds no database connection.

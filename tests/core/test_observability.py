@@ -175,3 +175,18 @@ def test_a_process_writes_to_the_metrics_folder_even_when_prometheus_client_was_
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "metrics")  # the documented default, <data dir>/metrics
     assert [path.name.split("_")[0] for path in (tmp_path / "metrics").glob("*.db")] == ["counter"]
+
+
+def test_the_request_line_carries_every_field_operators_read(db, caplog):
+    # The records skip what no line writes (the caller's frame, thread and process names):
+    # the JSON line still has all of its fields, and only those.
+    with caplog.at_level("INFO", logger="notifier.request"):
+        APIClient().get("/health/live", HTTP_X_REQUEST_ID="req-9")
+    [log] = [r for r in caplog.records if r.name == "notifier.request"]
+
+    line = json.loads(JsonFormatter().format(log))
+
+    assert set(line) == {"timestamp", "level", "logger", "message", "correlation_id", "pid", "method", "path",
+                         "status", "duration_ms"}
+    assert (line["message"], line["correlation_id"], line["pid"]) == ("GET /health/live 200", "req-9", os.getpid())
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/health/live", 200)

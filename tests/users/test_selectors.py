@@ -5,10 +5,11 @@ import datetime
 
 import pytest
 
+from apps.core.rows import where_in_together
 from apps.templates.models import TemplateVersion
-from apps.templates.selectors import template_versions_newest
+from apps.templates.selectors import TEMPLATE_VERSIONS_NEWEST, template_versions_newest
 from apps.users.models import Device, Recipient
-from apps.users.selectors import recipients_find
+from apps.users.selectors import RECIPIENTS_FIND, recipients_find
 from tests.projects.factories import ProjectFactory
 from tests.templates.factories import TemplateFactory, TemplateVersionFactory
 from tests.users.factories import RecipientFactory
@@ -63,3 +64,36 @@ def test_template_versions_newest_is_the_newest_per_locale_with_its_template():
         assert _fields(version) == _fields(TemplateVersion.objects.get(pk=version.pk))
         assert _fields(version.template) == _fields(welcome)
     assert template_versions_newest(project=project, keys=[]) == {}
+
+
+def test_the_users_and_template_versions_read_together_are_each_read_alone():
+    project = ProjectFactory()
+    ada = RecipientFactory(project=project, data={"plan": "pro"})
+    Device.objects.create(recipient=ada, token="t1", platform="android")
+    welcome = TemplateFactory(project=project, key="welcome")
+    TemplateVersionFactory(template=welcome, version=1, locale="en")
+    TemplateVersionFactory(template=welcome, version=2, locale="en", variables={"email": ["name"]})
+    TemplateVersionFactory(template=welcome, version=3, locale="fr")
+
+    def together(external_ids, keys):
+        return where_in_together((RECIPIENTS_FIND, [project.pk], external_ids),
+                                 (TEMPLATE_VERSIONS_NEWEST, [project.pk], keys))
+
+    def same(read, alone):
+        assert read.keys() == alone.keys()
+        for key, found in read.items():
+            expected = alone[key]
+            if isinstance(found, list):
+                assert [(_fields(v), _fields(v.template)) for v in found] == [
+                    (_fields(v), _fields(v.template)) for v in expected]
+            else:
+                assert (_fields(found), found.has_active_device) == (_fields(expected), expected.has_active_device)
+
+    for external_ids, keys in [([ada.external_id, "nobody"], ["welcome", "nope"]), (["nobody"], ["welcome"]),
+                               ([ada.external_id], ["nope"]), ([], ["welcome"]), ([ada.external_id], []), ([], [])]:
+        recipients, versions = together(external_ids, keys)
+        same(recipients, recipients_find(project=project, external_ids=external_ids))
+        same(versions, template_versions_newest(project=project, keys=keys))
+    recipients, versions = together([ada.external_id], ["welcome"])
+    assert recipients[ada.external_id].has_active_device is True
+    assert sorted(v.version for v in versions["welcome"]) == [2, 3]

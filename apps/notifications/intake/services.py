@@ -14,6 +14,7 @@ from apps.channels.registry import channel_held_by_quiet_hours, channel_missing_
 from apps.core.correlation import correlation_id_get
 from apps.core.exceptions import ApplicationError, Conflict, NotFound
 from apps.core.instances import instance_new
+from apps.core.rows import where_in_together
 from apps.core.rows_insert import rows_insert_together
 from apps.notifications.intake.caps import CapPlan, caps_apply
 from apps.notifications.intake.contacts import contact_points
@@ -33,7 +34,7 @@ from apps.notifications.workflow_hooks import WorkflowIntake, workflow_hooks, wo
 from apps.projects.models import Project
 from apps.projects.policy import frequency_caps_of
 from apps.projects.selectors import category_is_critical
-from apps.templates.selectors import template_version_for_locale, template_versions_newest, template_versions_pinned
+from apps.templates.selectors import TEMPLATE_VERSIONS_NEWEST, template_version_for_locale, template_versions_pinned
 from apps.templates.services import (
     missing_variables_error,
     template_version_missing_variables,
@@ -41,7 +42,7 @@ from apps.templates.services import (
 )
 from apps.users.models import Recipient
 from apps.users.preferences import channel_declined_reason, quiet_hours_release_at
-from apps.users.selectors import recipients_find
+from apps.users.selectors import RECIPIENTS_FIND
 
 
 def request_fingerprint(body: dict) -> str:
@@ -99,7 +100,7 @@ def notifications_create(
 
     One outcome per request, in order: accepted, or the error that request alone gets (`unknown_user`,
     `idempotency_key_reused`, ...); one request's error never stops the others. However many requests,
-    it costs a fixed handful of queries: the users, the templates' versions, the INSERT of the
+    it costs a fixed handful of queries: the users with the templates' versions, the INSERT of the
     notifications and their deliveries (one statement for a few, apps/core/rows_insert.py), and
     one publish of everything queued. An idempotency
     key costs nothing more unless it was used before: the unique index refuses the insert, and only
@@ -109,9 +110,10 @@ def notifications_create(
     workflows = workflows_resolve(project=project, requests=requests, outcomes=outcomes)
     requests = [replace(r, template_key=workflows[r.workflow_key].template_key) if r.workflow_key in workflows else r
                 for r in requests]
-    if recipients is None:
-        recipients = recipients_find(project=project, external_ids=[r.to for r in requests])
-    versions = template_versions_newest(project=project, keys=[r.template_key for r in requests])
+    # The users with the templates' newest versions: one statement, one round trip.
+    keys = (TEMPLATE_VERSIONS_NEWEST, [project.pk], [r.template_key for r in requests])
+    recipients, versions = (where_in_together((RECIPIENTS_FIND, [project.pk], [r.to for r in requests]), keys)
+                            if recipients is None else (recipients, *where_in_together(keys)))
     pinned = template_versions_pinned(project=project, pins=[(r.template_key, r.template_version) for r in requests
                                                              if r.template_version is not None])
     now = timezone.now()
