@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from bench.priority import niceness_session_wide
 from bench.seed import user_id
 from tests.support.processes import REPO_ROOT
 
@@ -131,6 +132,7 @@ def run_load(spec: LoadSpec, *, processes: int = 2) -> dict:
 
 
 def main() -> None:
+    niceness_session_wide()
     config = json.loads(sys.argv[1])
     seed = config.pop("seed")
     out = asyncio.run(_run(LoadSpec(**config), seed))

@@ -9,10 +9,12 @@ import argparse
 import signal
 import threading
 
+from bench.priority import niceness_session_wide
 from tests.fakes.smtp import FakeSmtpServer
 
 
 def main() -> None:
+    niceness_session_wide()
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.005)

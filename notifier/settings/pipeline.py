@@ -174,6 +174,9 @@ NOTIFIER_PUBLISH_PAUSE_SECONDS = env.float("NOTIFIER_PUBLISH_PAUSE_SECONDS", def
 # A web process's publishing thread waits this long after a request's first commit for more to
 # publish in the same round (outbox/publisher.py): one publish, confirm and UPDATE per round.
 NOTIFIER_PUBLISH_GATHER_SECONDS = env.float("NOTIFIER_PUBLISH_GATHER_SECONDS", default=0.05)
+# A web process's niceness (and its session's, where it leads one; apps/core/cpu_priority.py): on a
+# machine shared with workers, the API yields the CPU to deliveries when both want it. 0: as started.
+NOTIFIER_WEB_NICENESS = env.int("NOTIFIER_WEB_NICENESS", default=10)
 
 
 # --- Retention (apps/retention) ---------------------------------------------------------------------
