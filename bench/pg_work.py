@@ -116,6 +116,7 @@ def _drive(*, deliveries: int, profile: str) -> dict:
     logging.disable(logging.CRITICAL)
     from django.db import connection
 
+    from apps.notifications.delivery import sending
     from apps.notifications.delivery.sending import deliveries_send
     from apps.notifications.intake.services import NotificationRequest, notifications_create
     from apps.projects.models import Project
@@ -144,24 +145,31 @@ def _drive(*, deliveries: int, profile: str) -> dict:
         if _has_statements(cursor):
             cursor.execute("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
                            " WHERE datname = current_database()), 0)")
-    phases = {"intake (insert, publish, mark)": [], "send (claim, record)": []}
-    figures = {name: {"pg": 0.0, "self": 0.0} for name in phases}
+    names = ("intake (insert, publish, mark)", "send (claim, SMTP, record)", "  of which the claim",
+             "  of which the record")
+    figures = {name: {"pg": 0.0, "self": 0.0} for name in names}
     ids_of_round: list[str] = []
     profiler = cProfile.Profile() if profile else None
 
-    def measured(name: str, work) -> None:
+    def measured(name: str, work, *args, **kwargs):
         pg, own = _backend_cpu(backend)[0], time.thread_time()
-        work()
+        result = work(*args, **kwargs)
         figures[name]["pg"] += _backend_cpu(backend)[0] - pg
         figures[name]["self"] += time.thread_time() - own
+        return result
+
+    # The claim and the record as deliveries_send calls them, timed on their own too.
+    claim_load, record = sending.deliveries_claim_load, sending.attempts_record
+    sending.deliveries_claim_load = lambda *a, **k: measured(names[2], claim_load, *a, **k)
+    sending.attempts_record = lambda *a, **k: measured(names[3], record, *a, **k)
 
     for start in range(0, deliveries, BULK):
         def intake(start=start) -> None:
             ids_of_round[:] = created(min(BULK, deliveries - start), start)
-        measured("intake (insert, publish, mark)", intake)
+        measured(names[0], intake)
         if profiler is not None:
             profiler.enable()
-        measured("send (claim, record)", lambda: send(ids_of_round))
+        measured(names[1], send, ids_of_round)
         if profiler is not None:
             profiler.disable()
     if profiler is not None:
