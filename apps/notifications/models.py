@@ -250,7 +250,7 @@ class AttemptOutcome(models.TextChoices):
 class DeliveryAttempt(models.Model):
     """One try at sending a delivery, with what the provider answered."""
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     number = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField(default=0)
@@ -269,7 +269,7 @@ class DeliveryAttempt(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ("delivery", "number")
+        ordering = ("delivery", "number")  # attempt_unique_number: the delivery's only index (migration 0017)
         constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="attempt_unique_number")]
         # The dashboard's provider error rates over a recent window (operations/stats.py).
         indexes = [models.Index(fields=["started_at"], name="attempt_recent")]

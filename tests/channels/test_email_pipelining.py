@@ -2,10 +2,12 @@
 receives the same message and gives the same answers either way."""
 
 import re
+import smtplib
 
 import pytest
 
 from apps.channels.backends.email import DjangoEmailBackend
+from apps.channels.backends.smtp_pipelining import recipient_quoted
 from apps.channels.base import PermanentProviderError, TransientProviderError
 from tests.channels.messages import message_for
 from tests.fakes.smtp import FakeSmtpServer
@@ -67,3 +69,12 @@ def test_a_refused_message_is_the_providers_answer_and_the_next_email_goes_out(s
     assert refused.value.code == str(code)
     assert [mail.rcpt_tos for mail in server.received] == [("bob@example.com",)]
 
+
+
+@pytest.mark.parametrize("address", [
+    "ada@example.com", "first.last+tag@mail.example.co.uk", "A_B%c-d@EXAMPLE.COM", "a..b@example.com",
+    ".a@example.com", "a@b", "o'brien@example.com", '"quoted local"@example.com', "Ada <ada@example.com>",
+    "ada@example.com (Ada)", "<ada@example.com>", "ada@[192.0.2.1]", "not an address", "",
+])
+def test_the_envelope_names_the_recipient_as_smtplib_does(address):
+    assert recipient_quoted(address) == smtplib.quoteaddr(address)

@@ -1,9 +1,11 @@
 """The claim: which deliveries a worker takes, and what it has in hand without another query."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
+from django.db.models import DateTimeField
 from django.utils import timezone
 
 from apps.notifications.delivery import claim
@@ -67,6 +69,34 @@ def test_a_claim_loads_each_delivery_with_its_notification_user_project_and_temp
         d.id: (d.status, d.attempt_count, d.status_changed_at, d.recheck_at)
         for d in Delivery.objects.filter(id__in=stored)
     }
+
+
+@pytest.mark.parametrize("claimed_by", CLAIMS.values(), ids=CLAIMS.keys())
+def test_a_claim_reads_every_time_as_the_orm_does(claimed_by):
+    # The one statement loads its timestamps with psycopg's own loader, not Django's: the same
+    # instants, aware, in the same time zone, whatever zone they were written in.
+    paris = ZoneInfo("Europe/Paris")
+    delivery = DeliveryFactory(notification__send_at=datetime(2026, 3, 29, 3, 30, tzinfo=paris),
+                               notification__cap_counted_at=datetime(2026, 10, 25, 2, 30, 0, 123456, tzinfo=paris))
+    related = ("notification", "notification__recipient", "notification__project", "notification__template",
+               "notification__template_version")
+    stored = Delivery.objects.select_related(*related[1:]).get(id=delivery.id)
+
+    [claimed] = claimed_by([str(delivery.id)])
+
+    compared = 0
+    for path in ("", *related):
+        instance, before = claimed, stored
+        for name in filter(None, path.split("__")):
+            instance, before = getattr(instance, name), getattr(before, name)
+        for field in instance._meta.concrete_fields:
+            if isinstance(field, DateTimeField) and getattr(before, field.attname) is not None:
+                value, expected = getattr(instance, field.attname), getattr(before, field.attname)
+                if path == "" and field.name in ("status_changed_at", "recheck_at"):
+                    expected = getattr(Delivery.objects.get(id=delivery.id), field.attname)  # the claim's
+                assert (value, value.tzinfo) == (expected, expected.tzinfo), f"{path or 'delivery'}.{field.name}"
+                compared += 1
+    assert compared >= 8
 
 
 def test_a_claim_of_several_deliveries_is_one_statement(django_assert_num_queries):

@@ -31,7 +31,7 @@ def smtp_pipelining(smtp: smtplib.SMTP) -> bool:
 def smtp_sendmail_pipelined(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
     """`smtp.sendmail(sender, [recipient], message)` in two round trips; the server must offer PIPELINING."""
     size = f" size={len(message)}" if smtp.has_extn("size") else ""
-    commands = f"mail FROM:{_sender_quoted(sender)}{size}\r\nrcpt TO:{smtplib.quoteaddr(recipient)}\r\ndata\r\n"
+    commands = f"mail FROM:{_sender_quoted(sender)}{size}\r\nrcpt TO:{recipient_quoted(recipient)}\r\ndata\r\n"
     smtp.send(commands.encode(smtp.command_encoding))
     # Every reply of the group is read, whatever the first ones say: the server answers each.
     (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = (
@@ -58,3 +58,14 @@ def smtp_sendmail_pipelined(smtp: smtplib.SMTP, sender: str, recipient: str, mes
 
 # The envelope sender is the channel's (a few per process); quoteaddr parses it each time.
 _sender_quoted = functools.lru_cache(maxsize=8)(smtplib.quoteaddr)
+
+# A bare address of the usual characters, which quoteaddr would return in angle brackets as it is.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def recipient_quoted(recipient: str) -> str:
+    """`smtplib.quoteaddr(recipient)`: the recipient differs on every email, and quoteaddr runs the
+    email package's address parser on each (6 µs); a bare address needs only its brackets."""
+    if _PLAIN_ADDRESS.fullmatch(recipient):
+        return f"<{recipient}>"
+    return smtplib.quoteaddr(recipient)

@@ -23,6 +23,7 @@ from django.db import connections, router, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
+from psycopg.types.datetime import TimestamptzLoader
 
 from apps.core.rows import JoinedColumns, ModelColumns
 from apps.notifications.models import CLAIMABLE_STATUSES, Delivery, DeliveryStatus, Notification
@@ -66,6 +67,11 @@ def _claimed_in_one_statement(delivery_ids: Sequence[str]) -> list[Delivery]:
     params = [DeliveryStatus.SENDING, timedelta(seconds=settings.NOTIFIER_SENDING_TIMEOUT_SECONDS),
               list(delivery_ids), *CLAIMABLE_STATUSES, _CLOCK_SKEW]
     with connection.cursor() as cursor:
+        if settings.USE_TZ:
+            # psycopg's own timestamp loader, in C, for this statement's nine timestamps a row:
+            # Django's (for USE_TZ = False's naive times) parses each in Python. Either gives the
+            # instant in the connection's time zone, which Django sets to its own.
+            cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         cursor.execute(_claim_sql(using), params)
         rows = cursor.fetchall()
     claimed = []
