@@ -218,13 +218,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS
 CELERY_TASK_SOFT_TIME_LIMIT = NOTIFIER_SEND_TIME_LIMIT_SECONDS - 10
-# Sends wait on providers (SMTP, HTTP), not on the CPU, so a worker runs several at once: 8 by
-# default, not Celery's one per core, so a 5 ms provider is not held to 2 sends at a time. Prefork,
+# Sends wait on providers (SMTP, HTTP), not on the CPU, so a worker runs several at once: 12 by
+# default, not Celery's one per core (with 8, a 5 ms provider held email under 1,000/s). Prefork,
 # not threads: Celery's non-prefork pools defer each acks_late acknowledgement until the
 # consumer's loop next wakes (up to 2 s), which holds a threads worker to about 5-16 tasks/s
 # whatever its concurrency (docs/performance.md, "Workers").
 CELERY_WORKER_POOL = env("CELERY_WORKER_POOL", default="prefork")
-CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=8)
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=12)
 # 1 for the Procfile's `worker`, which consumes every queue: a larger multiplier lets one slow
 # channel's reserved messages wait behind each other while other workers idle, and undermines
 # priorities. Per-channel workers pass --prefetch-multiplier (docs/reliability.md).
