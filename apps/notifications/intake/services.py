@@ -111,9 +111,12 @@ def notifications_create(
     requests = [replace(r, template_key=workflows[r.workflow_key].template_key) if r.workflow_key in workflows else r
                 for r in requests]
     # The users with the templates' newest versions: one statement, one round trip.
-    keys = (TEMPLATE_VERSIONS_NEWEST, [project.pk], [r.template_key for r in requests])
-    recipients, versions = (where_in_together((RECIPIENTS_FIND, [project.pk], [r.to for r in requests]), keys)
-                            if recipients is None else (recipients, *where_in_together(keys)))
+    versions_read = (TEMPLATE_VERSIONS_NEWEST, [project.pk], [r.template_key for r in requests])
+    if recipients is None:
+        recipients, versions = where_in_together((RECIPIENTS_FIND, [project.pk], [r.to for r in requests]),
+                                                 versions_read)
+    else:
+        [versions] = where_in_together(versions_read)
     pinned = template_versions_pinned(project=project, pins=[(r.template_key, r.template_version) for r in requests
                                                              if r.template_version is not None])
     now = timezone.now()
