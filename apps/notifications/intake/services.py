@@ -110,11 +110,9 @@ def notifications_create(
     workflows = workflows_resolve(project=project, requests=requests, outcomes=outcomes)
     requests = [replace(r, template_key=workflows[r.workflow_key].template_key) if r.workflow_key in workflows else r
                 for r in requests]
-    # The users with the templates' newest versions: one statement, one round trip.
     versions_read = (TEMPLATE_VERSIONS_NEWEST, [project.pk], [r.template_key for r in requests])
-    if recipients is None:
-        recipients, versions = where_in_together((RECIPIENTS_FIND, [project.pk], [r.to for r in requests]),
-                                                 versions_read)
+    if recipients is None:  # the users with the templates' newest versions: one statement, one round trip
+        recipients, versions = where_in_together((RECIPIENTS_FIND, [project.pk], [r.to for r in requests]), versions_read)
     else:
         [versions] = where_in_together(versions_read)
     pinned = template_versions_pinned(project=project, pins=[(r.template_key, r.template_version) for r in requests
