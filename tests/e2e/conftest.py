@@ -184,15 +184,17 @@ class RabbitMQ:
             self.start()
 
 
-def queue_depths() -> dict[str, int]:
-    """Messages in each queue of this run's vhost, ready or held unacknowledged by a worker."""
+def queue_depths(*, ready_only: bool = False) -> dict[str, int]:
+    """Messages in each queue of this run's vhost, ready or held unacknowledged by a worker (an
+    earlier test's countdown retry, say); `ready_only`: the ready ones alone."""
     vhost = urlparse(settings.CELERY_BROKER_URL).path.lstrip("/")
-    listing = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "--quiet", "name", "messages").stdout
+    column = "messages_ready" if ready_only else "messages"
+    listing = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "--quiet", "name", column).stdout
     return {name: int(depth) for name, depth in (line.split() for line in listing.splitlines() if line.strip())}
 
 
-def queue_depth(name: str) -> int:
-    return queue_depths().get(name, 0)
+def queue_depth(name: str, *, ready_only: bool = False) -> int:
+    return queue_depths(ready_only=ready_only).get(name, 0)
 
 
 def queues_purge() -> None:
