@@ -34,6 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--single-clients", default="32,64,256",
                         help="client counts of the single scenario, run in this order (default 32,64,256)")
     parser.add_argument("--email-seconds", type=float, default=60, help="how long the email scenario feeds load")
+    parser.add_argument("--single-rate", type=float, default=400,
+                        help="single POSTs a second the paced run's 32 clients offer (default 400)")
     parser.add_argument("--burst-posts", type=int, default=20_000, help="single POSTs of the burst scenario")
     parser.add_argument("--load-processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--smtp-latency-ms", type=float, default=5.0, help="the fake SMTP server's time per message")
@@ -118,7 +120,8 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
         if "single" in chosen:
             if args.profile:
                 profiler.start("single32", profiled, seconds=15)
-            results["single"] = scenarios.single_posts(bench, clients=args.single_clients)
+            results["single"] = scenarios.single_posts(bench, clients=args.single_clients,
+                                                       paced_rate=args.single_rate)
             profiler.stop()
         if "bulk" in chosen:
             results["bulk"] = scenarios.bulk_posts(bench)

@@ -1,9 +1,15 @@
-"""The load generator: closed-loop HTTP clients in separate processes, through the public API.
+"""The load generator: HTTP clients in separate processes, through the public API.
 
 `run_load()` starts `processes` copies of this module (`python -m bench.load CONFIG`), each running
 its share of the clients on one asyncio loop with aiohttp keep-alive connections, and merges what
-they report. A client sends its next request as soon as the previous answer arrives, so
-throughput and latency are both read from the same run.
+they report. Two modes:
+
+- closed loop (`rate` 0): a client sends its next request as soon as the previous answer arrives,
+  so the run finds the most the stack answers, and latency is bound to it (clients ÷ answers/s);
+- paced (`rate` > 0): the clients together offer `rate` requests a second, each client on a
+  schedule of its own, and latency is counted from when a request was due, not when it went out.
+  A client still waiting for its previous answer sends late, and that lateness is part of the
+  latency, so a stall cannot hide by holding back the requests that would have seen it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class LoadSpec:
     batch: int = 1  # notifications per request (bulk)
     max_requests: int = 0  # per client; 0: until `seconds` have passed
     niceness: int = 10  # the load generator yields the CPU to the stack it measures (docs/performance.md)
+    rate: float = 0.0  # requests a second offered by all the clients together; 0: closed loop
 
 
 def request_body(spec: LoadSpec, rng: random.Random) -> dict:
@@ -70,11 +77,23 @@ async def _client(session, spec: LoadSpec, seed: int, deadline: float, out: dict
     rng = random.Random(seed)
     url = spec.base_url + spec.path
     headers = {"Authorization": f"Api-Key {spec.api_key}"}
+    # Paced: this client's requests are due every `interval` seconds, from a random phase so the
+    # clients' requests spread over the interval instead of arriving together.
+    interval = spec.clients / spec.rate if spec.rate else 0.0
+    due = time.perf_counter() + rng.random() * interval
+    stop = time.perf_counter() + deadline - time.monotonic()  # the deadline on the clock `due` is read on
     sent = 0
     while time.monotonic() < deadline and (not spec.max_requests or sent < spec.max_requests):
+        if interval:
+            if due >= stop:
+                break
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            started, due = due, due + interval
         request = (session.get(url, headers=headers) if spec.kind == "floor"
                    else session.post(url, json=request_body(spec, rng), headers=headers))
-        started = time.perf_counter()
+        if not interval:
+            started = time.perf_counter()
         try:
             async with request as response:
                 status = response.status
@@ -109,7 +128,8 @@ def run_load(spec: LoadSpec, *, processes: int = 2) -> dict:
     shares = [spec.clients // processes + (1 if n < spec.clients % processes else 0) for n in range(processes)]
     children = []
     for n, clients in enumerate(shares):
-        config = {**spec.__dict__, "clients": clients, "seed": n * 100_000}
+        # Each process offers its clients' share of the rate.
+        config = {**spec.__dict__, "clients": clients, "rate": spec.rate * clients / spec.clients, "seed": n * 100_000}
         children.append(subprocess.Popen(["nice", "-n", str(spec.niceness), sys.executable, "-m", "bench.load",
                                           json.dumps(config)], cwd=REPO_ROOT,
                                          stdout=subprocess.PIPE, text=True, start_new_session=True))

@@ -87,6 +87,8 @@ def markdown(report: dict) -> str:
     floor = report["scenarios"].get("single", {}).get("floor")
     for name, runs in (("floor: GET /health/live", [floor] if floor else []),
                        ("single", report["scenarios"]["single"].get("runs", [])),
+                       *((f"single, {paced['offered_per_s']:g}/s offered", [paced])
+                         for paced in [report["scenarios"]["single"].get("paced")] if paced),
                        ("bulk", report["scenarios"]["bulk"].get("runs", []))):
         for run in runs:
             latency = run["latency_ms"]

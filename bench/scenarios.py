@@ -51,11 +51,13 @@ class Bench:
         return json.loads(self.stack.run_python("-m", "bench.broker", action, *args))
 
     def load(self, *, path: str, kind: str, clients: int, seconds: float, batch: int = 1,
-             requests_per_client: int = 0) -> dict:
-        """`requests_per_client`: each client stops after that many (0: when `seconds` have passed)."""
+             requests_per_client: int = 0, offered_per_s: float = 0.0) -> dict:
+        """`requests_per_client`: each client stops after that many (0: when `seconds` have passed);
+        `offered_per_s`: requests a second the clients offer together (0: closed loop, bench/load.py)."""
         spec = LoadSpec(base_url=self.stack.base_url, api_key=self.api_key, path=path, kind=kind, clients=clients,
                         seconds=seconds, users=self.users, template=self.template, batch=batch,
-                        max_requests=requests_per_client or (3 if self.smoke else 0), niceness=self.helper_niceness)
+                        max_requests=requests_per_client or (3 if self.smoke else 0), niceness=self.helper_niceness,
+                        rate=offered_per_s)
         cpu_before = cpu_seconds(self.stack.processes)
         load_cpu_before = load_generator_cpu_seconds()
         result = run_load(spec, processes=self.load_processes)
@@ -65,7 +67,7 @@ class Bench:
         success = "200" if kind in ("bulk", "floor") else "202"
         errors = {status: count for status, count in result["statuses"].items() if status != success}
         return {
-            "clients": clients, "batch": batch, "seconds": round(seconds_run, 2),
+            "clients": clients, "batch": batch, "offered_per_s": offered_per_s or None, "seconds": round(seconds_run, 2),
             "requests": len(result["latencies_ms"]), "accepted": result["accepted"],
             "accepted_per_s": rate(result["accepted"], seconds_run),
             "latency_ms": percentiles(result["latencies_ms"], 50, 95, 99),
@@ -86,7 +88,7 @@ def noop_ceiling(bench: Bench) -> dict:
     return {"available": True, **result}
 
 
-def single_posts(bench: Bench, *, clients: list[int]) -> dict:
+def single_posts(bench: Bench, *, clients: list[int], paced_rate: float) -> dict:
     # The floor first: the same clients on `GET /health/live`, which touches neither the database
     # nor the broker, say what uvicorn, Django and the machine cost and allow before any work of ours.
     floor_clients = 2 if bench.smoke else 32
@@ -105,12 +107,30 @@ def single_posts(bench: Bench, *, clients: list[int]) -> dict:
         scenario = f"single/{clients}"
         if clients == 32:
             bench.targets.check(scenario, "accepted/s", run["accepted_per_s"], "≥", 400, "/s")
-            bench.targets.check(scenario, "accept latency p99", run["latency_ms"]["p99"], "≤", 50, " ms")
+            # Closed loop, latency is the queue the clients themselves keep full (32 ÷ answers/s):
+            # the latency target is judged on the paced run below, at the rate it goes with.
+            bench.targets.note(scenario, "accept latency p99, closed loop", run["latency_ms"]["p99"], " ms")
             bench.targets.check(scenario, "web CPU per accepted notification", run["cpu_ms_per_accepted"].get("web"),
                                 "≤", 2, " ms")
         bench.targets.check(scenario, "errors", run["errors"], "=", 0)
         bench.broker("purge")
-    return {"available": True, "runs": runs, "floor": floor}
+    paced = single_posts_paced(bench, offered_per_s=20 if bench.smoke else paced_rate)
+    return {"available": True, "runs": runs, "paced": paced, "floor": floor}
+
+
+def single_posts_paced(bench: Bench, *, offered_per_s: float) -> dict:
+    """32 clients offering `offered_per_s` single POSTs a second together, latency counted from when each
+    request was due: what a client sees while the stack carries the target rate."""
+    clients, seconds = (2, 2) if bench.smoke else (32, 20)
+    print(f"single POST /api/v1/notifications, {clients} clients offering {offered_per_s:g}/s, {seconds} s", flush=True)
+    run = bench.load(path="/api/v1/notifications", kind="single", clients=clients, seconds=seconds,
+                     offered_per_s=offered_per_s)
+    scenario = f"single/{clients} at {offered_per_s:g}/s"
+    bench.targets.check(scenario, "accepted/s", run["accepted_per_s"], "≥", 0.97 * offered_per_s, "/s")
+    bench.targets.check(scenario, "accept latency p99", run["latency_ms"]["p99"], "≤", 50, " ms")
+    bench.targets.check(scenario, "errors", run["errors"], "=", 0)
+    bench.broker("purge")
+    return run
 
 
 def bulk_posts(bench: Bench) -> dict:

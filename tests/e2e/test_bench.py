@@ -67,7 +67,9 @@ def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     assert {"web", "worker", "beat"} <= set(report["processes"])
     for scenario, fields in SCENARIO_FIELDS.items():
         assert fields <= set(report["scenarios"][scenario]), scenario
-    for run in [report["scenarios"]["single"]["floor"], *report["scenarios"]["single"]["runs"]]:
+    single = report["scenarios"]["single"]
+    assert single["paced"]["offered_per_s"] == 20  # the smoke run's paced rate
+    for run in [single["floor"], *single["runs"], single["paced"]]:
         assert RUN_FIELDS <= set(run)
         assert {"p50", "p95", "p99"} == set(run["latency_ms"])
         assert run["accepted"] > 0 and run["errors"] == 0, run
@@ -95,6 +97,8 @@ def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
     assert all(line["result"] in {"PASS", "MISS", "N/A"} and "target" in line for line in report["targets"])
     assert "email: commits per delivery" in result.stdout
     assert "| floor: GET /health/live | 2 |" in (tmp_path / "latest.md").read_text()
+    assert "| single, 20/s offered | 2 |" in (tmp_path / "latest.md").read_text()
+    assert "single/2 at 20/s: accept latency p99" in result.stdout
 
 
 def _descendants(pid: int) -> set[int]:
