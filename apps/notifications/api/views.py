@@ -20,6 +20,7 @@ from apps.notifications.api.serializers import (
     NotificationInputSerializer,
     NotificationListItemSerializer,
     NotificationListQuerySerializer,
+    notification_input_validate,
 )
 from apps.notifications.intake.selectors import notification_get, notification_list
 from apps.notifications.intake.services import (
@@ -69,7 +70,7 @@ class NotificationListApi(APIView):
     )
     def post(self, request):
         # The same ValidationError, and so the same 400, as is_valid(raise_exception=True) raises.
-        fields = _NOTIFICATION_INPUT.run_validation(request.data)
+        fields = notification_input_validate(_NOTIFICATION_INPUT, request.data)
         notification_request = notification_request_from(
             fields, idempotency_key=idempotency_key_from_header(request, IDEMPOTENCY_HEADER),
             fingerprint=request_fingerprint(request.data),
