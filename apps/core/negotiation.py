@@ -3,10 +3,11 @@
 Every API answer is JSON (REST_FRAMEWORK's one renderer), and clients send `Accept: */*` (curl,
 aiohttp, requests), `application/json`, or no Accept at all. For those DRF's negotiation still
 parses the header into media types, orders them by precedence and matches each against each
-renderer: ~2% of a single POST's instructions (docs/performance.md). The answer for them is fixed:
-the first renderer, with its own media type, which is what DRF's walk returns for them too. Any
-other Accept header, a `?format=` or a view whose first renderer is not JSON (the schema's) goes
-through DRF's negotiation as before, so a 406 is still a 406.
+renderer: ~1.4% of a single POST's instructions (docs/performance.md). The answer for them is
+fixed: the first renderer, with its own media type, which is what DRF's walk returns for them too.
+Any other Accept header, a `?format=` or a view whose first renderer is not JSON (the schema's)
+goes through DRF's negotiation as before, so a 406 is still a 406. A body sent as exactly
+`application/json` gets the first parser when it is JSON's, as DRF's match would give it.
 """
 
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -18,6 +19,11 @@ _ANSWERED_AT_ONCE = frozenset({"*/*", JSON})
 
 
 class JsonFirstContentNegotiation(DefaultContentNegotiation):
+    def select_parser(self, request, parsers):
+        if parsers and parsers[0].media_type == JSON and request.content_type == JSON:
+            return parsers[0]
+        return super().select_parser(request, parsers)
+
     def select_renderer(self, request, renderers, format_suffix=None):
         if (renderers and renderers[0].media_type == JSON and not format_suffix
                 and request.META.get("HTTP_ACCEPT", "*/*") in _ANSWERED_AT_ONCE

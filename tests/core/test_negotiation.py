@@ -5,6 +5,7 @@ from django.http import Http404
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
@@ -63,3 +64,15 @@ def test_an_api_request_accepting_no_json_is_still_a_406_and_any_type_gets_json(
     assert refused.status_code == 406
     assert refused.json()["error"]["code"] == "not_acceptable"
     assert (answered.status_code, answered["Content-Type"]) == (200, "application/json")
+
+
+@pytest.mark.parametrize("parsers", [[JSONParser()], [FormParser(), JSONParser()], [JSONParser(), FormParser()]],
+                         ids=lambda ps: "+".join(type(p).__name__ for p in ps))
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON",
+                                          "application/x-www-form-urlencoded", "text/plain", ""])
+def test_it_picks_the_parser_drfs_negotiation_picks(parsers, content_type):
+    request = Request(APIRequestFactory().generic("POST", "/api/v1/notifications", b"{}", content_type=content_type))
+
+    chosen = JsonFirstContentNegotiation().select_parser(request, parsers)
+
+    assert chosen is DefaultContentNegotiation().select_parser(request, parsers)
