@@ -29,10 +29,11 @@ class JSONObjectField(serializers.DictField):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        self._check(value)
+        self.check_storable(value)
         return value
 
-    def _check(self, value) -> None:
+    def check_storable(self, value) -> None:
+        """Raise this field's ValidationError for what jsonb could not store (see the class)."""
         # Iterative, so a deep object is refused here rather than blowing the stack.
         pending = [(value, 1)]
         while pending:

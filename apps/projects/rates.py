@@ -1,5 +1,6 @@
 """API rates as operators write them: `100/s`, `6000/m`, `50000/h`, `1000000/d`, or `off`."""
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ class Rate:
         return self.count / self.period_seconds
 
 
+# Every API request's throttle parses its project's rate (or the default): the few strings in use
+# are parsed once per process. A ValueError is not remembered, so an invalid rate is reported each time.
+@functools.lru_cache(maxsize=256)
 def rate_parse(value: str) -> Rate | None:
     """The rate `value` names; None for `off`. ValueError for anything else."""
     if value.strip().lower() == OFF:

@@ -77,7 +77,7 @@ MIDDLEWARE = [
     "apps.projects.throttling.RateLimitHeadersMiddleware",  # RateLimit-* on API-key answers
     # Before Prometheus' own: exceptions go up the list, so Prometheus counts one before it becomes a 503.
     "apps.core.middleware.DatabaseUnavailableMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "apps.core.metrics_middleware.PrometheusAfterMiddleware",  # django-prometheus', its series looked up once
     # Answers a locked-out admin login with the lockout page; last, as django-axes asks.
     "axes.middleware.AxesMiddleware",
 ]

@@ -202,3 +202,12 @@ def test_an_audience_broadcast_pays_per_user_as_it_fans_out_and_pauses_when_the_
     assert runs[-1] == "completed" and runs.count(PAUSED_BY_RATE) >= 2
     assert (broadcast.created, broadcast.failed, broadcast.error_count) == (7, 0, 0)
     assert Notification.objects.filter(broadcast=broadcast).count() == 7
+
+
+def test_a_rate_is_parsed_once_and_an_unreadable_one_refused_every_time():
+    from apps.projects.rates import Rate, rate_parse
+
+    assert rate_parse("600/m") is rate_parse("600/m") == Rate(600, 60)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="is not a rate"):
+            rate_parse("600 a minute")

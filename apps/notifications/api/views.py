@@ -20,6 +20,8 @@ from apps.notifications.api.serializers import (
     NotificationInputSerializer,
     NotificationListItemSerializer,
     NotificationListQuerySerializer,
+    notification_created_body,
+    notification_input_validate,
 )
 from apps.notifications.intake.selectors import notification_get, notification_list
 from apps.notifications.intake.services import (
@@ -52,11 +54,10 @@ def notification_request_from(fields: dict, *, idempotency_key: str, fingerprint
 
 
 
-# One instance each for every single POST: a serializer instance deep-copies its declared fields
-# (DRF), which cost a single POST more than validating its body. Validating and representing only
-# read those fields, so the request threads can share them (the bulk view does the same per request).
+# One instance for every single POST: a serializer instance deep-copies its declared fields (DRF),
+# which cost a single POST more than validating its body. Validating only reads those fields, so
+# the request threads can share it (the bulk view does the same per request).
 _NOTIFICATION_INPUT = NotificationInputSerializer()
-_NOTIFICATION_CREATED = NotificationCreatedSerializer()
 
 
 class NotificationListApi(APIView):
@@ -69,7 +70,7 @@ class NotificationListApi(APIView):
     )
     def post(self, request):
         # The same ValidationError, and so the same 400, as is_valid(raise_exception=True) raises.
-        fields = _NOTIFICATION_INPUT.run_validation(request.data)
+        fields = notification_input_validate(_NOTIFICATION_INPUT, request.data)
         notification_request = notification_request_from(
             fields, idempotency_key=idempotency_key_from_header(request, IDEMPOTENCY_HEADER),
             fingerprint=request_fingerprint(request.data),
@@ -77,7 +78,7 @@ class NotificationListApi(APIView):
         [outcome] = notifications_create(project=request.auth.project, requests=[notification_request])
         if isinstance(outcome, ApplicationError):
             raise outcome
-        return Response(_NOTIFICATION_CREATED.to_representation(outcome), status=status.HTTP_202_ACCEPTED)
+        return Response(notification_created_body(outcome), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(parameters=[NotificationListQuerySerializer], responses=NotificationListItemSerializer(many=True),
                    examples=examples.NOTIFICATION_LIST)
@@ -113,12 +114,11 @@ class NotificationBulkApi(APIView):
             accepted[index] = notification_request_from(fields, idempotency_key=fields["idempotency_key"],
                                                         fingerprint=request_fingerprint(body))
         outcomes = notifications_create(project=request.auth.project, requests=list(accepted.values()))
-        created_serializer = NotificationCreatedSerializer()
         for index, outcome in zip(accepted, outcomes, strict=True):
             if isinstance(outcome, ApplicationError):
                 answers[index] = error_body(outcome.code, outcome.message, outcome.details)
             else:
-                answers[index] = created_serializer.to_representation(outcome)
+                answers[index] = notification_created_body(outcome)
         return Response({"results": answers})
 
 
