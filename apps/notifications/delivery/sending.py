@@ -3,13 +3,15 @@
 A task carries the ids of one or more deliveries of one channel. They are claimed and loaded with
 one conditional UPDATE … RETURNING (claim.py: only deliveries still queued/retrying and due come
 back, so a redelivered or duplicate message does nothing), sent one by one on the backend's
-connection (each with its own outcome: one refused address does not fail the others), and the
-attempts and new states of the whole batch are written by one transaction (recording.py).
+connection, or the channel's SEND_CONCURRENCY at a time on send threads (send_pool.py), each with
+its own outcome (one refused address does not fail the others), and the attempts and new states
+of the whole batch are written by one transaction (recording.py).
 
 A worker killed anywhere in between leaves its deliveries `sending` with a `recheck_at`
 deadline past the task's hard time limit; the sweep then takes them back (see sweep.py).
 """
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -222,7 +224,9 @@ def _send_concurrently(claimed: list[Delivery], addresses: BatchAddresses, rende
         # or a delivery in hand when the limit struck (perhaps just handed to a thread), may or may
         # not have reached the provider: a timed-out attempt, retried.
         not_begun = [delivery for future, (delivery, _) in in_flight.items() if future.cancel()]
-        settle([future for future in list(in_flight) if future.done() and not future.cancelled()])
+        for future in [future for future in in_flight if future.done() and not future.cancelled()]:
+            with contextlib.suppress(SoftTimeLimitExceeded):  # raised by the call itself: unsure
+                settle([future])
         skip = settled | {delivery.id for delivery in not_begun}
         unsure = [delivery for delivery in claimed[:taken] if delivery.id not in skip]
         send_pools_discard()  # its threads may be stuck mid-conversation: the next batch starts afresh
