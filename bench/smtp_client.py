@@ -1,16 +1,21 @@
-"""The email backend's SMTP conversation alone: `python -m bench.smtp_client [--emails N] [--no-pipelining]`.
+"""The email backend's SMTP conversation alone: `python -m bench.smtp_client [--emails N] [--no-pipelining]
+[--concurrency K]`.
 
 Sends N emails through apps.channels.backends.email to the suite's fake SMTP server, run in a
 process of its own (5 ms a message, one connection, logging off as in `make bench`), and prints
 the CPU per email of the client (this process) and of the server, and the time per email.
 `--no-pipelining`: the server does not offer PIPELINING, so the backend sends one command at a
-time. docs/performance.md, "The email rate, one change at a time", quotes it.
+time. `--concurrency K`: K sends at once, each on a send thread with a connection of its own, as a
+worker sends a batch with the email channel's SEND_CONCURRENCY at K. docs/performance.md, "The
+email rate, one change at a time", quotes it.
 """
 
 import argparse
+import functools
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 
@@ -32,6 +37,7 @@ def main() -> None:
     parser.add_argument("--emails", type=int, default=600)
     parser.add_argument("--latency-ms", type=float, default=5.0)
     parser.add_argument("--no-pipelining", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=1, help="sends at once, one connection each")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifier.settings.test")
     import django
@@ -40,6 +46,7 @@ def main() -> None:
     logging.disable(logging.CRITICAL)
     from apps.channels.backends.email import DjangoEmailBackend
     from apps.channels.base import ChannelMessage
+    from apps.notifications.delivery.send_pool import send_pool
     from tests.support.processes import free_port
 
     port = free_port()
@@ -51,19 +58,31 @@ def main() -> None:
     content = {"subject": "Order 123 shipped", "text": "Hello Ada, order 123 is on its way."}
     headers = {"List-Unsubscribe": "<https://example.com/u/token>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     messages = [ChannelMessage(delivery_id=str(uuid.uuid4()), channel="email", content=content,
-                               email=f"user{n}@example.com", headers=headers) for n in range(args.emails + 1)]
-    backend.send(messages[0])  # the connection opened, outside the figures
+                               email=f"user{n}@example.com", headers=headers)
+                for n in range(args.emails + args.concurrency)]
+    # One connection per sending thread (this one, or the pool's), each opened outside the figures.
+    send = backend.send
+    if args.concurrency > 1:
+        pool = send_pool(args.concurrency)
+        gate = threading.Barrier(args.concurrency)
+        for future in [pool.submit(lambda m: (backend.send(m), gate.wait()), message)
+                       for message in messages[:args.concurrency]]:
+            future.result()
+        send = functools.partial(pool.submit, backend.send)
+    else:
+        backend.send(messages[0])
     ours.send("start")
     cpu, wall = time.process_time(), time.perf_counter()
-    for message in messages[1:]:
-        backend.send(message)
+    sent = [send(message) for message in messages[args.concurrency:]]
+    for future in sent if args.concurrency > 1 else ():
+        future.result()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     ours.send("stop")
     server_cpu = ours.recv()
     server.join()
     per = 1000 / args.emails
-    print(f"pipelining={not args.no_pipelining}: client CPU {cpu * per:.3f} ms, server CPU {server_cpu * per:.3f} ms, "
-          f"time {wall * per:.2f} ms per email ({args.emails} emails)")
+    print(f"pipelining={not args.no_pipelining}, concurrency={args.concurrency}: client CPU {cpu * per:.3f} ms, "
+          f"server CPU {server_cpu * per:.3f} ms, time {wall * per:.2f} ms per email ({args.emails} emails)")
 
 
 if __name__ == "__main__":

@@ -198,6 +198,9 @@ class ChannelBackend:
     # each recipient's own (webhooks: every project has its own receiver) or our own (the inbox
     # writes to our database) says False: one receiver down must not divert everyone's sends.
     circuit_breaker: bool = True
+    # `send` may run on several threads of one process at once (the channel's SEND_CONCURRENCY):
+    # the backend keeps a connection per thread, touches no database, and locks what it shares.
+    concurrent_sends: bool = False
 
     def __init__(self, **options: Any):
         self.options = options

@@ -137,6 +137,18 @@ def batch_size(channel: str) -> int:
     return settings.NOTIFIER_CHANNELS.get(channel, {}).get("BATCH_SIZE", 1)
 
 
+def send_concurrency(channel: str) -> int:
+    """Provider calls of one batch of the channel a worker process keeps in flight at once
+    (SEND_CONCURRENCY, default 1: one after the other). More than 1 only where every backend of
+    the channel allows it (`ChannelBackend.concurrent_sends`); the calls then run on threads of
+    their own (apps/notifications/delivery/send_pool.py)."""
+    config = settings.NOTIFIER_CHANNELS.get(channel, {})
+    wanted = max(int(config.get("SEND_CONCURRENCY", 1)), 1)
+    if wanted == 1 or not all(backend.concurrent_sends for backend in backends_get(channel)):
+        return 1
+    return wanted
+
+
 def backends_reset() -> None:
     """Forget the backend instances and this process's circuits (settings changed, or a test
     wants fresh connections)."""

@@ -45,6 +45,9 @@ NOTIFIER_CHANNELS = {
         "MAX_ATTEMPTS": env.int("NOTIFIER_EMAIL_MAX_ATTEMPTS", default=8),
         # Deliveries one task sends on one SMTP connection, claimed and recorded together.
         "BATCH_SIZE": env.int("NOTIFIER_EMAIL_BATCH_SIZE", default=50),
+        # A batch's emails a worker process sends at once, each on an SMTP connection of its own
+        # (apps/notifications/delivery/send_pool.py); 1: one after the other on one connection.
+        "SEND_CONCURRENCY": env.int("NOTIFIER_EMAIL_SEND_CONCURRENCY", default=4),
     },
     "in_app": {
         "BACKEND": "apps.inbox.backend.InboxBackend",

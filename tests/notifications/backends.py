@@ -22,3 +22,9 @@ class ScriptedBackend(ChannelBackend):
             step(message)
         accepted.append(message.delivery_id)
         return SendResult(provider_message_id=f"scripted-{len(accepted)}")
+
+
+class ConcurrentScriptedBackend(ScriptedBackend):
+    """ScriptedBackend whose sends may run on send threads (the channel's SEND_CONCURRENCY)."""
+
+    concurrent_sends = True

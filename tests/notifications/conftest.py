@@ -48,12 +48,17 @@ def smtp(settings, smtp) -> FakeSmtpServer:
     settings.NOTIFIER_CHANNELS = {
         "email": {"BACKEND": "apps.channels.backends.email.DjangoEmailBackend", "MAX_ATTEMPTS": MAX_ATTEMPTS},
     }
+    return smtp_configured(settings, smtp)
+
+
+def smtp_configured(settings, server: FakeSmtpServer) -> FakeSmtpServer:
+    """Django's SMTP settings pointed at `server` (EMAIL_URL's server, as the email backend reads it)."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+    settings.EMAIL_HOST, settings.EMAIL_PORT = server.host, server.port
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     settings.EMAIL_TIMEOUT = 5
-    return smtp
+    return server
 
 
 class PrivateQueue:

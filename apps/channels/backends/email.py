@@ -45,8 +45,10 @@ def _message_id_domain(configured: str, from_email: str) -> str:
 
 
 class DjangoEmailBackend(ChannelBackend):
-    """Sends multipart text/HTML mail, keeping one SMTP connection open per worker process (per
-    thread, with Celery's threads pool: an SMTP session cannot be shared by two senders at once).
+    """Sends multipart text/HTML mail, keeping one SMTP connection open per sending thread: one per
+    worker process, or one per send thread where the channel's SEND_CONCURRENCY sends a batch's
+    emails several at a time (or with Celery's threads pool): an SMTP session cannot be shared by
+    two senders at once.
 
     OPTIONS: `url`, the SMTP server in EMAIL_URL's form (default: EMAIL_URL's server; each
     server of EMAIL_FAILOVER_URLS is one more instance with its own `url`), `from_email` (default
@@ -55,6 +57,7 @@ class DjangoEmailBackend(ChannelBackend):
     """
 
     channel = "email"
+    concurrent_sends = True  # one SMTP connection per thread; nothing else shared but locked caches
 
     def __init__(self, *, url: str = "", from_email: str = "", idle_check_seconds: float = 30.0, **options):
         super().__init__(**options)

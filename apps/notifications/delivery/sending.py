@@ -3,16 +3,19 @@
 A task carries the ids of one or more deliveries of one channel. They are claimed and loaded with
 one conditional UPDATE … RETURNING (claim.py: only deliveries still queued/retrying and due come
 back, so a redelivered or duplicate message does nothing), sent one by one on the backend's
-connection (each with its own outcome: one refused address does not fail the others), and the
-attempts and new states of the whole batch are written by one transaction (recording.py).
+connection, or the channel's SEND_CONCURRENCY at a time on send threads (send_pool.py), each with
+its own outcome (one refused address does not fail the others), and the attempts and new states
+of the whole batch are written by one transaction (recording.py).
 
 A worker killed anywhere in between leaves its deliveries `sending` with a `recheck_at`
 deadline past the task's hard time limit; the sweep then takes them back (see sweep.py).
 """
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -21,9 +24,15 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models import F
 from django.db.models.functions import Now
 
-from apps.channels.base import PermanentProviderError, ProviderError, SendResult, TransientProviderError
+from apps.channels.base import (
+    ChannelMessage,
+    PermanentProviderError,
+    ProviderError,
+    SendResult,
+    TransientProviderError,
+)
 from apps.channels.failover import channel_send
-from apps.channels.registry import ChannelDisabled, backends_reset, providers_get
+from apps.channels.registry import ChannelDisabled, backends_reset, providers_get, send_concurrency
 from apps.core.correlation import correlation_bound
 from apps.core.ids import uuids_split
 from apps.notifications.delivery.batch_renders import BatchRenders
@@ -45,6 +54,7 @@ from apps.notifications.delivery.recording import (
     attempts_record,
     retry_delay,
 )
+from apps.notifications.delivery.send_pool import send_pool, send_pools_discard
 from apps.notifications.metrics import provider_latency
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryStatus, Notification
 from apps.templates.rendering import TemplateRenderError
@@ -138,16 +148,20 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
     stop_at = time.monotonic() + settings.NOTIFIER_SEND_TIME_LIMIT_SECONDS / 2
     addresses = batch_addresses_load(claimed)
     renders = BatchRenders()
+    concurrency = send_concurrency(claimed[0].channel) if claimed else 1
+    if concurrency > 1:
+        return _send_concurrently(claimed, addresses, renders, clock=clock, stop_at=stop_at, concurrency=concurrency)
     attempted = []
     for index, delivery in enumerate(claimed):
         if index and time.monotonic() > stop_at:
-            logger.warning("batch out of time after %d sends; %d left to the sweep", index, len(claimed) - index)
-            _release(claimed[index:])
+            _out_of_time(claimed, index)
             break
         try:
             # Each send's log lines name the request that created its notification.
             with correlation_bound(delivery.notification.correlation_id):
-                item = _send_one(delivery, addresses, renders, clock=clock)
+                timing = _timing(clock)
+                item = _outcome(delivery, timing, lambda d=delivery: _applied(
+                    _provider_send, d.channel, _message(d, addresses, renders)))
                 _attempt_log(item)
         except SoftTimeLimitExceeded:
             # The task's time is up: the sends not begun go back to `queued` uncounted, and the
@@ -160,37 +174,111 @@ def _send_each(claimed: list[Delivery], *, clock: DbClock) -> list[Attempted]:
     return attempted
 
 
-def _send_one(delivery: Delivery, addresses: BatchAddresses, renders: BatchRenders, *,
-              clock: DbClock) -> Attempted | None:
-    started_at = clock.now()
-    started = time.monotonic()
-    timing = {"clock": clock, "started_at": started_at, "started": started}
+def _send_concurrently(claimed: list[Delivery], addresses: BatchAddresses, renders: BatchRenders, *,
+                       clock: DbClock, stop_at: float, concurrency: int) -> list[Attempted]:
+    """`concurrency` provider calls in flight at once on the process's send threads (send_pool.py),
+    everything else on this thread: each delivery's message is built here while earlier ones are
+    with the provider, and each answer is turned into its attempt here as it comes back."""
+    pool = send_pool(concurrency)
+    attempted: list[Attempted] = []
+    settled: set = set()  # the deliveries whose attempt is made (or that are left to the sweep)
+    in_flight: dict[Future, tuple[Delivery, dict]] = {}
+    taken = 0  # the deliveries taken in hand so far, in order
+
+    def keep(delivery: Delivery, item: Attempted | None) -> None:
+        _attempt_log(item)
+        if item is not None:
+            attempted.append(item)
+        settled.add(delivery.id)
+
+    def settle(futures) -> None:
+        for future in futures:
+            delivery, timing = in_flight[future]
+            if delivery.id not in settled:
+                with correlation_bound(delivery.notification.correlation_id):
+                    keep(delivery, _outcome(delivery, timing, lambda f=future: _applied(f.result)))
+            del in_flight[future]
+
     try:
-        result = _send(delivery, addresses, renders)
-    except TransientProviderError as exc:
+        for delivery in claimed:
+            if taken and time.monotonic() > stop_at:
+                break
+            taken += 1
+            timing = _timing(clock)
+            with correlation_bound(delivery.notification.correlation_id):
+                try:
+                    message = _message(delivery, addresses, renders)
+                except SoftTimeLimitExceeded:
+                    raise
+                except Exception as exc:  # this delivery's own failure, before any provider call
+                    keep(delivery, _failed(delivery, exc, timing))
+                    continue
+            in_flight[pool.submit(_provider_send_bound, delivery.notification.correlation_id,
+                                  delivery.channel, message)] = (delivery, timing)
+            if len(in_flight) >= concurrency:
+                settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
+        settle(wait(in_flight).done)
+    except SoftTimeLimitExceeded:
+        # The task's time is up. What the provider answered is recorded; a call not begun goes
+        # back to `queued` uncounted, like every delivery not yet taken in hand; a call under way,
+        # or a delivery in hand when the limit struck (perhaps just handed to a thread), may or may
+        # not have reached the provider: a timed-out attempt, retried.
+        not_begun = [delivery for future, (delivery, _) in in_flight.items() if future.cancel()]
+        for future in [future for future in in_flight if future.done() and not future.cancelled()]:
+            with contextlib.suppress(SoftTimeLimitExceeded):  # raised by the call itself: unsure
+                settle([future])
+        skip = settled | {delivery.id for delivery in not_begun}
+        unsure = [delivery for delivery in claimed[:taken] if delivery.id not in skip]
+        send_pools_discard()  # its threads may be stuck mid-conversation: the next batch starts afresh
+        attempted.extend(_timed_out(delivery, clock=clock) for delivery in unsure)
+        _release(not_begun + claimed[taken:])
+        return attempted
+    if taken < len(claimed):
+        _out_of_time(claimed, taken)
+    return attempted
+
+
+def _out_of_time(claimed: list[Delivery], index: int) -> None:
+    logger.warning("batch out of time after %d sends; %d left to the sweep", index, len(claimed) - index)
+    _release(claimed[index:])
+
+
+def _timing(clock: DbClock) -> dict:
+    return {"clock": clock, "started_at": clock.now(), "started": time.monotonic()}
+
+
+def _outcome(delivery: Delivery, timing: dict, send: Callable[[], SendResult]) -> Attempted | None:
+    """The attempt of `send()`, whose result is the provider's answer or whose error says why not."""
+    try:
+        result = send()
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:
+        return _failed(delivery, exc, timing)
+    return attempted_sent(delivery, result, **timing)
+
+
+def _failed(delivery: Delivery, exc: Exception, timing: dict) -> Attempted | None:
+    if isinstance(exc, TransientProviderError):
         return attempted_transient(delivery, exc, **timing)
-    except PermanentProviderError as exc:
+    if isinstance(exc, PermanentProviderError):
         return attempted_final(delivery, exc, outcome=AttemptOutcome.PERMANENT_ERROR, status=DeliveryStatus.FAILED,
                                **timing)
-    except ChannelDisabled as exc:
+    if isinstance(exc, ChannelDisabled):
         # Not this delivery's fault, and not fixable by waiting: dead, to be replayed once the
         # channel is configured again (a channel may be turned off with deliveries still queued).
         return attempted_final(delivery, ProviderError(exc.message, code=exc.code),
                                outcome=AttemptOutcome.INTERNAL_ERROR, status=DeliveryStatus.DEAD, **timing)
-    except DatabaseError:
+    if isinstance(exc, DatabaseError):
         # A backend that writes to our database (the inbox) could not: whether it stored the
         # message is unknown, so this delivery stays `sending` for the sweep; the others go on.
-        logger.exception("delivery %s: database error while sending; left to the sweep", delivery.id)
+        logger.error("delivery %s: database error while sending; left to the sweep", delivery.id, exc_info=exc)
         return None
-    except SoftTimeLimitExceeded:
-        raise
-    except Exception as exc:
-        # A bug of ours, not the provider's answer: stop retrying, park it in the dead-letter
-        # queue with the reason so an operator can replay it after the fix, and log it.
-        logger.exception("delivery %s: internal error", delivery.id)
-        return attempted_final(delivery, ProviderError(f"{type(exc).__name__}: {exc}", code="internal_error"),
-                               outcome=AttemptOutcome.INTERNAL_ERROR, status=DeliveryStatus.DEAD, **timing)
-    return attempted_sent(delivery, result, **timing)
+    # A bug of ours, not the provider's answer: stop retrying, park it in the dead-letter
+    # queue with the reason so an operator can replay it after the fix, and log it.
+    logger.error("delivery %s: internal error", delivery.id, exc_info=exc)
+    return attempted_final(delivery, ProviderError(f"{type(exc).__name__}: {exc}", code="internal_error"),
+                           outcome=AttemptOutcome.INTERNAL_ERROR, status=DeliveryStatus.DEAD, **timing)
 
 
 def _attempt_log(item: Attempted | None) -> None:
@@ -242,7 +330,8 @@ def _pipeline_values(notification: Notification, names: frozenset[str]) -> dict:
     return values
 
 
-def _send(delivery: Delivery, addresses: BatchAddresses, renders: BatchRenders) -> SendResult:
+def _message(delivery: Delivery, addresses: BatchAddresses, renders: BatchRenders) -> ChannelMessage:
+    """The delivery's rendered message (on the main thread: it reads the batch's rows and renders)."""
     notification = delivery.notification
     if notification.recipient is None:
         raise PermanentProviderError("The user was deleted before this was sent.", code="user_deleted")
@@ -258,15 +347,31 @@ def _send(delivery: Delivery, addresses: BatchAddresses, renders: BatchRenders) 
         part = getattr(exc, "path", "")  # which part failed, e.g. "subject"
         where = f" ({delivery.channel}.{part})" if part else ""
         raise PermanentProviderError(f"The template could not be rendered{where}: {exc}", code="template_error") from exc
-    message = channel_message_build(delivery, content, addresses)
+    return channel_message_build(delivery, content, addresses)
+
+
+def _provider_send(channel: str, message: ChannelMessage) -> SendResult:
+    """The provider call alone: the channel's providers in order (failover); on a send thread
+    when the channel sends concurrently, so nothing here touches the database."""
     started = time.monotonic()
     try:
-        result = channel_send(delivery.channel, message)  # its providers in order (failover)
-    except ProviderError as exc:
-        actions_apply(exc.actions)  # e.g. a device gone for good, though the message failed
-        raise
+        return channel_send(channel, message)
     finally:
-        provider_latency.labels(delivery.channel).observe(time.monotonic() - started)
+        provider_latency.labels(channel).observe(time.monotonic() - started)
+
+
+def _provider_send_bound(correlation_id: str, channel: str, message: ChannelMessage) -> SendResult:
+    with correlation_bound(correlation_id):  # a send thread's log lines name the request too
+        return _provider_send(channel, message)
+
+
+def _applied(send: Callable, *args) -> SendResult:
+    """`send(*args)`'s result, with the actions the backend asked for carried out (on the main
+    thread), whether the message went or not (e.g. a device gone for good)."""
+    try:
+        result = send(*args)
+    except ProviderError as exc:
+        actions_apply(exc.actions)
+        raise
     actions_apply(result.actions)
     return result
-
