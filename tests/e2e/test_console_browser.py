@@ -24,9 +24,11 @@ def test_an_operator_replays_a_dead_letter_from_the_dashboard_and_sees_it_sent(b
     browser.find_element(By.NAME, "username").send_keys("operator")
     browser.find_element(By.NAME, "password").send_keys("a-long-password")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    browser.find_element(By.LINK_TEXT, "Dashboard").click()  # from the admin's index
+    # The login's answer may still be on its way when the click returns (a slow machine, the
+    # password's hashing): wait for the page after it, and for the dashboard after that.
+    wait.until(expected_conditions.element_to_be_clickable((By.LINK_TEXT, "Dashboard"))).click()
 
-    assert browser.find_element(By.ID, "dead-letter-total").text == "1"
+    assert wait.until(expected_conditions.presence_of_element_located((By.ID, "dead-letter-total"))).text == "1"
     assert browser.find_element(By.CSS_SELECTOR, '#dead-letters tr[data-code="451"]').is_displayed()
     browser.find_element(By.LINK_TEXT, "email").click()  # the dead letters of that channel
 
