@@ -105,6 +105,9 @@ class WhereIn:
         self.model, self.width, self.columns, self.rest, self.result = model, width, columns, rest, result
 
 
+PREPARED_MOST_ARGUMENTS = 16
+
+
 def where_in_together(*reads: tuple[WhereIn, list, Iterable]) -> list:
     """Each read's result, for (read, params, values) triples: the distinct `values` complete the
     read's `IN (` list after its `params`. One statement and one round trip for all of them (a
@@ -129,7 +132,11 @@ def where_in_together(*reads: tuple[WhereIn, list, Iterable]) -> list:
         offset += read.width
     rows_by_read: list[list[list]] = [[] for _ in reads]
     if branches:
-        with connection.cursor() as cursor:
+        # Few values (a single POST's one user and one template): the same statement on every
+        # call, worth preparing (notifier/postgresql). Many are sent as Django sends them, whose
+        # number of parameters PostgreSQL's protocol does not bound.
+        prepared = len(arguments) <= PREPARED_MOST_ARGUMENTS and hasattr(connection, "prepared_cursor")
+        with connection.prepared_cursor() if prepared else connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(branches), arguments)
             for row in cursor.fetchall():
                 start = offsets[row[0]] + 1

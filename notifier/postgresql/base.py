@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, but the pool checks a connection only when it may have died.
+"""Django's PostgreSQL backend, but the pool checks a connection only when it may have died, and
+a hot read can be sent as a prepared statement (`prepared_cursor`).
 
 psycopg_pool's `check_connection`, which Django gives the pool when `CONN_HEALTH_CHECKS` is on,
 is a round trip to PostgreSQL each time a connection is lent: for a single POST, one exchange
@@ -21,6 +22,7 @@ import time
 
 from django.conf import settings
 from django.db.backends.postgresql import base
+from django.utils.asyncio import async_unsafe
 from psycopg_pool import ConnectionPool
 
 CHECKED_AT = "_notifier_lent_at"  # an attribute on psycopg's connection: when this pool last lent it
@@ -44,6 +46,21 @@ def connection_check_when_in_doubt(connection, *, after_idle_seconds: float) -> 
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    @async_unsafe
+    def prepared_cursor(self):
+        """A cursor that sends its parameters apart from the statement (server-side binding), so
+        that psycopg prepares a statement this connection has run `prepare_threshold` times
+        (DATABASES' OPTIONS; None, Django's default, prepares nothing) and PostgreSQL then skips
+        parsing and planning it. Django's own cursors write the parameters into the statement's
+        text, which makes every call a new statement to plan: for the single POST's read, planning
+        took 0.3 ms of PostgreSQL's CPU against 0.07 ms to run it. Wrapped as Django wraps its
+        cursors: errors, execute wrappers and query logging as for any other statement.
+        """
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        with self.wrap_database_errors:
+            return self._prepare_cursor(base.ServerBindingCursor(self.connection))
+
     @property
     def pool(self):
         pool_options = self.settings_dict["OPTIONS"].get("pool")

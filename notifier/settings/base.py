@@ -127,7 +127,7 @@ elif env.bool("NOTIFIER_DB_POOL", default=True):
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks a connection before lending it
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # ...by a round trip when in doubt
         DATABASES["default"]["ENGINE"] = "notifier.postgresql"
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    DATABASES["default"].setdefault("OPTIONS", {}).update(prepare_threshold=NOTIFIER_DB_PREPARE_THRESHOLD, pool={  # noqa: F405
         "min_size": env.int("NOTIFIER_DB_POOL_MIN_SIZE", default=0),
         "max_size": NOTIFIER_DB_POOL_MAX_SIZE,  # noqa: F405  (database.py)
         # How long a request waits for a free connection (or for PostgreSQL to accept a new
@@ -135,7 +135,7 @@ elif env.bool("NOTIFIER_DB_POOL", default=True):
         "timeout": env.float("NOTIFIER_DB_POOL_TIMEOUT_SECONDS", default=10.0),
         # Idle connections beyond min_size are closed after this long.
         "max_idle": env.float("NOTIFIER_DB_POOL_MAX_IDLE_SECONDS", default=300.0),
-    }
+    })
 else:
     # Behind an external pooler (PgBouncer) that already bounds connections.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)

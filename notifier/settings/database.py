@@ -12,6 +12,12 @@ NOTIFIER_DB_POOL_MAX_SIZE = env.int("NOTIFIER_DB_POOL_MAX_SIZE", default=8)
 # longer ago than this, or if the server sent something meanwhile (an ended connection's error),
 # notifier/postgresql/base.py. 0: a round trip on every lend.
 NOTIFIER_DB_POOL_CHECK_AFTER_IDLE_SECONDS = env.float("NOTIFIER_DB_POOL_CHECK_AFTER_IDLE_SECONDS", default=5.0)
+# With the pool, psycopg prepares a statement once a connection has sent it this many times, if
+# it was sent to be prepared (notifier/postgresql, `prepared_cursor`: the single POST's read).
+# 0: never. Behind PgBouncer in transaction mode, 0 unless it tracks prepared statements
+# (`max_prepared_statements`, 1.21 or later): the next transaction may reach a server connection
+# that never prepared it (docs/scaling.md). Without the pool (NOTIFIER_DB_POOL=false), never.
+NOTIFIER_DB_PREPARE_THRESHOLD = env.int("NOTIFIER_DB_PREPARE_THRESHOLD", default=5) or None
 # Threads a web process keeps for requests' sync code once concurrent requests have needed them
 # (apps/core/asgi.py, RequestThreads); a request arriving while all are busy gets a thread of its
 # own, so this bounds reuse, not concurrency. An idle one holds no database connection.

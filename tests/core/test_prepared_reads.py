@@ -1,0 +1,62 @@
+"""The single POST's read is a prepared statement once a connection has sent it a few times
+(notifier/postgresql/base.py, apps/core/rows.py): PostgreSQL then no longer plans it on every call,
+and what it returns is what the unprepared read returned."""
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from apps.core.rows import PREPARED_MOST_ARGUMENTS
+from apps.users.selectors import recipients_find
+from notifier.postgresql.base import DatabaseWrapper
+from tests.projects.factories import ProjectFactory
+from tests.users.factories import RecipientFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _prepared_statements(conn) -> list[str]:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_one_user_read_is_prepared_after_the_threshold_and_answers_as_before():
+    project = ProjectFactory()
+    users = RecipientFactory.create_batch(3, project=project)
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    assert threshold and not _prepared_statements(connection)
+    before = [recipients_find(project=project, external_ids=[user.external_id]) for user in users]
+
+    for _ in range(threshold):
+        recipients_find(project=project, external_ids=[users[0].external_id])
+    prepared = [s for s in _prepared_statements(connection) if '"recipients_recipient"' in s]
+    assert len(prepared) == 1 and "$2" in prepared[0]  # the values are parameters, not part of the text
+
+    after = [recipients_find(project=project, external_ids=[user.external_id]) for user in users]
+    assert [{k: (v.pk, v.email) for k, v in found.items()} for found in after] == \
+        [{k: (v.pk, v.email) for k, v in found.items()} for found in before]
+    assert after[1][users[1].external_id].external_id == users[1].external_id
+
+
+def test_a_read_of_many_values_is_sent_as_django_sends_it():
+    project = ProjectFactory()
+    users = RecipientFactory.create_batch(PREPARED_MOST_ARGUMENTS + 1, project=project)
+    ids = [user.external_id for user in users]
+    for _ in range(settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] + 1):
+        assert set(recipients_find(project=project, external_ids=ids)) == set(ids)
+    assert not [s for s in _prepared_statements(connection) if '"recipients_recipient"' in s]
+
+
+def test_behind_an_external_pooler_nothing_is_prepared():
+    """Without the pool (NOTIFIER_DB_POOL=false) OPTIONS has no prepare_threshold: Django's default, None."""
+    options = {k: v for k, v in connection.settings_dict["OPTIONS"].items() if k not in ("pool", "prepare_threshold")}
+    wrapper = DatabaseWrapper({**connection.settings_dict, "OPTIONS": options}, alias="no_prepare")
+    try:
+        for _ in range(10):
+            with wrapper.prepared_cursor() as cursor:
+                cursor.execute("SELECT %s::int + 1", [41])
+                assert cursor.fetchone() == (42,)
+        assert _prepared_statements(wrapper) == []
+    finally:
+        wrapper.close()
