@@ -66,7 +66,10 @@ def _claimed_in_one_statement(delivery_ids: Sequence[str]) -> list[Delivery]:
     connection = connections[using]
     params = [DeliveryStatus.SENDING, timedelta(seconds=settings.NOTIFIER_SENDING_TIMEOUT_SECONDS),
               list(delivery_ids), *CLAIMABLE_STATUSES, _CLOCK_SKEW]
-    with connection.cursor() as cursor:
+    # Prepared once this connection has sent it a few times (notifier/postgresql): PostgreSQL
+    # planned the six-table join on every claim, 0.45-0.5 ms, ten times what running it took for
+    # a claim of a few. Its text is the same for any number of deliveries (one array parameter).
+    with connection.prepared_cursor() if hasattr(connection, "prepared_cursor") else connection.cursor() as cursor:
         if settings.USE_TZ:
             # psycopg's own timestamp loader, in C, for this statement's nine timestamps a row:
             # Django's (for USE_TZ = False's naive times) parses each in Python. Either gives the

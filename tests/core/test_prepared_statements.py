@@ -1,14 +1,17 @@
-"""The single POST's read is a prepared statement once a connection has sent it a few times
-(notifier/postgresql/base.py, apps/core/rows.py): PostgreSQL then no longer plans it on every call,
-and what it returns is what the unprepared read returned."""
+"""The single POST's read and a worker's claim are prepared statements once a connection has sent
+them a few times (notifier/postgresql/base.py, apps/core/rows.py, the claim): PostgreSQL then no
+longer plans them on every call, and what they return is what the unprepared statements returned."""
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from apps.core.rows import PREPARED_MOST_ARGUMENTS
+from apps.notifications.delivery.claim import deliveries_claim_load
+from apps.notifications.models import DeliveryStatus
 from apps.users.selectors import recipients_find
 from notifier.postgresql.base import DatabaseWrapper
+from tests.notifications.factories import DeliveryFactory
 from tests.projects.factories import ProjectFactory
 from tests.users.factories import RecipientFactory
 
@@ -46,6 +49,19 @@ def test_a_read_of_many_values_is_sent_as_django_sends_it():
     for _ in range(settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] + 1):
         assert set(recipients_find(project=project, external_ids=ids)) == set(ids)
     assert not [s for s in _prepared_statements(connection) if '"recipients_recipient"' in s]
+
+
+def test_a_workers_claim_is_prepared_whatever_the_batch_size_and_claims_as_before():
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    deliveries = DeliveryFactory.create_batch(threshold + 3)
+    batches = [[d.pk] for d in deliveries[:threshold]] + [[d.pk for d in deliveries[threshold:]]]
+    claimed = [deliveries_claim_load(batch) for batch in batches]
+    assert [sorted(d.pk for d in batch) for batch in claimed] == [sorted(batch) for batch in batches]
+    last = claimed[-1]
+    assert {d.status for d in last} == {DeliveryStatus.SENDING} and {d.attempt_count for d in last} == {1}
+    assert last[0].notification.recipient.email  # what the claim joins came with it
+    assert len([s for s in _prepared_statements(connection) if s.startswith("WITH claimed AS")]) == 1
+    assert deliveries_claim_load([deliveries[0].pk]) == []  # claimed once: not again
 
 
 def test_behind_an_external_pooler_nothing_is_prepared():
