@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from django.db import connections, router
 from django.db.models import Model
 
+from apps.core.prepared import prepared_cursor
+
 
 class ModelColumns:
     """Every concrete column of `model`, selected from the table aliased `alias`.
@@ -135,8 +137,8 @@ def where_in_together(*reads: tuple[WhereIn, list, Iterable]) -> list:
         # Few values (a single POST's one user and one template): the same statement on every
         # call, worth preparing (notifier/postgresql). Many are sent as Django sends them, whose
         # number of parameters PostgreSQL's protocol does not bound.
-        prepared = len(arguments) <= PREPARED_MOST_ARGUMENTS and hasattr(connection, "prepared_cursor")
-        with connection.prepared_cursor() if prepared else connection.cursor() as cursor:
+        prepared = len(arguments) <= PREPARED_MOST_ARGUMENTS
+        with prepared_cursor(connection) if prepared else connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(branches), arguments)
             for row in cursor.fetchall():
                 start = offsets[row[0]] + 1

@@ -16,7 +16,9 @@ its execute wrappers (the bench's statement counter).
 COPY costs more round trips than an INSERT (the statement, then the rows, then the end): for the
 single POST's one notification and one delivery, an INSERT was cheaper in CPU and in time (a row
 in ~140 µs of CPU and 0.45 ms against ~170 µs and 0.5-1.1 ms), so up to SMALL_BATCH_ROWS rows go
-as one INSERT with the same prepared values.
+as one INSERT with the same prepared values. Such an INSERT's text depends only on its number of
+rows, so there are few of them: each is a prepared statement once a connection has sent it a few
+times (apps/core/prepared.py), and PostgreSQL no longer parses and plans it per call.
 
 Rows of several models that must be stored together (a notification and its deliveries) go as
 one statement where each model's rows are few: `WITH a AS (INSERT …), b AS (INSERT …) INSERT …`.
@@ -36,6 +38,8 @@ from typing import NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
+
+from apps.core.prepared import prepared_cursor
 
 # The field classes whose values psycopg takes as they stand (str, int, bool, UUID, datetime, a
 # related row's key): Django's preparation of them changes nothing for values of those types.
@@ -65,7 +69,7 @@ def rows_insert(model: type[models.Model], objs: Sequence[models.Model], *, keys
         return
     rows = _rows(plan, model, objs, db, now=timezone.now())
     if len(rows) <= SMALL_BATCH_ROWS:
-        with db.cursor() as cursor:
+        with prepared_cursor(db) as cursor:
             cursor.execute(_values_sql(plan, len(rows)), [value for row in rows for value in row])
     else:
         _copy(db, plan.copy_sql, rows)
@@ -100,7 +104,7 @@ def rows_insert_together(groups: Sequence[tuple[type[models.Model], Sequence[mod
     # Parents first: each INSERT but the last is a data-modifying WITH of the last one. The
     # foreign keys are checked at the statement's end (deferred to its commit), when all are in.
     sql = "WITH " + ", ".join(f"_rows_{n} AS ({statement})" for n, statement in enumerate(statements[:-1]))
-    with db.cursor() as cursor:
+    with prepared_cursor(db) as cursor:
         cursor.execute(f"{sql} {statements[-1]}", params)
     for _, objs in groups:
         _saved(objs, db)

@@ -25,6 +25,7 @@ from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 from psycopg.types.datetime import TimestamptzLoader
 
+from apps.core.prepared import prepared_cursor
 from apps.core.rows import JoinedColumns, ModelColumns
 from apps.notifications.models import CLAIMABLE_STATUSES, Delivery, DeliveryStatus, Notification
 from apps.projects.models import Project
@@ -66,10 +67,10 @@ def _claimed_in_one_statement(delivery_ids: Sequence[str]) -> list[Delivery]:
     connection = connections[using]
     params = [DeliveryStatus.SENDING, timedelta(seconds=settings.NOTIFIER_SENDING_TIMEOUT_SECONDS),
               list(delivery_ids), *CLAIMABLE_STATUSES, _CLOCK_SKEW]
-    # Prepared once this connection has sent it a few times (notifier/postgresql): PostgreSQL
+    # Prepared once this connection has sent it a few times (apps/core/prepared.py): PostgreSQL
     # planned the six-table join on every claim, 0.45-0.5 ms, ten times what running it took for
     # a claim of a few. Its text is the same for any number of deliveries (one array parameter).
-    with connection.prepared_cursor() if hasattr(connection, "prepared_cursor") else connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         if settings.USE_TZ:
             # psycopg's own timestamp loader, in C, for this statement's nine timestamps a row:
             # Django's (for USE_TZ = False's naive times) parses each in Python. Either gives the

@@ -20,6 +20,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 from apps.channels.base import ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import max_attempts
+from apps.core.prepared import prepared_cursor
 from apps.core.rows_insert import rows_insert
 from apps.notifications.delivery.clock import DbClock
 from apps.notifications.metrics import attempts_observe
@@ -245,8 +246,8 @@ def _cancel_instead(item: Attempted) -> None:
 def _claims_held(delivery_ids: list) -> dict:
     """Lock the batch's deliveries still `sending`: id → (attempt_count, cancel_requested_at).
 
-    On PostgreSQL the ids go as one array (`= ANY`): a statement of fixed text, which psycopg
-    parses once per process, where the ORM's `IN (%s, …)` of a batch of 50 is parsed on every
+    On PostgreSQL the ids go as one array (`= ANY`): a statement of fixed text, prepared
+    (apps/core/prepared.py), where the ORM's `IN (%s, …)` of a batch of 50 is parsed on every
     batch (psycopg caches no statement of more than 50 parameters) and compiled by the ORM too.
     """
     if connection.vendor != "postgresql":
@@ -256,7 +257,7 @@ def _claims_held(delivery_ids: list) -> dict:
             .filter(id__in=delivery_ids, status=DeliveryStatus.SENDING)
             .values_list("id", "attempt_count", "cancel_requested_at")
         }
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(_claims_held_sql(), [delivery_ids, DeliveryStatus.SENDING])
         return {delivery_id: (attempt_count, cancel_requested_at)
                 for delivery_id, attempt_count, cancel_requested_at in cursor.fetchall()}
@@ -277,7 +278,8 @@ def _deliveries_update(deliveries: list[Delivery]) -> None:
     Django's bulk_update builds a CASE expression per field and row, which costs milliseconds of
     CPU per delivery in Python. A VALUES list costs microseconds but has a placeholder per row and
     field (450 for a batch of 50): psycopg parses and quotes each on every batch, and PostgreSQL
-    parses and plans as many; the arrays make it nine, in a statement of fixed text. Other
+    parses and plans as many; the arrays make it nine, in a statement of fixed text, prepared
+    (apps/core/prepared.py). Other
     databases (SQLite, the embedded mode) use bulk_update.
     """
     if connection.vendor != "postgresql":
@@ -287,7 +289,7 @@ def _deliveries_update(deliveries: list[Delivery]) -> None:
     params = [[delivery.id for delivery in deliveries]]
     params.extend([field.get_db_prep_save(getattr(delivery, field.attname), connection) for delivery in deliveries]
                   for field in fields)
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(_deliveries_update_sql(), params)
 
 

@@ -1,6 +1,6 @@
-"""The single POST's read and a worker's claim are prepared statements once a connection has sent
-them a few times (notifier/postgresql/base.py, apps/core/rows.py, the claim): PostgreSQL then no
-longer plans them on every call, and what they return is what the unprepared statements returned."""
+"""The single POST's read and a worker's claim and record are prepared statements once a
+connection has sent them a few times (apps/core/prepared.py): PostgreSQL then no longer plans them
+on every call, and what they do is what the unprepared statements did."""
 
 import pytest
 from django.conf import settings
@@ -8,6 +8,7 @@ from django.db import connection
 
 from apps.core.rows import PREPARED_MOST_ARGUMENTS
 from apps.notifications.delivery.claim import deliveries_claim_load
+from apps.notifications.delivery.sending import delivery_send
 from apps.notifications.models import DeliveryStatus
 from apps.users.selectors import recipients_find
 from notifier.postgresql.base import DatabaseWrapper
@@ -62,6 +63,21 @@ def test_a_workers_claim_is_prepared_whatever_the_batch_size_and_claims_as_befor
     assert last[0].notification.recipient.email  # what the claim joins came with it
     assert len([s for s in _prepared_statements(connection) if s.startswith("WITH claimed AS")]) == 1
     assert deliveries_claim_load([deliveries[0].pk]) == []  # claimed once: not again
+
+
+def test_a_workers_record_is_prepared_and_records_as_before(outbox):
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    deliveries = DeliveryFactory.create_batch(threshold + 1)
+    for delivery in deliveries:
+        assert delivery_send(delivery_id=str(delivery.pk)).status == DeliveryStatus.SENT
+    for delivery in deliveries:
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.SENT and delivery.sent_at and delivery.recheck_at is None
+        assert [a.outcome for a in delivery.attempts.all()] == ["sent"]
+    assert len(outbox) == len(deliveries)
+    prepared = _prepared_statements(connection)
+    assert len([s for s in prepared if s.startswith('SELECT "id", "attempt_count"') and "FOR UPDATE" in s]) == 1
+    assert len([s for s in prepared if s.startswith('UPDATE "notifications_delivery"') and "unnest" in s]) == 1
 
 
 def test_behind_an_external_pooler_nothing_is_prepared():
