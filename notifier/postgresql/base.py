@@ -1,5 +1,5 @@
 """Django's PostgreSQL backend, but the pool checks a connection only when it may have died, and
-a hot read can be sent as a prepared statement (`prepared_cursor`).
+a hot statement can be sent as a prepared statement (`prepared_cursor`, apps/core/prepared.py).
 
 psycopg_pool's `check_connection`, which Django gives the pool when `CONN_HEALTH_CHECKS` is on,
 is a round trip to PostgreSQL each time a connection is lent: for a single POST, one exchange

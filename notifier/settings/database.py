@@ -13,8 +13,8 @@ NOTIFIER_DB_POOL_MAX_SIZE = env.int("NOTIFIER_DB_POOL_MAX_SIZE", default=8)
 # notifier/postgresql/base.py. 0: a round trip on every lend.
 NOTIFIER_DB_POOL_CHECK_AFTER_IDLE_SECONDS = env.float("NOTIFIER_DB_POOL_CHECK_AFTER_IDLE_SECONDS", default=5.0)
 # With the pool, psycopg prepares a statement once a connection has sent it this many times, if
-# it was sent to be prepared (notifier/postgresql, `prepared_cursor`: the single POST's read and a
-# worker's claim; a prefork child's own connection keeps these OPTIONS, celery_app.py).
+# it was sent to be prepared (apps/core/prepared.py: the single POST's read and INSERT, a worker's
+# claim and record; a prefork child's own connection keeps these OPTIONS, celery_app.py).
 # 0: never. Behind PgBouncer in transaction mode, 0 unless it tracks prepared statements
 # (`max_prepared_statements`, 1.21 or later): the next transaction may reach a server connection
 # that never prepared it (docs/scaling.md). Without the pool (NOTIFIER_DB_POOL=false), never.
