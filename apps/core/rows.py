@@ -135,8 +135,8 @@ def where_in_together(*reads: tuple[WhereIn, list, Iterable]) -> list:
     rows_by_read: list[list[list]] = [[] for _ in reads]
     if branches:
         # Few values (a single POST's one user and one template): the same statement on every
-        # call, worth preparing (notifier/postgresql). Many are sent as Django sends them, whose
-        # number of parameters PostgreSQL's protocol does not bound.
+        # call, worth preparing (apps/core/prepared.py). Many go as Django sends them, written
+        # into the text: sent apart, PostgreSQL's protocol takes at most 65,535 parameters.
         prepared = len(arguments) <= PREPARED_MOST_ARGUMENTS
         with prepared_cursor(connection) if prepared else connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(branches), arguments)

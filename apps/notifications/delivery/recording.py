@@ -279,8 +279,7 @@ def _deliveries_update(deliveries: list[Delivery]) -> None:
     CPU per delivery in Python. A VALUES list costs microseconds but has a placeholder per row and
     field (450 for a batch of 50): psycopg parses and quotes each on every batch, and PostgreSQL
     parses and plans as many; the arrays make it nine, in a statement of fixed text, prepared
-    (apps/core/prepared.py). Other
-    databases (SQLite, the embedded mode) use bulk_update.
+    (apps/core/prepared.py). Other databases (SQLite, the embedded mode) use bulk_update.
     """
     if connection.vendor != "postgresql":
         Delivery.objects.bulk_update(deliveries, fields=_STATE_FIELDS)
