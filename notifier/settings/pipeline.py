@@ -158,6 +158,9 @@ NOTIFIER_SENDING_TIMEOUT_SECONDS = env.float(
 NOTIFIER_BROADCAST_QUEUE = env("NOTIFIER_BROADCAST_QUEUE", default=queues.BROADCAST_QUEUE)
 NOTIFIER_BROADCAST_BATCH_SIZE = env.int("NOTIFIER_BROADCAST_BATCH_SIZE", default=1000)
 NOTIFIER_BROADCAST_RUN_SECONDS = env.float("NOTIFIER_BROADCAST_RUN_SECONDS", default=60.0)
+# A fan-out that created at least this many notifications ends with ANALYZE of the notification
+# and delivery tables, so the planner need not wait for autovacuum (apps/notifications/intake/broadcasts.py).
+NOTIFIER_BROADCAST_ANALYZE_AFTER = env.int("NOTIFIER_BROADCAST_ANALYZE_AFTER", default=10_000)
 NOTIFIER_BROADCAST_STALE_SECONDS = env.float("NOTIFIER_BROADCAST_STALE_SECONDS", default=120.0)
 NOTIFIER_BROADCAST_MAX_ERRORS = env.int("NOTIFIER_BROADCAST_MAX_ERRORS", default=5)
 # A worker that cannot reach the database to claim tries the same message again after this long,
