@@ -29,7 +29,7 @@ def test_the_one_user_read_is_prepared_after_the_threshold_and_answers_as_before
     project = ProjectFactory()
     users = RecipientFactory.create_batch(3, project=project)
     threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
-    assert threshold and not _prepared_statements(connection)
+    assert threshold
     before = [recipients_find(project=project, external_ids=[user.external_id]) for user in users]
 
     for _ in range(threshold):
@@ -49,7 +49,10 @@ def test_a_read_of_many_values_is_sent_as_django_sends_it():
     ids = [user.external_id for user in users]
     for _ in range(settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] + 1):
         assert set(recipients_find(project=project, external_ids=ids)) == set(ids)
-    assert not [s for s in _prepared_statements(connection) if '"recipients_recipient"' in s]
+    # Prepared statements outlive a test's transaction: another test's one-user read may be there,
+    # but none of this read's shape (the project and each value a parameter).
+    most_parameters = f"${len(ids) + 1}"
+    assert not [s for s in _prepared_statements(connection) if '"recipients_recipient"' in s and most_parameters in s]
 
 
 def test_a_workers_claim_is_prepared_whatever_the_batch_size_and_claims_as_before():
