@@ -1,15 +1,19 @@
-"""The single POST's read and a worker's claim and record are prepared statements once a
+"""The single POST's read, a worker's claim and record, and the publisher's mark are prepared statements once a
 connection has sent them a few times (apps/core/prepared.py): PostgreSQL then no longer plans them
 on every call, and what they do is what the unprepared statements did."""
+
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from apps.core.rows import PREPARED_MOST_ARGUMENTS
 from apps.notifications.delivery.claim import deliveries_claim_load
 from apps.notifications.delivery.sending import delivery_send
-from apps.notifications.models import DeliveryStatus
+from apps.notifications.models import Delivery, DeliveryStatus
+from apps.notifications.outbox.deliveries import deliveries_mark_published
 from apps.users.selectors import recipients_find
 from notifier.postgresql.base import DatabaseWrapper
 from tests.notifications.factories import DeliveryFactory
@@ -80,7 +84,29 @@ def test_a_workers_record_is_prepared_and_records_as_before(outbox):
     assert len(outbox) == len(deliveries)
     prepared = _prepared_statements(connection)
     assert len([s for s in prepared if s.startswith('SELECT "id", "attempt_count"') and "FOR UPDATE" in s]) == 1
-    assert len([s for s in prepared if s.startswith('UPDATE "notifications_delivery"') and "unnest" in s]) == 1
+    assert len([s for s in prepared if s.startswith('UPDATE "notifications_delivery"') and "AS v(id" in s]) == 1
+
+
+def test_the_publishers_mark_is_prepared_whatever_the_number_of_ids_and_marks_as_before():
+    threshold = settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"]
+    now = timezone.now()
+    unpublished_deadline = now + timedelta(seconds=settings.NOTIFIER_UNPUBLISHED_TIMEOUT_SECONDS)
+    queued = DeliveryFactory.create_batch(threshold + 2, status=DeliveryStatus.QUEUED, recheck_at=unpublished_deadline)
+    claimed = DeliveryFactory(status=DeliveryStatus.SENDING, recheck_at=unpublished_deadline)
+    published_again_later = DeliveryFactory(status=DeliveryStatus.QUEUED, recheck_at=now + timedelta(days=30))
+    batches = [[str(d.pk)] for d in queued[:threshold]]
+    batches.append([str(d.pk) for d in [*queued[threshold:], claimed, published_again_later]])
+
+    for batch in batches:
+        deliveries_mark_published(delivery_ids=batch)
+
+    queued_deadline = now + timedelta(seconds=settings.NOTIFIER_QUEUED_TIMEOUT_SECONDS)
+    for delivery in queued:
+        delivery.refresh_from_db()
+        assert queued_deadline <= delivery.recheck_at < queued_deadline + timedelta(minutes=1)
+    for untouched in (claimed, published_again_later):  # a worker's claim, the sweep's longer wait
+        assert Delivery.objects.get(pk=untouched.pk).recheck_at == untouched.recheck_at
+    assert len([s for s in _prepared_statements(connection) if "AS marked(id)" in s]) == 1
 
 
 def test_behind_an_external_pooler_nothing_is_prepared():
