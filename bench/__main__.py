@@ -79,6 +79,10 @@ def main(argv: list[str]) -> int:
     try:
         print(f"preparing database {stack.database} and vhost {stack.vhost}; seeding {args.users} users", flush=True)
         stack.prepare()
+        report["machine"]["postgresql_autovacuum"] = stack.postgresql_setting("autovacuum")
+        if report["machine"]["postgresql_autovacuum"] != "on":
+            print("PostgreSQL's autovacuum is off here: the tables the run fills are analysed only where the "
+                  "service itself runs ANALYZE (docs/performance.md)", flush=True)
         seeded = stack.seed(users=args.users)
         stack.start_smtp()
         procfile = stack.start_procfile()

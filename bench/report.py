@@ -70,7 +70,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"# make bench, {report['started_at']}",
         "",
-        f"{machine['cpus']} CPUs, load average {machine['load_average_at_start']} at the start"
+        f"{machine['cpus']} CPUs, load average {machine['load_average_at_start']} at the start, PostgreSQL's "
+        f"autovacuum {machine.get('postgresql_autovacuum', 'not read')}"
         f"{' (smoke run: figures mean nothing)' if report['smoke'] else ''}. Settings `{report['settings']}`; "
         f"processes: {', '.join(f'`{name}`' for name in report['processes'])}.",
         "",

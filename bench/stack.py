@@ -113,6 +113,12 @@ class Stack:
         rabbitmq_vhost_reset(self.vhost)
         self.run_python("manage.py", "migrate", "--noinput")
 
+    def postgresql_setting(self, name: str) -> str:
+        """A setting of the server under the bench: the figures mean something else with some
+        (autovacuum off: tables the run writes keep the statistics of when they were empty)."""
+        with psycopg.connect(f"{POSTGRES_URL}/postgres") as connection:
+            return connection.execute("SELECT current_setting(%s)", [name]).fetchone()[0]
+
     def seed(self, *, users: int) -> dict:
         """Project, API key, template and users, written straight to the database (bench/seed.py)."""
         return json.loads(self.run_python("-m", "bench.seed", "--users", str(users)))
