@@ -10,9 +10,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from apps.notifications.intake.broadcasts import broadcast_fan_out, broadcasts_resume_stale
+from apps.notifications.intake.broadcasts import _audience_page, broadcast_fan_out, broadcasts_resume_stale
 from apps.notifications.models import Broadcast, Delivery, DeliveryStatus, Notification
-from tests.projects.factories import ApiKeyFactory
+from apps.users.models import Recipient
+from tests.projects.factories import ApiKeyFactory, ProjectFactory
 from tests.templates.factories import TemplateVersionFactory
 from tests.users.factories import RecipientFactory
 
@@ -255,3 +256,32 @@ def test_a_large_fan_out_leaves_the_planner_statistics_of_what_it_wrote(api, pro
     estimates = {model: _planner_row_estimate(model) for model in (Notification, Delivery)}
     counts = {model: model.objects.count() for model in (Notification, Delivery)}
     assert (estimates == counts) is refreshed
+
+
+def _plan_nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def test_a_page_of_a_small_projects_audience_is_read_in_order_from_its_own_users(api, project, template):
+    """Its users sit between a larger project's. A page must not walk past the other project's users
+    (the primary key) nor fetch and sort all of its own past the cursor (the project's index): the
+    cost of a page then grows with the other tenants, and with every page (docs/performance.md)."""
+    other = ProjectFactory()
+    Recipient.objects.bulk_create(
+        Recipient(project=project if n % 50 == 0 else other, external_id=f"k{n}", email=f"k{n}@example.com")
+        for n in range(10_000)
+    )
+    broadcast = Broadcast.objects.get(id=start(api, audience={"all": True})["id"])
+    broadcast.cursor = Recipient.objects.filter(project=project).order_by("id").values_list("id", flat=True)[50]
+    sql, params = _audience_page(broadcast, 100).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Recipient._meta.db_table}")
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        nodes = list(_plan_nodes(cursor.fetchone()[0][0]["Plan"]))
+
+    users_scan = next(node for node in nodes if node.get("Relation Name") == Recipient._meta.db_table)
+    assert users_scan.get("Index Name") == "recipient_project_keyset", users_scan
+    assert users_scan.get("Rows Removed by Filter", 0) == 0 and users_scan["Actual Rows"] == 100
+    assert not [node for node in nodes if node["Node Type"] == "Sort"]

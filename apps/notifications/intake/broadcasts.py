@@ -292,9 +292,13 @@ def _next_batch(broadcast: Broadcast, batch_size: int) -> tuple[list[str], dict,
         external_ids = broadcast.to[broadcast.cursor:broadcast.cursor + batch_size]
         recipients = recipients_find(project=broadcast.project, external_ids=external_ids)
         return external_ids, recipients, broadcast.cursor + len(external_ids)
-    page = list(recipients_with_device_flag(_audience(broadcast).filter(id__gt=broadcast.cursor).order_by("id"))
-                [:batch_size])
+    page = list(_audience_page(broadcast, batch_size))
     return [r.external_id for r in page], {r.external_id: r for r in page}, page[-1].id if page else broadcast.cursor
+
+
+def _audience_page(broadcast: Broadcast, batch_size: int):
+    """The audience's next users after the cursor, in id order: read from `recipient_project_keyset`."""
+    return recipients_with_device_flag(_audience(broadcast).filter(id__gt=broadcast.cursor).order_by("id"))[:batch_size]
 
 
 def broadcast_record_error(*, broadcast_id, error: Exception) -> None:
