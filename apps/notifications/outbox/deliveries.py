@@ -26,10 +26,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from apps.channels.registry import batch_size
 from apps.core.prepared import prepared_cursor
 from apps.notifications.models import Delivery, DeliveryStatus
+from apps.notifications.outbox.confirms import ConfirmedRound
 from apps.notifications.outbox.publisher import BackgroundPublisher
 from apps.notifications.queues import PRIORITY_LEVELS, TASK_DELIVERIES_SEND_BATCH, TASK_DELIVERY_SEND, queue_name
 
@@ -105,22 +107,50 @@ def deliveries_publish(messages: Sequence[DeliveryMessage]) -> int:
         deliveries_mark_unpublished(delivery_ids=[m.delivery_id for m in messages])
         return 0
     batches = list(_batches(messages))
-    published = 0
+    published = False
     try:
         with app.producer_or_acquire() as producer:
-            for batch in batches:
-                _publish(batch, producer=producer)
-                published += 1
+            _publish_round(batches, producer=producer)
+        published = True
     except Exception:
-        # Whatever broke (connection refused, channel closed, publish nacked), the rows are the
-        # truth: stop hammering a broker that is down and let the sweep publish the rest.
+        # Whatever broke (connection refused, channel closed, publish nacked, no confirm), the rows
+        # are the truth: stop hammering a broker that is down and let the sweep publish them.
         _publish_paused_until = time.monotonic() + settings.NOTIFIER_PUBLISH_PAUSE_SECONDS
-        unpublished = [m.delivery_id for batch in batches[published:] for m in batch]
-        logger.exception("publishing failed; %d deliveries left to the sweep", len(unpublished))
-        deliveries_mark_unpublished(delivery_ids=unpublished)
-    confirmed = [m.delivery_id for batch in batches[:published] for m in batch]
-    deliveries_mark_published(delivery_ids=confirmed)
-    return len(confirmed)
+        logger.exception("publishing failed; %d deliveries left to the sweep", len(messages))
+        deliveries_mark_unpublished(delivery_ids=[m.delivery_id for m in messages])
+    if not published:
+        return 0
+    deliveries_mark_published(delivery_ids=[m.delivery_id for m in messages])
+    return len(messages)
+
+
+def _publish_round(batches: list[list[DeliveryMessage]], *, producer) -> None:
+    """Publish every batch's message, then wait once for RabbitMQ to confirm them all (confirms.py).
+
+    A pooled connection may have died since its last use (a broker restart): a connection error
+    before the wait starts the round again, once, on a fresh connection. A message that went out
+    before the error goes out twice, which the claim ignores. A missing or negative confirm is not
+    tried again here: the broker is blocked or refusing, and the sweep takes the round.
+    """
+    for attempt in (1, 2):
+        try:
+            confirmed_round = ConfirmedRound(producer.connection)
+            for batch in batches:
+                _publish(batch, producer=confirmed_round.producer, retry=False)
+        except (OperationalError, *producer.connection.recoverable_connection_errors):  # kombu's, or the transport's
+            _connection_discard(producer)
+            if attempt == 2:
+                raise
+            continue
+        except Exception:
+            _connection_discard(producer)
+            raise
+        try:
+            confirmed_round.wait(timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
+        except Exception:
+            _connection_discard(producer)
+            raise
+        return
 
 
 def _batches(messages: Sequence[DeliveryMessage]) -> Iterator[list[DeliveryMessage]]:
@@ -133,7 +163,7 @@ def _batches(messages: Sequence[DeliveryMessage]) -> Iterator[list[DeliveryMessa
             yield group[start:start + size]
 
 
-def _publish(batch: list[DeliveryMessage], *, producer, countdown: float | None = None) -> None:
+def _publish(batch: list[DeliveryMessage], *, producer, countdown: float | None = None, retry: bool = True) -> None:
     from celery_app import app
 
     first = batch[0]
@@ -153,6 +183,8 @@ def _publish(batch: list[DeliveryMessage], *, producer, countdown: float | None 
             # A broker under a memory or disk alarm blocks publishers without refusing them:
             # give up waiting for its confirm instead of holding the request.
             confirm_timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS,
+            # A round's producer (confirms.py) must not be moved to another channel by kombu's retry.
+            retry=retry,
         )
     except Exception:
         _connection_discard(producer)
