@@ -4,10 +4,12 @@ together: all of it published and marked, or all of it left to the sweep."""
 
 import json
 import re
+import threading
 import time
 from urllib.parse import urlparse
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.notifications.models import Delivery
@@ -133,3 +135,32 @@ def test_a_round_rabbitmq_refuses_part_of_is_left_whole_to_the_sweep(queue_refus
     assert not any(published(d) for d in deliveries)
     for delivery in deliveries:
         assert Delivery.objects.get(id=delivery.id).recheck_at <= timezone.now()
+
+
+def test_the_mark_takes_its_rows_in_key_order_as_a_claim_does_so_the_two_never_deadlock(private_queue):
+    """A worker's claim locks its rows in key order. A mark that locked them in the order they were
+    published would hold the second and wait for the first while the claim holds the first and
+    waits for the second: PostgreSQL would abort one of them."""
+    first, second = sorted(DeliveryFactory.create_batch(2, channel=private_queue.channel,
+                                                         recheck_at=delivery_outbox.queued_recheck_at(timezone.now())),
+                           key=lambda delivery: delivery.pk)
+
+    def mark_in_publish_order():
+        try:
+            delivery_outbox.deliveries_mark_published(delivery_ids=[str(second.pk), str(first.pk)])
+        finally:
+            connection.close()
+
+    marking = threading.Thread(target=mark_in_publish_order)
+    with transaction.atomic():  # the claim, row by row in key order
+        Delivery.objects.select_for_update().get(pk=first.pk)
+        marking.start()
+        deadline = time.monotonic() + 10
+        with connection.cursor() as cursor:
+            while not cursor.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchall():
+                assert time.monotonic() < deadline, "the mark never waited for the claim's row"
+                time.sleep(0.05)
+        Delivery.objects.select_for_update().get(pk=second.pk)
+    marking.join(timeout=30)
+
+    assert published(first) and published(second)

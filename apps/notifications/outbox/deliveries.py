@@ -267,17 +267,18 @@ def deliveries_mark_published(*, delivery_ids: Sequence[str]) -> None:
 
 @functools.cache
 def _mark_published_sql() -> str:
-    """The mark on PostgreSQL: the ids as one array joined on the primary key, a statement of fixed
-    text (prepared, apps/core/prepared.py), where Django's `id IN (…)` wrote a placeholder per id.
+    """The mark on PostgreSQL: the ids as one array (`= ANY`), a statement of fixed text (prepared,
+    apps/core/prepared.py), where Django's `id IN (…)` wrote a placeholder per id, so that every
+    mark was a new statement to quote, parse and plan.
 
-    The join leaves the planner the key alone. `id IN (…) AND status = 'queued'` on one table let it
-    AND the key's lookup with the status index whenever its statistics said few rows were `queued`
-    (the table grown since it last analysed it): a scan of every queued row's entry, many times the
-    key's cost (docs/performance.md).
+    `= ANY` on the primary key, as the worker's claim (delivery/claim.py): the index scan takes the
+    ids in key order, so the two lock the rows they share in the same order and cannot deadlock.
+    A join on `unnest(ids)` locked them in the order they were published, and deadlocked with
+    the claims (docs/performance.md).
     """
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    return (f"UPDATE {table} SET recheck_at = %s FROM unnest(%s::uuid[]) AS marked(id)"
-            f" WHERE {table}.id = marked.id AND {table}.status = %s AND {table}.recheck_at < %s")
+    return (f"UPDATE {table} SET recheck_at = %s"
+            f" WHERE id = ANY(%s::uuid[]) AND status = %s AND recheck_at < %s")
 
 
 def deliveries_mark_unpublished(*, delivery_ids: Sequence[str]) -> None:
