@@ -115,9 +115,16 @@ class Stack:
 
     def postgresql_setting(self, name: str) -> str:
         """A setting of the server under the bench: the figures mean something else with some
-        (autovacuum off: tables the run writes keep the statistics of when they were empty)."""
+        (autovacuum off: tables the run writes keep the statistics of when they were empty, unless
+        the bench analyses them)."""
         with psycopg.connect(f"{POSTGRES_URL}/postgres") as connection:
             return connection.execute("SELECT current_setting(%s)", [name]).fetchone()[0]
+
+    def analyze(self) -> None:
+        """ANALYZE the bench database: what a production server's autovacuum does as tables grow,
+        run between scenarios where the server's autovacuum is off (docs/performance.md)."""
+        with psycopg.connect(f"{POSTGRES_URL}/{self.database}", autocommit=True) as connection:
+            connection.execute("ANALYZE")
 
     def seed(self, *, users: int) -> dict:
         """Project, API key, template and users, written straight to the database (bench/seed.py)."""
