@@ -106,7 +106,7 @@ def test_a_batch_is_marked_published_with_one_update(private_queue):
     deliveries = _queued(private_queue, 5)
     with CaptureQueriesContext(connection) as queries:
         assert deliveries_publish([_message(d) for d in deliveries]) == 5
-    updates = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    updates = [q for q in queries.captured_queries if 'UPDATE "notifications_delivery"' in q["sql"]]
     assert len(updates) == 1
     assert all(published(d) for d in deliveries)
 

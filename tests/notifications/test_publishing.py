@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from urllib.parse import urlparse
 
 import pytest
@@ -138,15 +139,19 @@ def test_a_round_rabbitmq_refuses_part_of_is_left_whole_to_the_sweep(queue_refus
 
 
 def test_the_mark_takes_its_rows_in_key_order_as_a_claim_does_so_the_two_never_deadlock(private_queue):
-    """A worker's claim locks its rows in key order. A mark that locked them in the order they were
-    published would hold the second and wait for the first while the claim holds the first and
-    waits for the second: PostgreSQL would abort one of them."""
-    first, second = sorted(DeliveryFactory.create_batch(2, channel=private_queue.channel,
-                                                         recheck_at=delivery_outbox.queued_recheck_at(timezone.now())),
-                           key=lambda delivery: delivery.pk)
+    """A worker's claim locks its rows in key order. A mark that locked them in another order (the
+    order they were published, or where they lie in the table) would hold the second and wait for
+    the first while the claim holds the first and waits for the second: PostgreSQL would abort one
+    of them. The second in key order is written first here, and the mark is left no plan but a
+    bitmap scan, which finds rows in table order."""
+    deadline = delivery_outbox.queued_recheck_at(timezone.now())
+    second = DeliveryFactory(id=uuid.UUID(int=2), channel=private_queue.channel, recheck_at=deadline)
+    first = DeliveryFactory(id=uuid.UUID(int=1), channel=private_queue.channel, recheck_at=deadline)
 
     def mark_in_publish_order():
         try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET enable_indexscan = off")
             delivery_outbox.deliveries_mark_published(delivery_ids=[str(second.pk), str(first.pk)])
         finally:
             connection.close()
@@ -155,10 +160,10 @@ def test_the_mark_takes_its_rows_in_key_order_as_a_claim_does_so_the_two_never_d
     with transaction.atomic():  # the claim, row by row in key order
         Delivery.objects.select_for_update().get(pk=first.pk)
         marking.start()
-        deadline = time.monotonic() + 10
+        wait_deadline = time.monotonic() + 10
         with connection.cursor() as cursor:
             while not cursor.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchall():
-                assert time.monotonic() < deadline, "the mark never waited for the claim's row"
+                assert time.monotonic() < wait_deadline, "the mark never waited for the claim's row"
                 time.sleep(0.05)
         Delivery.objects.select_for_update().get(pk=second.pk)
     marking.join(timeout=30)

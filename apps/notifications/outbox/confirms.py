@@ -74,12 +74,20 @@ class _RoundChannel:
             raise MessageNacked("RabbitMQ refused a message of the round")
 
 
+def rounds_supported(connection) -> bool:
+    """Whether this broker connection confirms publishes (py-amqp's with `confirm_publish`); the
+    embedded broker of `make run` (kombu's filesystem transport) does not, and publishes as before."""
+    return connection.transport.driver_type == "amqp" and bool(connection.transport_options.get("confirm_publish"))
+
+
 class ConfirmedRound:
     """Publish with `producer`, then `wait()`: it returns once RabbitMQ confirmed every message the
     round published, and raises otherwise (MessageNacked, ConfirmTimeout, or the broker's error)."""
 
     def __init__(self, connection) -> None:
-        connection.ensure_connection(max_retries=1)  # a pooled connection is opened on first use
+        # A pooled connection is opened on first use; one immediate retry, as Celery's publish
+        # retry starts (kombu's default would sleep 2 s first, with a broker already refusing).
+        connection.ensure_connection(max_retries=1, interval_start=0)
         transport_connection = connection.connection  # py-amqp's
         round_channel = getattr(transport_connection, "_notifier_round_channel", None)
         if round_channel is None or not round_channel.channel.is_open:

@@ -31,7 +31,7 @@ from kombu.exceptions import OperationalError
 from apps.channels.registry import batch_size
 from apps.core.prepared import prepared_cursor
 from apps.notifications.models import Delivery, DeliveryStatus
-from apps.notifications.outbox.confirms import ConfirmedRound
+from apps.notifications.outbox.confirms import ConfirmedRound, rounds_supported
 from apps.notifications.outbox.publisher import BackgroundPublisher
 from apps.notifications.queues import PRIORITY_LEVELS, TASK_DELIVERIES_SEND_BATCH, TASK_DELIVERY_SEND, queue_name
 
@@ -132,6 +132,10 @@ def _publish_round(batches: list[list[DeliveryMessage]], *, producer) -> None:
     before the error goes out twice, which the claim ignores. A missing or negative confirm is not
     tried again here: the broker is blocked or refusing, and the sweep takes the round.
     """
+    if not rounds_supported(producer.connection):  # the embedded broker: one publish after another
+        for batch in batches:
+            _publish(batch, producer=producer)
+        return
     for attempt in (1, 2):
         try:
             confirmed_round = ConfirmedRound(producer.connection)
@@ -253,7 +257,7 @@ def deliveries_mark_published(*, delivery_ids: Sequence[str]) -> None:
     try:
         if connection.vendor == "postgresql":
             with prepared_cursor(connection) as cursor:
-                cursor.execute(_mark_published_sql(), [deadline, list(delivery_ids), DeliveryStatus.QUEUED, deadline])
+                cursor.execute(_mark_published_sql(), [list(delivery_ids), DeliveryStatus.QUEUED, deadline, deadline])
         else:
             Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED, recheck_at__lt=deadline).update(
                 recheck_at=deadline
@@ -267,18 +271,19 @@ def deliveries_mark_published(*, delivery_ids: Sequence[str]) -> None:
 
 @functools.cache
 def _mark_published_sql() -> str:
-    """The mark on PostgreSQL: the ids as one array (`= ANY`), a statement of fixed text (prepared,
+    """The mark on PostgreSQL: the ids as one array, a statement of fixed text (prepared,
     apps/core/prepared.py), where Django's `id IN (…)` wrote a placeholder per id, so that every
     mark was a new statement to quote, parse and plan.
 
-    `= ANY` on the primary key, as the worker's claim (delivery/claim.py): the index scan takes the
-    ids in key order, so the two lock the rows they share in the same order and cannot deadlock.
-    A join on `unnest(ids)` locked them in the order they were published, and deadlocked with
-    the claims (docs/performance.md).
+    The rows are locked in key order (`ORDER BY id FOR UPDATE`), whatever plan PostgreSQL picks to
+    find them: a worker's claim (delivery/claim.py) takes its few rows by the key's index, in key
+    order, and a mark that took its rows in another order, the order they were published or where
+    they lie in the table, deadlocked with the claims (docs/performance.md).
     """
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    return (f"UPDATE {table} SET recheck_at = %s"
-            f" WHERE id = ANY(%s::uuid[]) AND status = %s AND recheck_at < %s")
+    return (f"WITH marked AS (SELECT id FROM {table} WHERE id = ANY(%s::uuid[]) AND status = %s"
+            f" AND recheck_at < %s ORDER BY id FOR UPDATE)"
+            f" UPDATE {table} SET recheck_at = %s FROM marked WHERE {table}.id = marked.id")
 
 
 def deliveries_mark_unpublished(*, delivery_ids: Sequence[str]) -> None:
