@@ -84,6 +84,7 @@ def main(argv: list[str]) -> int:
             print("PostgreSQL's autovacuum is off here: the bench analyses its database before each scenario, "
                   "as autovacuum would have since the last (docs/performance.md)", flush=True)
         seeded = stack.seed(users=args.users)
+        stack.analyze()
         stack.start_smtp()
         procfile = stack.start_procfile()
         report["processes"] = {process.name: stack.commands[process.name] for process in procfile}

@@ -1,12 +1,6 @@
 """The bench's fixtures, written straight to its database: one project and API key, an email-only
 template, and `--users` users (bulk inserts: seeding 100,000 through the API would take longer than
 the benchmark). Run by bench/stack.py in the stack's environment; prints what the load needs as JSON.
-
-The seed ends with ANALYZE of the users' tables, as PostgreSQL advises after a bulk load: a
-production database's autovacuum would have analysed users imported long before a broadcast to
-them, and a server with autovacuum off (CI's, this machine's) never does. Without it the
-broadcast's keyset page of 1,000 users was planned for a 34-row table: a scan of every user and a
-sort, 34 ms a page against 1 ms (docs/performance.md).
 """
 
 import argparse
@@ -28,11 +22,9 @@ def main() -> None:
     args = parser.parse_args()
     django.setup()
 
-    from django.db import connection
-
     from apps.projects.services import api_key_create
     from apps.templates.services import template_version_create
-    from apps.users.models import Device, Recipient
+    from apps.users.models import Recipient
 
     api_key, raw_key = api_key_create(project_name="bench", name="make bench")
     project = api_key.project
@@ -45,9 +37,6 @@ def main() -> None:
                       name=f"User {number}")
             for number in range(start, min(start + BATCH, args.users))
         )
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {Recipient._meta.db_table}, {Device._meta.db_table}")
     print(json.dumps({"api_key": raw_key, "template": TEMPLATE_KEY, "users": args.users}))
 
 

@@ -121,8 +121,9 @@ class Stack:
             return connection.execute("SELECT current_setting(%s)", [name]).fetchone()[0]
 
     def analyze(self) -> None:
-        """ANALYZE the bench database: what a production server's autovacuum does as tables grow,
-        run between scenarios where the server's autovacuum is off (docs/performance.md)."""
+        """ANALYZE the bench database: after the seed (a bulk load, whose statistics a production
+        server's autovacuum would have long before a broadcast to those users), and between
+        scenarios where the server's autovacuum is off (docs/performance.md)."""
         with psycopg.connect(f"{POSTGRES_URL}/{self.database}", autocommit=True) as connection:
             connection.execute("ANALYZE")
 
