@@ -13,6 +13,7 @@ not far over its limit is read and thrown away before the connection closes; a b
 """
 
 import asyncio
+import collections
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -94,13 +95,15 @@ class EnvelopeASGIHandler(ASGIHandler):
     request's thread already is; the inbox stream's async view is started from that thread and
     streams from the event loop as before (docs/performance.md).
 
-    That thread is one of up to `NOTIFIER_WEB_THREADS` kept for the process's life
-    (RequestThreads), not a new one per request as Django's handler starts.
+    That thread is one of the `NOTIFIER_WEB_THREADS` kept for the process's life (RequestThreads),
+    not a new one per request as Django's handler starts; a request finding them all busy waits
+    for one on the event loop.
     """
 
     def __init__(self):
         super().__init__()
         self.threads = RequestThreads(size=settings.NOTIFIER_WEB_THREADS)
+        self.never_waiting_threads = RequestThreads(size=NEVER_WAITING_THREADS_KEPT)
         # Built once: making asgiref's wrapper (its checks that the function is sync, functools'
         # wrapping) cost each request ~3% of its Python calls. It keeps no state between calls.
         self._respond_on_thread = sync_to_async(self._respond, thread_sensitive=True)
@@ -108,7 +111,13 @@ class EnvelopeASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        thread = None if scope["path"] in LONG_LIVED_PATHS else self.threads.take()
+        path = scope["path"]
+        if path in LONG_LIVED_PATHS:
+            thread = None
+        elif path in NEVER_WAITING_PATHS:
+            thread = self.never_waiting_threads.take_if_free()
+        else:
+            thread = await self.threads.take()
         if thread is None:
             async with ThreadSensitiveContext():  # Django's way: a thread of the request's own
                 await self.handle(scope, receive, send)
@@ -117,7 +126,7 @@ class EnvelopeASGIHandler(ASGIHandler):
             async with ThreadSensitiveContext(executor=thread):
                 await self._handle_in_one_hand_over(scope, receive, send)
         finally:
-            self.threads.give(thread)
+            (self.never_waiting_threads if path in NEVER_WAITING_PATHS else self.threads).give(thread)
 
     async def _handle_in_one_hand_over(self, scope, receive, send):
         """Django's `handle`, with everything sync of a request run in one go on its thread.
@@ -181,15 +190,30 @@ class EnvelopeASGIHandler(ASGIHandler):
 # Requests that last as long as their client stays (the inbox's event stream): each gets a thread of
 # its own, as under Django's handler, rather than holding one of RequestThreads for hours.
 LONG_LIVED_PATHS = frozenset({"/api/v1/inbox/stream"})
+# Requests that must be answered even while every request thread is held (by requests waiting out
+# the database pool's timeout in an outage, say): an orchestrator would otherwise take a slow
+# liveness answer for a dead process and restart it, and the metrics would go dark when they are
+# wanted most. They run on threads kept apart from the requests', or on one of their own when
+# more than NEVER_WAITING_THREADS_KEPT run at once (a thread started per request cost a probe ~0.4
+# ms of CPU more: docs/performance.md, "Requests a web process runs at once").
+NEVER_WAITING_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
+NEVER_WAITING_THREADS_KEPT = 64
 
 
 class RequestThreads:
-    """Threads that run requests' sync code (request_started, the middleware chain and the view,
-    the response's close and request_finished), one request at a time each, kept across requests.
+    """The threads that run requests' sync code (request_started, the middleware chain and the
+    view, the response's close and request_finished), one request at a time each, kept across
+    requests: at most `size` requests of a process run at once, and the others wait their turn
+    on the event loop, where waiting costs nothing.
 
-    Django's ASGI handler gives each request a new thread (asgiref's ThreadSensitiveContext with
-    an executor of its own), started and joined per request: ~10% of a single POST's web CPU.
-    Reusing a thread is what a threaded WSGI server does, and is as safe here:
+    Why a bound: every running request's thread wants the one GIL. With 16 requests at once in a
+    process (32 clients on two), each POST cost ~21 voluntary context switches, threads woken to
+    find the GIL taken; with 4, ~16, and 8-12% less web CPU a POST (docs/performance.md, "Requests
+    a web process runs at once"). A request still waits for nothing the CPU could do meanwhile:
+    its thread releases the GIL for each database round trip, and the other running requests use it.
+
+    Why reuse is safe (Django's ASGI handler starts a thread per request; a threaded WSGI server
+    reuses them, as here):
     - a request holds its thread from its first sync call to its last (`take` to `give`, around
       Django's whole `handle`), and a thread is given to one request at a time, so two requests'
       code never interleave on one thread;
@@ -201,16 +225,30 @@ class RequestThreads:
       the thread's next request closes what it left (with the pool CONN_MAX_AGE is 0: every
       connection is then obsolete). Transactions never span two requests: `atomic` blocks end
       inside the view.
-    Threads are started as concurrent requests first need them, up to `size`; past that a request
-    gets a new thread of its own, as before: never a wait. Only the event loop's thread calls
-    `take` and `give`: no lock.
+    Threads are started as requests first need them. Only the event loop's thread calls `take`,
+    `take_if_free` and `give`: no lock.
     """
 
     def __init__(self, *, size: int) -> None:
         self._idle: list[ThreadPoolExecutor] = []
         self._unstarted = size
+        self._waiting: collections.deque[asyncio.Future] = collections.deque()
 
-    def take(self) -> ThreadPoolExecutor | None:
+    async def take(self) -> ThreadPoolExecutor:
+        """A free thread, or the first one given back after the requests already waiting."""
+        thread = None if self._waiting else self.take_if_free()
+        if thread is not None:
+            return thread
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            return await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # handed a thread just as the wait was cancelled
+                self.give(turn.result())
+            raise
+
+    def take_if_free(self) -> ThreadPoolExecutor | None:
         if self._idle:
             return self._idle.pop()
         if self._unstarted:
@@ -219,6 +257,11 @@ class RequestThreads:
         return None
 
     def give(self, thread: ThreadPoolExecutor) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():  # not cancelled meanwhile
+                turn.set_result(thread)
+                return
         self._idle.append(thread)
 
 

@@ -19,10 +19,10 @@ NOTIFIER_DB_POOL_CHECK_AFTER_IDLE_SECONDS = env.float("NOTIFIER_DB_POOL_CHECK_AF
 # (`max_prepared_statements`, 1.21 or later): the next transaction may reach a server connection
 # that never prepared it (docs/scaling.md). Without the pool (NOTIFIER_DB_POOL=false), never.
 NOTIFIER_DB_PREPARE_THRESHOLD = env.int("NOTIFIER_DB_PREPARE_THRESHOLD", default=5) or None
-# Threads a web process keeps for requests' sync code once concurrent requests have needed them
-# (apps/core/asgi.py, RequestThreads); a request arriving while all are busy gets a thread of its
-# own, so this bounds reuse, not concurrency. An idle one holds no database connection.
-NOTIFIER_WEB_THREADS = env.int("NOTIFIER_WEB_THREADS", default=64)
+# Requests a web process runs at once, each on a thread it keeps (apps/core/asgi.py,
+# RequestThreads); more wait their turn on the event loop. The health probes and /metrics never
+# wait, and the inbox's stream has a thread of its own. An idle thread holds no database connection.
+NOTIFIER_WEB_THREADS = env.int("NOTIFIER_WEB_THREADS", default=4)
 # A worker's wait for a connection: short, so that while the database refuses connections a send
 # gives up well inside the task's time limit and is tried again seconds later (celery_app.py).
 NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS = env.float("NOTIFIER_WORKER_DB_POOL_TIMEOUT_SECONDS", default=2.0)

@@ -1,5 +1,6 @@
 """The ASGI handler runs requests on threads it keeps (apps/core/asgi.py, RequestThreads): each
-request still gets a thread to itself, and gives its database connection back when it ends."""
+request still gets a thread to itself, gives its database connection back when it ends, and waits
+for a free thread when all are running requests; the health probes and /metrics never wait."""
 
 import asyncio
 import threading
@@ -7,7 +8,7 @@ import threading
 import pytest
 from django.db import connections
 
-from apps.core.asgi import EnvelopeASGIHandler
+from apps.core.asgi import EnvelopeASGIHandler, RequestThreads
 from tests.projects.factories import ApiKeyFactory
 from tests.support.asgi import asgi_request
 from tests.support.processes import wait_until
@@ -49,6 +50,48 @@ def test_requests_reuse_the_handlers_threads_and_hold_no_connection_after_them(s
     async def more_at_once_than_threads():
         return await asyncio.gather(*(_get(app, "/api/v1/users/ada", api_key.raw_key) for _ in range(8)))
 
-    # The six requests beyond the two threads each get a thread of their own, as before: none waits.
+    # The six requests beyond the two threads wait their turn, and each is answered.
     assert asyncio.run(more_at_once_than_threads()) == [200] * 8
+    assert threading.active_count() <= threads + 2
     _assert_connections_lent(lent)
+
+
+def test_a_request_waits_for_a_free_thread_while_the_probes_and_metrics_never_wait(settings):
+    settings.NOTIFIER_WEB_THREADS = 2
+    api_key = ApiKeyFactory()
+    RecipientFactory(project=api_key.project, external_id="ada")
+    app = EnvelopeASGIHandler()
+
+    async def scenario():
+        held = [await app.threads.take(), await app.threads.take()]  # as two long requests would
+        waiting = asyncio.create_task(_get(app, "/api/v1/users/ada", api_key.raw_key))
+        probes = [await asyncio.wait_for(_get(app, path, api_key.raw_key), timeout=10)
+                  for path in ("/health/live", "/metrics")]
+        await asyncio.sleep(0.3)
+        answered_while_held = waiting.done()
+        app.threads.give(held.pop())
+        return probes, answered_while_held, await asyncio.wait_for(waiting, timeout=10)
+
+    probes, answered_while_held, status = asyncio.run(scenario())
+    assert probes == [200, 200]
+    assert not answered_while_held
+    assert status == 200
+
+
+def test_a_request_cancelled_while_waiting_leaves_the_threads_as_they_were():
+    threads = RequestThreads(size=2)
+
+    async def scenario():
+        held = [await threads.take(), await threads.take()]
+        waiting = asyncio.create_task(threads.take())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        for thread in held:
+            threads.give(thread)
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        return [threads.take_if_free() for _ in range(3)]
+
+    first, second, third = asyncio.run(scenario())
+    assert first is not None and second is not None and first is not second
+    assert third is None  # two threads, neither lost to the cancelled wait nor started anew
