@@ -81,8 +81,8 @@ def main(argv: list[str]) -> int:
         stack.prepare()
         report["machine"]["postgresql_autovacuum"] = stack.postgresql_setting("autovacuum")
         if report["machine"]["postgresql_autovacuum"] != "on":
-            print("PostgreSQL's autovacuum is off here: the bench analyses its database before each scenario, "
-                  "as autovacuum would have since the last (docs/performance.md)", flush=True)
+            print("PostgreSQL's autovacuum is off here: the bench analyses its database before each scenario "
+                  "and each run of one, as autovacuum would have since the last (docs/performance.md)", flush=True)
         seeded = stack.seed(users=args.users)
         stack.analyze()
         stack.start_smtp()
@@ -92,7 +92,8 @@ def main(argv: list[str]) -> int:
         monitor = Monitor(processes=stack.processes, database=stack.database).start()
         bench = scenarios.Bench(stack=stack, api_key=seeded["api_key"], template=seeded["template"],
                                 users=args.users, smoke=args.smoke, load_processes=args.load_processes,
-                                targets=targets, helper_niceness=args.helper_nice)
+                                targets=targets, helper_niceness=args.helper_nice,
+                                autovacuum_off=report["machine"]["postgresql_autovacuum"] == "off")
         profiled = [p for p in procfile if p.name.startswith(("web", "worker"))]
         run_scenarios(bench, args, report, profiler, profiled, monitor)
     except KeyboardInterrupt:
@@ -118,7 +119,7 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
     chosen = args.only
     results = report["scenarios"]
     # Each scenario starts on the statistics a production server's autovacuum would have kept.
-    settle = bench.stack.analyze if report["machine"].get("postgresql_autovacuum") == "off" else lambda: None
+    settle = bench.settle
     if "noop" in chosen or "email" in chosen:
         results["noop"] = scenarios.noop_ceiling(bench)
     api_scenarios = [name for name in ("single", "bulk", "broadcast") if name in chosen]

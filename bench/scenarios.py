@@ -26,6 +26,12 @@ class Bench:
     load_processes: int
     targets: Targets
     helper_niceness: int = 10
+    autovacuum_off: bool = False
+
+    def settle(self) -> None:
+        """Where autovacuum is off, the statistics it would have kept (docs/performance.md)."""
+        if self.autovacuum_off:
+            self.stack.analyze()
 
     def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         request = urllib.request.Request(
@@ -100,7 +106,9 @@ def single_posts(bench: Bench, *, clients: list[int], paced_rate: float) -> dict
     runs = []
     # The first count (the one with targets) runs 20 s, the others 15 s.
     plan = [(2, 2)] if bench.smoke else [(count, 20 if n == 0 else 15) for n, count in enumerate(clients)]
-    for clients, seconds in plan:
+    for n, (clients, seconds) in enumerate(plan):
+        if n:
+            bench.settle()
         print(f"single POST /api/v1/notifications, {clients} clients, {seconds} s", flush=True)
         run = bench.load(path="/api/v1/notifications", kind="single", clients=clients, seconds=seconds)
         runs.append(run)
@@ -114,6 +122,7 @@ def single_posts(bench: Bench, *, clients: list[int], paced_rate: float) -> dict
                                 "≤", 2, " ms")
         bench.targets.check(scenario, "errors", run["errors"], "=", 0)
         bench.broker("purge")
+    bench.settle()
     paced = single_posts_paced(bench, offered_per_s=20 if bench.smoke else paced_rate)
     return {"available": True, "runs": runs, "paced": paced, "floor": floor}
 

@@ -115,7 +115,9 @@ def _claim_sql(using: str) -> str:
         f" SET {column(Delivery, 'status')} = %s, {column(Delivery, 'status_changed_at')} = {now},"
         f" {attempt_count} = d.{attempt_count} + 1, {budget_attempts} = d.{budget_attempts} + 1,"
         f" {column(Delivery, 'recheck_at')} = {now} + %s"
-        f" WHERE d.{pk(Delivery)} = ANY(%s::uuid[]) AND d.{column(Delivery, 'status')} IN ({statuses})"
+        # coalesce (the column is never null): found by the key's index alone, as the publisher's
+        # mark is (outbox/deliveries.py, _mark_published_sql), however long the queues have grown.
+        f" WHERE d.{pk(Delivery)} = ANY(%s::uuid[]) AND coalesce(d.{column(Delivery, 'status')}, '') IN ({statuses})"
         f" AND (d.{next_attempt_at} IS NULL OR d.{next_attempt_at} <= {now} + %s)"
         f" RETURNING {delivery.sql(connection)})"
         f" SELECT {_CLAIMED.sql(connection)} FROM claimed d"
