@@ -113,11 +113,13 @@ class EnvelopeASGIHandler(ASGIHandler):
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         path = scope["path"]
         if path in LONG_LIVED_PATHS:
-            thread = None
+            threads = thread = None
         elif path in NEVER_WAITING_PATHS:
-            thread = self.never_waiting_threads.take_if_free()
+            threads = self.never_waiting_threads
+            thread = threads.take_if_free()
         else:
-            thread = await self.threads.take()
+            threads = self.threads
+            thread = await threads.take()
         if thread is None:
             async with ThreadSensitiveContext():  # Django's way: a thread of the request's own
                 await self.handle(scope, receive, send)
@@ -126,7 +128,7 @@ class EnvelopeASGIHandler(ASGIHandler):
             async with ThreadSensitiveContext(executor=thread):
                 await self._handle_in_one_hand_over(scope, receive, send)
         finally:
-            (self.never_waiting_threads if path in NEVER_WAITING_PATHS else self.threads).give(thread)
+            threads.give(thread)
 
     async def _handle_in_one_hand_over(self, scope, receive, send):
         """Django's `handle`, with everything sync of a request run in one go on its thread.
@@ -208,9 +210,10 @@ class RequestThreads:
 
     Why a bound: every running request's thread wants the one GIL. With 16 requests at once in a
     process (32 clients on two), each POST cost ~21 voluntary context switches, threads woken to
-    find the GIL taken; with 4, ~16, and 8-12% less web CPU a POST (docs/performance.md, "Requests
-    a web process runs at once"). A request still waits for nothing the CPU could do meanwhile:
-    its thread releases the GIL for each database round trip, and the other running requests use it.
+    find the GIL taken; with 4, ~16, ~6% less web CPU a POST and a paced p99 of 26-33 ms where it
+    was 30-74 (docs/performance.md, "Requests a web process runs at once"). The CPU still has
+    work while a request waits on the database: its thread lets the GIL go for each round trip,
+    and the other running requests take it.
 
     Why reuse is safe (Django's ASGI handler starts a thread per request; a threaded WSGI server
     reuses them, as here):
