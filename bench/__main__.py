@@ -119,7 +119,6 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
     chosen = args.only
     results = report["scenarios"]
     # Each scenario starts on the statistics a production server's autovacuum would have kept.
-    settle = bench.settle
     if "noop" in chosen or "email" in chosen:
         results["noop"] = scenarios.noop_ceiling(bench)
     api_scenarios = [name for name in ("single", "bulk", "broadcast") if name in chosen]
@@ -132,15 +131,15 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
                                                        paced_rate=args.single_rate)
             profiler.stop()
         if "bulk" in chosen:
-            settle()
+            bench.settle()
             results["bulk"] = scenarios.bulk_posts(bench)
         if "broadcast" in chosen:
-            settle()
+            bench.settle()
             results["broadcast"] = scenarios.broadcast(bench, audience=json.loads(args.broadcast_audience),
                                                        monitor=monitor)
         bench.broker("resume")
     if "email" in chosen:
-        settle()
+        bench.settle()
         use_bulk = not bench.unavailable("/api/v1/notifications/bulk")
         if args.profile:
             profiler.start("email", profiled, seconds=40)
@@ -150,13 +149,13 @@ def run_scenarios(bench, args, report: dict, profiler: Profiler, profiled: list,
                                                       seconds=args.email_seconds)
         profiler.stop()
     if "burst" in chosen:
-        settle()
+        bench.settle()
         if args.profile:
             profiler.start("burst", profiled, seconds=60)
         results["burst"] = scenarios.burst(bench, monitor=monitor, total=args.burst_posts)
         profiler.stop()
     if "workflow" in chosen:
-        settle()
+        bench.settle()
         results["workflow"] = scenarios.workflow_runs(bench)
 
 

@@ -65,13 +65,16 @@ class _RoundChannel:
         while self.unconfirmed and not self.nacked:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ConfirmTimeout(f"{len(self.unconfirmed)} messages not confirmed within {timeout} s")
+                raise self._not_confirmed(timeout)
             try:
                 self.channel.wait([spec.Basic.Ack, spec.Basic.Nack], timeout=remaining)
             except TimeoutError as error:  # socket.timeout, from the connection's read
-                raise ConfirmTimeout(f"{len(self.unconfirmed)} messages not confirmed within {timeout} s") from error
+                raise self._not_confirmed(timeout) from error
         if self.nacked:
             raise MessageNacked("RabbitMQ refused a message of the round")
+
+    def _not_confirmed(self, timeout: float) -> ConfirmTimeout:
+        return ConfirmTimeout(f"{len(self.unconfirmed)} messages not confirmed within {timeout} s")
 
 
 def rounds_supported(connection) -> bool:

@@ -141,13 +141,11 @@ def _publish_round(batches: list[list[DeliveryMessage]], *, producer) -> None:
             confirmed_round = ConfirmedRound(producer.connection)
             for batch in batches:
                 _publish(batch, producer=confirmed_round.producer, retry=False)
-        except (OperationalError, *producer.connection.recoverable_connection_errors):  # kombu's, or the transport's
-            _connection_discard(producer)
-            if attempt == 2:
-                raise
-            continue
-        except Exception:
-            _connection_discard(producer)
+        except Exception as error:
+            _connection_discard(producer)  # where _publish already dropped it, collect() again costs no I/O
+            # kombu's connection error, or the transport's: once more on a fresh connection.
+            if attempt == 1 and isinstance(error, (OperationalError, *producer.connection.recoverable_connection_errors)):
+                continue
             raise
         try:
             confirmed_round.wait(timeout=settings.NOTIFIER_PUBLISH_CONFIRM_TIMEOUT_SECONDS)
