@@ -14,8 +14,10 @@ not far over its limit is read and thrown away before the connection closes; a b
 
 import asyncio
 import collections
+import contextvars
 import json
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
@@ -104,9 +106,6 @@ class EnvelopeASGIHandler(ASGIHandler):
         super().__init__()
         self.threads = RequestThreads(size=settings.NOTIFIER_WEB_THREADS)
         self.never_waiting_threads = RequestThreads(size=NEVER_WAITING_THREADS_KEPT)
-        # Built once: making asgiref's wrapper (its checks that the function is sync, functools'
-        # wrapping) cost each request ~3% of its Python calls. It keeps no state between calls.
-        self._respond_on_thread = sync_to_async(self._respond, thread_sensitive=True)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -125,12 +124,11 @@ class EnvelopeASGIHandler(ASGIHandler):
                 await self.handle(scope, receive, send)
             return
         try:
-            async with ThreadSensitiveContext(executor=thread):
-                await self._handle_in_one_hand_over(scope, receive, send)
+            await self._handle_in_one_hand_over(thread, scope, receive, send)
         finally:
             threads.give(thread)
 
-    async def _handle_in_one_hand_over(self, scope, receive, send):
+    async def _handle_in_one_hand_over(self, thread, scope, receive, send):
         """Django's `handle`, with everything sync of a request run in one go on its thread.
 
         Django's `handle` hands a request to its thread three times (request_started, the chain,
@@ -140,24 +138,24 @@ class EnvelopeASGIHandler(ASGIHandler):
         runs request_started, the chain and the close, and the loop writes the answer. The close
         (request_finished, which hands the connection back to the pool) now comes before the
         bytes are written rather than after. A streaming response is iterated on the loop and
-        closed after it, as Django does.
+        closed after it, on the request's thread, as Django does.
         """
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        set_script_prefix(get_script_prefix(scope))
         try:
-            response = await self._respond_on_thread(scope, body_file)
+            response = await thread.run(self._respond, scope, body_file)
             await self.send_response(response, send)
             if response.streaming:
-                await sync_to_async(response.close, thread_sensitive=True)()
+                await thread.run(response.close)
         finally:
             body_file.close()
 
     def _respond(self, scope, body_file):
         """The request's answer, on its thread: request_started, the request built, the chain,
         and (but for a streaming answer) the close."""
+        set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, response = self.create_request(scope, body_file)
         if request is not None:
@@ -202,6 +200,56 @@ NEVER_WAITING_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 NEVER_WAITING_THREADS_KEPT = 64
 
 
+class RequestThread:
+    """A thread kept for the process's life, running the sync part of one request at a time.
+
+    The hand-over is a queue's put one way and `call_soon_threadsafe` the other, where asgiref's
+    `sync_to_async` under a ThreadSensitiveContext chained a concurrent future to an asyncio one
+    through a thread pool's work queue, shielded the wait, and copied every context variable back
+    to the event loop after each call: 7% of a single POST's instructions in the process
+    (docs/performance.md, "The hand-over to the request's thread"). What this gives up is nothing
+    the request path uses: no code of a request's sync part calls `async_to_sync` (it would still
+    work, on an event loop of its own).
+
+    Each call runs in a copy of the caller's context, so what a request sets in context variables
+    (its correlation id, asgiref's Local storage) never reaches the thread's next request. Calls
+    run one after another in the order given: a request whose wait is cancelled (its task
+    cancelled at shutdown) still runs to its end before the next request's call starts.
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="request", daemon=True).start()
+
+    def run(self, function, *args) -> asyncio.Future:
+        """`function(*args)` on this thread; the returned future has its result or its exception."""
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        self._calls.put((loop, answer, contextvars.copy_context(), function, args))
+        return answer
+
+    def _serve(self) -> None:
+        while True:
+            loop, answer, context, function, args = self._calls.get()
+            try:
+                outcome = (context.run(function, *args), None)
+            except BaseException as error:  # handed to the awaiting request, which raises it
+                outcome = (None, error)
+            try:
+                loop.call_soon_threadsafe(_settle, answer, *outcome)
+            except RuntimeError:  # the loop was closed meanwhile: nobody is waiting for the answer
+                pass
+
+
+def _settle(answer: asyncio.Future, result, error: BaseException | None) -> None:
+    if answer.cancelled():
+        return
+    if error is None:
+        answer.set_result(result)
+    else:
+        answer.set_exception(error)
+
+
 class RequestThreads:
     """The threads that run requests' sync code (request_started, the middleware chain and the
     view, the response's close and request_finished), one request at a time each, kept across
@@ -217,9 +265,10 @@ class RequestThreads:
 
     Why reuse is safe (Django's ASGI handler starts a thread per request; a threaded WSGI server
     reuses them, as here):
-    - a request holds its thread from its first sync call to its last (`take` to `give`, around
-      Django's whole `handle`), and a thread is given to one request at a time, so two requests'
-      code never interleave on one thread;
+    - a request holds its thread from its first sync call to its last (`take` to `give`), a
+      thread is given to one request at a time, and it runs its calls one after another: two
+      requests' code never interleave on one thread, even when a request's task is cancelled
+      while its call runs;
     - Django's database connections are per thread. A request takes a connection from the
       process's pool at its first query and gives it back at request_finished (Django closes a
       pooled connection by returning it), which runs on the same thread, in the response's close,
@@ -233,11 +282,11 @@ class RequestThreads:
     """
 
     def __init__(self, *, size: int) -> None:
-        self._idle: list[ThreadPoolExecutor] = []
+        self._idle: list[RequestThread] = []
         self._unstarted = size
         self._waiting: collections.deque[asyncio.Future] = collections.deque()
 
-    async def take(self) -> ThreadPoolExecutor:
+    async def take(self) -> RequestThread:
         """A free thread, or the first one given back after the requests already waiting."""
         thread = None if self._waiting else self.take_if_free()
         if thread is not None:
@@ -251,15 +300,15 @@ class RequestThreads:
                 self.give(turn.result())
             raise
 
-    def take_if_free(self) -> ThreadPoolExecutor | None:
+    def take_if_free(self) -> RequestThread | None:
         if self._idle:
             return self._idle.pop()
         if self._unstarted:
             self._unstarted -= 1
-            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+            return RequestThread()
         return None
 
-    def give(self, thread: ThreadPoolExecutor) -> None:
+    def give(self, thread: RequestThread) -> None:
         while self._waiting:
             turn = self._waiting.popleft()
             if not turn.done():  # not cancelled meanwhile

@@ -1,14 +1,17 @@
 """The ASGI handler runs requests on threads it keeps (apps/core/asgi.py, RequestThreads): each
 request still gets a thread to itself, gives its database connection back when it ends, and waits
-for a free thread when all are running requests; the health probes and /metrics never wait."""
+for a free thread when all are running requests; the health probes and /metrics never wait. What
+one request leaves on its thread (context variables, an exception, a call still running after its
+request was cancelled) does not reach the thread's next request."""
 
 import asyncio
+import contextvars
 import threading
 
 import pytest
 from django.db import connections
 
-from apps.core.asgi import EnvelopeASGIHandler, RequestThreads
+from apps.core.asgi import EnvelopeASGIHandler, RequestThread, RequestThreads
 from tests.projects.factories import ApiKeyFactory
 from tests.support.asgi import asgi_request
 from tests.support.processes import wait_until
@@ -95,3 +98,43 @@ def test_a_request_cancelled_while_waiting_leaves_the_threads_as_they_were():
     first, second, third = asyncio.run(scenario())
     assert first is not None and second is not None and first is not second
     assert third is None  # two threads, neither lost to the cancelled wait nor started anew
+
+
+def test_a_request_thread_answers_each_call_in_a_context_of_its_own():
+    thread = RequestThread()
+    correlation_id = contextvars.ContextVar("correlation_id", default=None)
+
+    async def scenario():
+        await thread.run(correlation_id.set, "first request's")
+        left_behind = await thread.run(correlation_id.get)
+        with pytest.raises(ZeroDivisionError):
+            await thread.run(divmod, 1, 0)
+        return left_behind, await thread.run(divmod, 7, 2)
+
+    left_behind, answer = asyncio.run(scenario())
+    assert left_behind is None  # the next request on the thread does not see the first one's
+    assert answer == (3, 1)  # and an exception raised on it did not end the thread
+
+
+def test_a_call_whose_request_was_cancelled_runs_to_its_end_before_the_threads_next():
+    thread = RequestThread()
+    started, release = threading.Event(), threading.Event()
+    finished = []
+
+    def long_call():
+        started.set()
+        release.wait(timeout=10)
+        finished.append("the cancelled request's")
+
+    async def cancelled_at_shutdown():
+        answer = thread.run(long_call)
+        await asyncio.to_thread(started.wait, 10)
+        answer.cancel()
+
+    asyncio.run(cancelled_at_shutdown())  # its event loop is closed before the call ends
+    release.set()
+
+    async def next_request():
+        return await asyncio.wait_for(thread.run(finished.copy), timeout=10)
+
+    assert asyncio.run(next_request()) == ["the cancelled request's"]
