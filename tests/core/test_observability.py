@@ -40,6 +40,9 @@ from tests.support.processes import REPO_ROOT, process_env
     ("auth_token=abc123&x=1", "auth_token=***&x=1"),
     ("GET /preferences/eyJwIjoxfQ:1tLx:q2Vt9x 200", "GET /preferences/*** 200"),
     ("POST /unsubscribe/WzEsMiwibSJd:q2Vt 200", "POST /unsubscribe/*** 200"),
+    # Credentials in capitals: what tells a field that may hold one from one that cannot ignores case.
+    ("AUTHORIZATION: BEARER eyJhbGciOi.abc", "AUTHORIZATION: BEARER ***"),
+    ("DB_PASSWORD=hunter2 set", "DB_PASSWORD=*** set"),
 ])
 def test_addresses_and_credentials_are_masked(raw, masked):
     assert mask(raw) == masked
