@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -54,7 +53,7 @@ from apps.notifications.delivery.recording import (
     attempts_record,
     retry_delay,
 )
-from apps.notifications.delivery.send_pool import send_pool, send_pools_discard
+from apps.notifications.delivery.send_pool import BatchAnswers, SendCall, send_pool, send_pools_discard
 from apps.notifications.metrics import provider_latency
 from apps.notifications.models import AttemptOutcome, Delivery, DeliveryStatus, Notification
 from apps.templates.rendering import TemplateRenderError
@@ -179,10 +178,11 @@ def _send_concurrently(claimed: list[Delivery], addresses: BatchAddresses, rende
     """`concurrency` provider calls in flight at once on the process's send threads (send_pool.py),
     everything else on this thread: each delivery's message is built here while earlier ones are
     with the provider, and each answer is turned into its attempt here as it comes back."""
-    pool = send_pool(concurrency)
+    threads = send_pool(concurrency)
+    answers = BatchAnswers()
     attempted: list[Attempted] = []
     settled: set = set()  # the deliveries whose attempt is made (or that are left to the sweep)
-    in_flight: dict[Future, tuple[Delivery, dict]] = {}
+    in_flight: dict[int, tuple[Delivery, dict, SendCall]] = {}  # by index in `claimed`
     taken = 0  # the deliveries taken in hand so far, in order
 
     def keep(delivery: Delivery, item: Attempted | None) -> None:
@@ -191,16 +191,19 @@ def _send_concurrently(claimed: list[Delivery], addresses: BatchAddresses, rende
             attempted.append(item)
         settled.add(delivery.id)
 
-    def settle(futures) -> None:
-        for future in futures:
-            delivery, timing = in_flight[future]
-            if delivery.id not in settled:
-                with correlation_bound(delivery.notification.correlation_id):
-                    keep(delivery, _outcome(delivery, timing, lambda f=future: _applied(f.result)))
-            del in_flight[future]
+    def settle(index: int) -> None:
+        delivery, timing, _ = in_flight[index]
+        result, error = answers.by_key[index]
+        if delivery.id not in settled:
+            with correlation_bound(delivery.notification.correlation_id):
+                keep(delivery, _outcome(delivery, timing, lambda: _applied(_answer, result, error)))
+        # The answer first: a time limit striking between the two leaves a call in flight whose
+        # delivery is settled, which the handler below skips.
+        del answers.by_key[index]
+        del in_flight[index]
 
     try:
-        for delivery in claimed:
+        for index, delivery in enumerate(claimed):
             if taken and time.monotonic() > stop_at:
                 break
             taken += 1
@@ -213,20 +216,23 @@ def _send_concurrently(claimed: list[Delivery], addresses: BatchAddresses, rende
                 except Exception as exc:  # this delivery's own failure, before any provider call
                     keep(delivery, _failed(delivery, exc, timing))
                     continue
-            in_flight[pool.submit(_provider_send_bound, delivery.notification.correlation_id,
-                                  delivery.channel, message)] = (delivery, timing)
+            call = threads.start(answers, index, _provider_send_bound, delivery.notification.correlation_id,
+                                 delivery.channel, message)
+            in_flight[index] = (delivery, timing, call)
             if len(in_flight) >= concurrency:
-                settle(wait(in_flight, return_when=FIRST_COMPLETED).done)
-        settle(wait(in_flight).done)
+                settle(answers.next_key())
+        while in_flight:
+            settle(answers.next_key())
     except SoftTimeLimitExceeded:
         # The task's time is up. What the provider answered is recorded; a call not begun goes
         # back to `queued` uncounted, like every delivery not yet taken in hand; a call under way,
         # or a delivery in hand when the limit struck (perhaps just handed to a thread), may or may
         # not have reached the provider: a timed-out attempt, retried.
-        not_begun = [delivery for future, (delivery, _) in in_flight.items() if future.cancel()]
-        for future in [future for future in in_flight if future.done() and not future.cancelled()]:
+        not_begun = [delivery for delivery, _, call in in_flight.values() if call.give_up()]
+        # (A call the limit struck before it was noted in flight is unsure, answered or not.)
+        for index in [index for index in list(answers.by_key) if index in in_flight]:
             with contextlib.suppress(SoftTimeLimitExceeded):  # raised by the call itself: unsure
-                settle([future])
+                settle(index)
         skip = settled | {delivery.id for delivery in not_begun}
         unsure = [delivery for delivery in claimed[:taken] if delivery.id not in skip]
         send_pools_discard()  # its threads may be stuck mid-conversation: the next batch starts afresh
@@ -236,6 +242,13 @@ def _send_concurrently(claimed: list[Delivery], addresses: BatchAddresses, rende
     if taken < len(claimed):
         _out_of_time(claimed, taken)
     return attempted
+
+
+def _answer(result: SendResult | None, error: BaseException | None) -> SendResult:
+    """A send thread's answer, as the call itself would have returned or raised it."""
+    if error is not None:
+        raise error
+    return result
 
 
 def _out_of_time(claimed: list[Delivery], index: int) -> None:
