@@ -1,9 +1,11 @@
-"""instance_new: a new instance as Model(**kwargs) builds it, from the positional path."""
+"""instance_new: a new instance as Model(**kwargs) builds it, from the positional path; instance_positional:
+a row read as Model.from_db makes it."""
 
 import pytest
+from django.db.models.signals import post_init
 from django.utils import timezone
 
-from apps.core.instances import instance_new
+from apps.core.instances import instance_new, instance_positional
 from apps.notifications.models import Delivery, DeliveryStatus, Notification
 from tests.notifications.factories import NotificationFactory
 
@@ -45,3 +47,27 @@ def test_what_the_constructor_refuses_it_refuses_alike():
     unsaved = Notification(id=None)
     with pytest.raises(ValueError):
         instance_new(Delivery, notification=unsaved, channel="email").save()
+
+
+def test_a_row_becomes_what_from_db_makes_and_a_post_init_receiver_still_hears_of_it():
+    notification = NotificationFactory()
+    attnames = [field.attname for field in Notification._meta.concrete_fields]
+    row = [getattr(notification, attname) for attname in attnames]
+
+    built, expected = instance_positional(Notification, list(row), db="default"), Notification.from_db(
+        "default", attnames, list(row))
+
+    assert fields_of(built) == fields_of(expected) and built.id == expected.id
+    assert (built._state.adding, built._state.db) == (False, "default")
+    built.save(update_fields=["to"])  # an instance read from the database saves as an UPDATE
+    heard = []
+
+    def receiver(sender, instance, **kwargs):
+        heard.append(instance)
+
+    post_init.connect(receiver, sender=Notification)
+    try:
+        again = instance_positional(Notification, list(row), db="default")
+    finally:
+        post_init.disconnect(receiver, sender=Notification)
+    assert len(heard) == 1 and heard[0] is again

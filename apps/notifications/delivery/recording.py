@@ -20,6 +20,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 from apps.channels.base import ProviderError, SendResult, TransientProviderError
 from apps.channels.registry import max_attempts
+from apps.core.instances import instance_new
 from apps.core.prepared import prepared_cursor
 from apps.core.rows_insert import rows_insert
 from apps.notifications.delivery.clock import DbClock
@@ -84,7 +85,8 @@ def _provider_wait(retry_after: float | None) -> float:
 
 def _attempt(delivery, *, outcome, started_at, started, result=None, error=None, next_attempt_at=None) -> DeliveryAttempt:
     answer = result or error
-    return DeliveryAttempt(
+    return instance_new(  # DeliveryAttempt(...) by the positional path: half its CPU (apps/core/instances.py)
+        DeliveryAttempt,
         delivery=delivery,
         number=delivery.attempt_count,
         started_at=started_at,
