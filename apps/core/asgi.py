@@ -144,26 +144,30 @@ class EnvelopeASGIHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        try:
-            response = await thread.run(self._respond, scope, body_file)
-            await self.send_response(response, send)
-            if response.streaming:
-                await thread.run(response.close)
-        finally:
-            body_file.close()
+        response = await thread.run(self._respond, scope, body_file)
+        await self.send_response(response, send)
+        if response.streaming:
+            await thread.run(response.close)
 
     def _respond(self, scope, body_file):
         """The request's answer, on its thread: request_started, the request built, the chain,
-        and (but for a streaming answer) the close."""
-        set_script_prefix(get_script_prefix(scope))
-        signals.request_started.send(sender=self.__class__, scope=scope)
-        request, response = self.create_request(scope, body_file)
-        if request is not None:
-            response = self.get_response(request)
-            response._handler_class = self.__class__
-        if not response.streaming:
-            response.close()
-        return response
+        and (but for a streaming answer) the close.
+
+        The body is closed here, by the thread that reads it: a request whose task is cancelled (at
+        shutdown) while its thread runs must not have it closed under the view by the event loop.
+        """
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            signals.request_started.send(sender=self.__class__, scope=scope)
+            request, response = self.create_request(scope, body_file)
+            if request is not None:
+                response = self.get_response(request)
+                response._handler_class = self.__class__
+            if not response.streaming:
+                response.close()
+            return response
+        finally:
+            body_file.close()
 
     async def get_response_async(self, request):
         # Only Django's own `handle` (the long-lived paths) comes here: the chain is sync, built as

@@ -5,11 +5,15 @@ one request leaves on its thread (context variables, an exception, a call still 
 request was cancelled) does not reach the thread's next request."""
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 
 import pytest
 from django.db import connections
+from django.http import HttpResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from apps.core.asgi import EnvelopeASGIHandler, RequestThread, RequestThreads
 from tests.projects.factories import ApiKeyFactory
@@ -138,3 +142,38 @@ def test_a_call_whose_request_was_cancelled_runs_to_its_end_before_the_threads_n
         return await asyncio.wait_for(thread.run(finished.copy), timeout=10)
 
     assert asyncio.run(next_request()) == ["the cancelled request's"]
+
+
+_view_entered, _view_may_read = threading.Event(), threading.Event()
+_bodies_read = []
+
+
+@csrf_exempt
+def _slow_reader(request):
+    _view_entered.set()
+    _view_may_read.wait(timeout=10)
+    _bodies_read.append(request.body)  # read lazily, as a view reads a body when it gets to it
+    return HttpResponse("read")
+
+
+urlpatterns = [path("slow-reader", _slow_reader)]  # this module is the URLconf of the test below
+
+
+def test_a_request_cancelled_while_its_view_runs_can_still_read_its_body(settings):
+    # At shutdown uvicorn cancels the requests still running; their views run on to their end on
+    # their threads, and must find the body they were sent.
+    settings.ROOT_URLCONF = __name__
+    app = EnvelopeASGIHandler()
+
+    async def cancelled_mid_view():
+        request = asyncio.create_task(asgi_request(app, method="POST", path="/slow-reader", body=b"the body",
+                                                   headers=[(b"content-type", b"text/plain")]))
+        await asyncio.to_thread(_view_entered.wait, 10)
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await request
+        _view_may_read.set()
+        await asyncio.to_thread(wait_until, lambda: _bodies_read, timeout=10, message="the view to read")
+
+    asyncio.run(cancelled_mid_view())
+    assert _bodies_read == [b"the body"]
