@@ -42,12 +42,9 @@ class SendCall:
         self.key = key
         self._taken = threading.Lock()
 
-    def begin(self) -> bool:
-        """A send thread's: True if the call is now this thread's to make."""
-        return self._taken.acquire(blocking=False)
-
-    def give_up(self) -> bool:
-        """The batch's: True if no thread began the call, and none now will."""
+    def take(self) -> bool:
+        """True for the first to ask: a send thread, which then makes the call, or its batch, which
+        then gives it up (no thread will begin it)."""
         return self._taken.acquire(blocking=False)
 
 
@@ -90,7 +87,8 @@ class SendThreads:
         return call
 
     def stop(self) -> None:
-        """Each thread ends once its current call returns; calls still waiting are not made."""
+        """Each thread ends after the calls handed to it before (a batch gives up those it has
+        not seen begun first: a thread skips them)."""
         for _ in range(self.size):
             self._calls.put(None)
 
@@ -98,7 +96,7 @@ class SendThreads:
         _database_refused()
         while (handed := self._calls.get()) is not None:
             call, answers, function, args = handed
-            if not call.begin():
+            if not call.take():
                 continue  # its batch gave it up (its time limit struck first)
             try:
                 answer = (function(*args), None)

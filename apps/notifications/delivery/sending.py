@@ -228,7 +228,7 @@ def _send_concurrently(claimed: list[Delivery], addresses: BatchAddresses, rende
         # back to `queued` uncounted, like every delivery not yet taken in hand; a call under way,
         # or a delivery in hand when the limit struck (perhaps just handed to a thread), may or may
         # not have reached the provider: a timed-out attempt, retried.
-        not_begun = [delivery for delivery, _, call in in_flight.values() if call.give_up()]
+        not_begun = [delivery for delivery, _, call in in_flight.values() if call.take()]
         # (A call the limit struck before it was noted in flight is unsure, answered or not.)
         for index in [index for index in list(answers.by_key) if index in in_flight]:
             with contextlib.suppress(SoftTimeLimitExceeded):  # raised by the call itself: unsure
