@@ -72,8 +72,7 @@ class SendThreads:
 
     Two queues and a lock a call, where concurrent.futures' executor and `wait()` made a Future,
     took its condition on each call's submit, answer and every wait, and a semaphore on each
-    submit: ~30 µs of CPU a call less (docs/performance.md, "The hand-over to the request's
-    thread, the log line, the send threads")."""
+    submit: ~30 µs of CPU a call less (docs/performance.md, "The send threads")."""
 
     def __init__(self, size: int) -> None:
         self.size = size
