@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import scenarios
+from bench.autovacuum import AutovacuumStandIn
 from bench.probes import Monitor
 from bench.profiles import Profiler
 from bench.report import Targets, write_reports
@@ -74,7 +75,7 @@ def main(argv: list[str]) -> int:
                                                                   for name in SCENARIOS},
     }
     stack = Stack(args.run_name, run_dir, smtp_latency=args.smtp_latency_ms / 1000, helper_niceness=args.helper_nice)
-    monitor = None
+    monitor = autovacuum = None
     profiler = Profiler(run_dir / "profiles")
     try:
         print(f"preparing database {stack.database} and vhost {stack.vhost}; seeding {args.users} users", flush=True)
@@ -82,7 +83,8 @@ def main(argv: list[str]) -> int:
         report["machine"]["postgresql_autovacuum"] = stack.postgresql_setting("autovacuum")
         if report["machine"]["postgresql_autovacuum"] != "on":
             print("PostgreSQL's autovacuum is off here: the bench analyses its database before each scenario "
-                  "and each run of one, as autovacuum would have since the last (docs/performance.md)", flush=True)
+                  "and each run of one, and while they run by autovacuum's rule, as autovacuum would have "
+                  "(docs/performance.md)", flush=True)
         seeded = stack.seed(users=args.users)
         stack.analyze()
         stack.start_smtp()
@@ -90,6 +92,8 @@ def main(argv: list[str]) -> int:
         report["processes"] = {process.name: stack.commands[process.name] for process in procfile}
         print(f"stack up at {stack.base_url}: {', '.join(report['processes'])}", flush=True)
         monitor = Monitor(processes=stack.processes, database=stack.database).start()
+        if report["machine"]["postgresql_autovacuum"] == "off":
+            autovacuum = AutovacuumStandIn(stack.database).start()
         bench = scenarios.Bench(stack=stack, api_key=seeded["api_key"], template=seeded["template"],
                                 users=args.users, smoke=args.smoke, load_processes=args.load_processes,
                                 targets=targets, helper_niceness=args.helper_nice,
@@ -103,6 +107,9 @@ def main(argv: list[str]) -> int:
         profiler.stop()
         if monitor:
             monitor.stop()
+        if autovacuum:
+            autovacuum.stop()
+            report["machine"]["tables_analyzed_during_scenarios"] = autovacuum.analyzed
         stack.stop()
     report["memory"] = monitor.memory_report()
     report["database"] = {"name": stack.database, "max_connections_in_use": monitor.max_connections,

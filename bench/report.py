@@ -65,6 +65,13 @@ def write_reports(report: dict, out_dir: Path, stamp: str) -> tuple[Path, Path]:
     return out_dir / f"{stamp}.json", out_dir / f"{stamp}.md"
 
 
+def _stand_in(machine: dict) -> str:
+    analyzed = machine.get("tables_analyzed_during_scenarios")
+    if analyzed is None:
+        return ""
+    return f" (the bench analysed {analyzed} tables while scenarios ran, by autovacuum's rule)"
+
+
 def markdown(report: dict) -> str:
     machine = report["machine"]
     lines = [
@@ -72,6 +79,7 @@ def markdown(report: dict) -> str:
         "",
         f"{machine['cpus']} CPUs, load average {machine['load_average_at_start']} at the start, PostgreSQL's "
         f"autovacuum {machine.get('postgresql_autovacuum', 'not read')}"
+        f"{_stand_in(machine)}"
         f"{' (smoke run: figures mean nothing)' if report['smoke'] else ''}. Settings `{report['settings']}`; "
         f"processes: {', '.join(f'`{name}`' for name in report['processes'])}.",
         "",
