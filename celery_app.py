@@ -149,6 +149,16 @@ def size_held_messages(sender, instance, conf, **kwargs) -> None:
 
 
 @celeryd_after_setup.connect
+def send_path_compiled(**kwargs) -> None:
+    # Before the pool children fork, and before the freeze below: what each child's first sends
+    # would compile, each send thread on its own, is compiled once here (docs/performance.md,
+    # "The email check compiled before the fork").
+    from apps.channels.backends.email import email_address_check_compiled
+
+    email_address_check_compiled()
+
+
+@celeryd_after_setup.connect
 def startup_objects_frozen(**kwargs) -> None:
     # Right before the pool children fork (gc.freeze's documented use): what is loaded by now
     # lives as long as the worker. Frozen, a child's full collection no longer walks it (tens of
