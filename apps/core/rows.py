@@ -71,15 +71,18 @@ class JoinedColumns:
     `sql(connection)` is the column list, each model's after the one before; `load(connection, row)`
     gives one instance per model, in that order, or None for a model the row has no primary key
     for (an outer join that found nothing), as `select_related` leaves a null relation.
+    `load_rows(connection, rows)` loads a statement's rows, building the models in `shared` once
+    per primary key.
     """
 
-    def __init__(self, *columns: ModelColumns) -> None:
+    def __init__(self, *columns: ModelColumns, shared: tuple[type[Model], ...] = ()) -> None:
         self.columns = columns
         self._slices = []
         start = 0
         for model_columns in columns:
             pk_index = model_columns.fields.index(model_columns.model._meta.pk)
-            self._slices.append((model_columns, start, start + model_columns.count, start + pk_index))
+            self._slices.append((model_columns, start, start + model_columns.count, start + pk_index,
+                                 model_columns.model in shared))
             start += model_columns.count
 
     def sql(self, connection) -> str:
@@ -88,8 +91,29 @@ class JoinedColumns:
     def load(self, connection, row) -> list:
         return [
             None if row[pk] is None else model_columns.load(connection, list(row[start:end]))
-            for model_columns, start, end, pk in self._slices
+            for model_columns, start, end, pk, _ in self._slices
         ]
+
+    def load_rows(self, connection, rows) -> list[list]:
+        """`load` of each row, but the rows that name the same primary key of a model in `shared`
+        get one instance of it, as `prefetch_related` gives one to all the objects it attaches it
+        to: a claim's deliveries mostly share their project, template and version, whose columns
+        (four of them JSON) were decoded again for every row."""
+        shared_instances: dict[tuple[int, object], Model] = {}
+        loaded = []
+        for row in rows:
+            instances = []
+            for position, (model_columns, start, end, pk, shared) in enumerate(self._slices):
+                key = row[pk]
+                if key is None:
+                    instance = None
+                elif not shared:
+                    instance = model_columns.load(connection, list(row[start:end]))
+                elif (instance := shared_instances.get((position, key))) is None:
+                    instance = shared_instances[position, key] = model_columns.load(connection, list(row[start:end]))
+                instances.append(instance)
+            loaded.append(instances)
+        return loaded
 
 
 class WhereIn:

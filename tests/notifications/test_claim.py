@@ -71,6 +71,21 @@ def test_a_claim_loads_each_delivery_with_its_notification_user_project_and_temp
     }
 
 
+def test_a_claims_deliveries_share_the_project_template_and_version_they_have_in_common():
+    # Built once a batch, not once a row (apps/core/rows.py, `load_rows`); each delivery still
+    # gets its own notification, and a delivery of another project its own project.
+    deliveries = deliveries_of_several_users_and_templates()
+
+    claimed = {d.id: d.notification for d in claim._claimed_in_one_statement([str(d.id) for d in deliveries])}
+
+    first, second, other_project, erased_user = (claimed[d.id] for d in deliveries)
+    assert first.project is second.project is erased_user.project
+    assert first.template_version is second.template_version and first.template is second.template
+    assert other_project.project is not first.project and other_project.project.pk != first.project.pk
+    assert other_project.template_version is not first.template_version
+    assert first is not second and first.recipient is not second.recipient
+
+
 @pytest.mark.parametrize("claimed_by", CLAIMS.values(), ids=CLAIMS.keys())
 def test_a_claim_reads_every_time_as_the_orm_does(claimed_by):
     # The one statement loads its timestamps with psycopg's own loader, not Django's: the same

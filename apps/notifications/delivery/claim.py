@@ -52,6 +52,7 @@ def deliveries_claim_load(delivery_ids: Sequence[str]) -> list[Delivery]:
 _CLAIMED = JoinedColumns(
     ModelColumns(Delivery, "d"), ModelColumns(Notification, "n"), ModelColumns(Recipient, "r"),
     ModelColumns(Project, "p"), ModelColumns(Template, "t"), ModelColumns(TemplateVersion, "v"),
+    shared=(Project, Template, TemplateVersion),  # read, never written, by sending
 )
 
 
@@ -79,8 +80,7 @@ def _claimed_in_one_statement(delivery_ids: Sequence[str]) -> list[Delivery]:
         cursor.execute(_claim_sql(using), params)
         rows = cursor.fetchall()
     claimed = []
-    for row in rows:
-        delivery, notification, recipient, project, template, version = _CLAIMED.load(connection, row)
+    for delivery, notification, recipient, project, template, version in _CLAIMED.load_rows(connection, rows):
         # What select_related("notification__recipient", ...) leaves: reading them costs no query.
         Delivery.notification.field.set_cached_value(delivery, notification)
         Notification.recipient.field.set_cached_value(notification, recipient)
