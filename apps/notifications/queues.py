@@ -36,6 +36,7 @@ WORKFLOW_QUEUE = "notifications.workflow"
 TASK_DELIVERY_SEND = "notifier.deliveries.send"
 TASK_DELIVERIES_SEND_BATCH = "notifier.deliveries.send_batch"
 TASK_DELIVERIES_SWEEP = "notifier.deliveries.sweep"
+TASK_STATISTICS_REFRESH = "notifier.statistics.refresh"
 TASK_BROADCAST_FAN_OUT = "notifier.broadcasts.fan_out"
 TASK_BROADCASTS_RESUME = "notifier.broadcasts.resume"
 TASK_RETENTION_PURGE = "notifier.retention.purge"
@@ -94,6 +95,7 @@ def celery_task_routes(*, broadcast_queue: str) -> dict:
     """Sends are published to their channel queue explicitly (outbox/deliveries.py); periodic work goes to maintenance."""
     return {
         TASK_DELIVERIES_SWEEP: {"queue": MAINTENANCE_QUEUE},
+        TASK_STATISTICS_REFRESH: {"queue": MAINTENANCE_QUEUE},
         TASK_BROADCASTS_RESUME: {"queue": MAINTENANCE_QUEUE},
         TASK_RETENTION_PURGE: {"queue": MAINTENANCE_QUEUE},
         TASK_BROADCAST_FAN_OUT: {"queue": broadcast_queue},

@@ -12,6 +12,7 @@ from apps.channels.shares import project_share
 from apps.core.ids import uuid_or_none
 from apps.notifications.delivery.deferral import delivery_send_lease
 from apps.notifications.delivery.sending import DatabaseUnavailable, deliveries_send
+from apps.notifications.delivery.statistics import delivery_tables_statistics_refresh
 from apps.notifications.delivery.sweep import deliveries_sweep
 from apps.notifications.delivery.waiting_sends import TakenSends, waiting_sends_taken
 from apps.notifications.intake.broadcasts import (
@@ -27,6 +28,7 @@ from apps.notifications.queues import (
     TASK_DELIVERIES_SEND_BATCH,
     TASK_DELIVERIES_SWEEP,
     TASK_DELIVERY_SEND,
+    TASK_STATISTICS_REFRESH,
     TASK_STATUS_WEBHOOK_SEND,
     TASK_STATUS_WEBHOOKS_SWEEP,
     queue_channel,
@@ -141,6 +143,12 @@ def _reject_unknown(task, delivery_ids: list[str], unknown: list[str]) -> None:
 def deliveries_sweep_task() -> dict:
     """Republish deliveries that are due or whose message or worker was lost (see delivery/sweep.py)."""
     return deliveries_sweep().as_dict()
+
+
+@shared_task(name=TASK_STATISTICS_REFRESH, ignore_result=False)
+def statistics_refresh_task() -> list[str]:
+    """Analyse the notification and delivery tables that have grown fast (see delivery/statistics.py)."""
+    return delivery_tables_statistics_refresh()
 
 
 @shared_task(name=TASK_BROADCAST_FAN_OUT, acks_late=True, reject_on_worker_lost=True)

@@ -227,6 +227,7 @@ def _periodic(task: str, seconds: float) -> dict:
 
 CELERY_BEAT_SCHEDULE = {
     "deliveries-sweep": _periodic(queues.TASK_DELIVERIES_SWEEP, NOTIFIER_SWEEP_INTERVAL_SECONDS),
+    "statistics-refresh": _periodic(queues.TASK_STATISTICS_REFRESH, NOTIFIER_SWEEP_INTERVAL_SECONDS),
     "broadcasts-resume": _periodic(queues.TASK_BROADCASTS_RESUME, NOTIFIER_SWEEP_INTERVAL_SECONDS),
     "retention-purge": _periodic(queues.TASK_RETENTION_PURGE, NOTIFIER_RETENTION_INTERVAL_SECONDS),
     "status-webhooks-sweep": _periodic(queues.TASK_STATUS_WEBHOOKS_SWEEP, NOTIFIER_SWEEP_INTERVAL_SECONDS),
