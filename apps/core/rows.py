@@ -89,10 +89,7 @@ class JoinedColumns:
         return ", ".join(model_columns.sql(connection) for model_columns in self.columns)
 
     def load(self, connection, row) -> list:
-        return [
-            None if row[pk] is None else model_columns.load(connection, list(row[start:end]))
-            for model_columns, start, end, pk, _ in self._slices
-        ]
+        return self.load_rows(connection, [row])[0]
 
     def load_rows(self, connection, rows) -> list[list]:
         """`load` of each row, but the rows that name the same primary key of a model in `shared`
