@@ -71,7 +71,7 @@ class Monitor:
         self.interval = interval
         self.peak_kib: dict[str, dict[int, int]] = {}
         self.max_connections = 0
-        self._backend_ticks: dict[int, int] = {}  # CPU ticks of each backend of the bench database, last seen
+        self._backend_cpu_ns: dict[int, int] = {}  # CPU time of each backend of the bench database, last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
         self._connection: psycopg.Connection | None = None
@@ -97,16 +97,16 @@ class Monitor:
         pids = [row[0] for row in self._connection.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database]).fetchall()]
         for pid in pids:
-            ticks = _cpu_ticks(pid)
-            if ticks is not None:
-                self._backend_ticks[pid] = max(ticks, self._backend_ticks.get(pid, 0))
+            used = _cpu_ns(pid)
+            if used is not None:
+                self._backend_cpu_ns[pid] = max(used, self._backend_cpu_ns.get(pid, 0))
         return len(pids)
 
     def postgres_cpu_seconds(self) -> float:
         """CPU time used so far by the PostgreSQL backends serving the bench database (polled with
         the connections: a backend that exits loses at most its last interval)."""
         self._poll_backends()
-        return sum(self._backend_ticks.values()) / os.sysconf("SC_CLK_TCK")
+        return sum(self._backend_cpu_ns.values()) / 1e9
 
     def database_commits(self) -> int:
         """Transactions committed in the bench database so far."""
@@ -144,6 +144,17 @@ def _cpu_ticks(pid: int) -> int | None:
     except OSError:
         return None
     return sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+
+
+def _cpu_ns(pid: int) -> int | None:
+    """CPU time of a single-threaded process in nanoseconds, from the scheduler's own count
+    (/proc/PID/schedstat). Clock ticks are 10 ms: a PostgreSQL backend serving a short run can use
+    several milliseconds and still show none, which made the smoke run read 0 ms a delivery."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # a kernel without schedstats: fall back to the ticks
+        ticks = _cpu_ticks(pid)
+        return None if ticks is None else ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(processes: list[ServiceProcess]) -> dict[str, float]:
