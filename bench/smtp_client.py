@@ -11,7 +11,6 @@ email rate, one change at a time", quotes it.
 """
 
 import argparse
-import functools
 import logging
 import multiprocessing
 import os
@@ -32,6 +31,13 @@ def _serve(port: int, pipelining: bool, latency: float, pipe) -> None:
         pipe.send(time.process_time() - started)
 
 
+def _answers_wait(answers, count: int) -> None:
+    for _ in range(count):
+        _, error = answers.by_key[answers.next_key()]
+        if error is not None:
+            raise error
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--emails", type=int, default=600)
@@ -46,7 +52,7 @@ def main() -> None:
     logging.disable(logging.CRITICAL)
     from apps.channels.backends.email import DjangoEmailBackend
     from apps.channels.base import ChannelMessage
-    from apps.notifications.delivery.send_pool import send_pool
+    from apps.notifications.delivery.send_pool import BatchAnswers, send_pool
     from tests.support.processes import free_port
 
     port = free_port()
@@ -61,21 +67,24 @@ def main() -> None:
                                email=f"user{n}@example.com", headers=headers)
                 for n in range(args.emails + args.concurrency)]
     # One connection per sending thread (this one, or the pool's), each opened outside the figures.
-    send = backend.send
     if args.concurrency > 1:
-        pool = send_pool(args.concurrency)
+        threads, answers = send_pool(args.concurrency), BatchAnswers()
         gate = threading.Barrier(args.concurrency)
-        for future in [pool.submit(lambda m: (backend.send(m), gate.wait()), message)
-                       for message in messages[:args.concurrency]]:
-            future.result()
-        send = functools.partial(pool.submit, backend.send)
+        for key, message in enumerate(messages[:args.concurrency]):  # each thread opens its connection
+            threads.start(answers, key, lambda m: (backend.send(m), gate.wait()), message)
+        _answers_wait(answers, args.concurrency)
     else:
         backend.send(messages[0])
     ours.send("start")
     cpu, wall = time.process_time(), time.perf_counter()
-    sent = [send(message) for message in messages[args.concurrency:]]
-    for future in sent if args.concurrency > 1 else ():
-        future.result()
+    if args.concurrency > 1:
+        answers = BatchAnswers()
+        for key, message in enumerate(messages[args.concurrency:]):  # K taken off the queue at a time
+            threads.start(answers, key, backend.send, message)
+        _answers_wait(answers, args.emails)
+    else:
+        for message in messages[1:]:
+            backend.send(message)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     ours.send("stop")
     server_cpu = ours.recv()

@@ -159,3 +159,15 @@ def test_the_fake_smtp_server_can_take_as_long_as_an_esp_per_message():
         assert elapsed >= 0.2
         assert before <= received.received_at <= time.time()
         assert server.take_received() == [] and server.attempts == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_the_smtp_conversation_bench_sends_every_email_one_or_several_at_once(concurrency):
+    """`python -m bench.smtp_client`, quoted in docs/performance.md, runs in both of its modes: its
+    concurrent mode had stopped working when the send threads changed their interface."""
+    result = subprocess.run([sys.executable, "-m", "bench.smtp_client", "--emails", "30", "--latency-ms", "1",
+                             "--concurrency", str(concurrency)], cwd=REPO_ROOT, env=bench_env(), capture_output=True,
+                            text=True, timeout=100)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"concurrency={concurrency}: client CPU" in result.stdout and "(30 emails)" in result.stdout, result.stdout
