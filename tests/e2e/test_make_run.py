@@ -9,6 +9,8 @@ import os
 import re
 import signal
 import subprocess
+import time
+import warnings
 
 import pytest
 import requests
@@ -83,8 +85,23 @@ def test_make_run_serves_and_its_curl_line_sends_a_notification(make_run, smtp):
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
     assert browser.post(f"{base_url}/inbox/demo/", data={"csrfmiddlewaretoken": csrf}, timeout=10).status_code == 200
 
-    def unread() -> int:
-        return requests.get(f"{base_url}/api/v1/inbox/unread-count", headers={"Authorization": f"Bearer {token}"},
-                            timeout=5).json()["count"]
+    connection_errors: list[str] = []
 
-    wait_until(lambda: unread() == 1, timeout=60, message=f"the demo's message\n{output.read_text()[-3000:]}")
+    def unread() -> int | None:
+        # Once in CI one of these reads was reset by the server, and the failure showed neither
+        # which read nor make run's log: a connection error is now kept and reported with the log
+        # (a warning when the message still arrives), not raised before the log can be read.
+        try:
+            return requests.get(f"{base_url}/api/v1/inbox/unread-count", headers={"Authorization": f"Bearer {token}"},
+                                timeout=5).json()["count"]
+        except requests.ConnectionError as error:
+            connection_errors.append(f"{time.strftime('%H:%M:%S')} {error!r}")
+            return None
+
+    try:
+        wait_until(lambda: unread() == 1, timeout=60, message="the demo's message")
+    except TimeoutError as error:
+        raise AssertionError(f"{error}; connection errors: {connection_errors}\n{output.read_text()[-3000:]}") from None
+    if connection_errors:
+        warnings.warn(f"make run reset reads of the unread count: {connection_errors}\n{output.read_text()[-3000:]}",
+                      stacklevel=1)
