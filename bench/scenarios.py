@@ -281,6 +281,8 @@ def email_end_to_end(bench: Bench, *, noop_per_s: float | None, use_bulk: bool, 
     bench.targets.check(scenario, "delivered/s ÷ no-op tasks/s", ratio, "≥", 0.60)
     bench.targets.check(scenario, "every accepted notification delivered", delivered, "≥", run["accepted"])
     bench.targets.check(scenario, "commits per delivery", section["commits_per_delivery"], "≤", 3)
+    bench.targets.check(scenario, "worker CPU per delivery", section["cpu_ms_per_delivery"].get("worker"), "≤", 0.8,
+                        " ms")
     return section
 
 

@@ -95,7 +95,7 @@ def test_the_smoke_run_writes_every_figure_as_json_and_markdown(tmp_path):
         assert report["memory"][name]["largest_peak_mb"] > 0, name
     assert report["database"]["max_connections_in_use"] > 0
     assert all(line["result"] in {"PASS", "MISS", "N/A"} and "target" in line for line in report["targets"])
-    assert "email: commits per delivery" in result.stdout
+    assert "email: commits per delivery" in result.stdout and "email: worker CPU per delivery" in result.stdout
     assert "| floor: GET /health/live | 2 |" in (tmp_path / "latest.md").read_text()
     assert "| single, 20/s offered | 2 |" in (tmp_path / "latest.md").read_text()
     assert "single/2 at 20/s: accept latency p99" in result.stdout
