@@ -93,12 +93,17 @@ def _plain_parts(nodelist) -> tuple | None:
     for node in nodelist:
         if isinstance(node, TextNode):
             parts.append((node.s, None))
-        elif (isinstance(node, VariableNode) and not node.filter_expression.filters
-              and isinstance(node.filter_expression.var, Variable) and node.filter_expression.var.lookups is not None):
+        elif isinstance(node, VariableNode) and _plain_variable(node.filter_expression):
             parts.append((None, node.filter_expression.var.lookups))
         else:
             return None
     return tuple(parts)
+
+
+def _plain_variable(expression) -> bool:
+    # A literal (`{{ "text" }}`, `{{ 3 }}`, `{{ _("text") }}`, translated) has no lookups.
+    variable = expression.var
+    return not expression.filters and isinstance(variable, Variable) and variable.lookups is not None
 
 
 def _plain_render(parts: tuple, data: dict, *, html: bool) -> str | None:

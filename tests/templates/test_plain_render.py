@@ -44,7 +44,7 @@ def test_text_and_numbers_and_nested_keys_take_the_plain_path(html):
 
 
 @pytest.mark.parametrize("source", ["{{ name|upper }}", "{% if name %}x{% endif %}", '{{ "literal" }}',
-                                    "{% for x in a %}{{ x }}{% endfor %}"])
+                                    "{% for x in a %}{{ x }}{% endfor %}", "{{ _(\"Hello\") }}"])
 def test_a_template_with_filters_tags_or_literals_is_left_to_django(source):
     assert _plain_parts(compiled_template(source).nodelist) is None
 
