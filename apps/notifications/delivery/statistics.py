@@ -53,7 +53,8 @@ def delivery_tables_statistics_refresh() -> list[str]:
 def _analyze(tables: list[str], *, reason: str) -> list[str]:
     quoted = ", ".join(connection.ops.quote_name(table) for table in tables)
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        # Durable: never inside a caller's transaction, which the SET LOCAL would outlast.
+        with transaction.atomic(durable=True), connection.cursor() as cursor:
             cursor.execute("SET LOCAL lock_timeout = '1s'")  # autovacuum at work on it: its turn
             cursor.execute(f"ANALYZE {quoted}")
     except DatabaseError as error:
