@@ -40,6 +40,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--burst-posts", type=int, default=20_000, help="single POSTs of the burst scenario")
     parser.add_argument("--load-processes", type=int, default=2, help="load generator processes")
     parser.add_argument("--smtp-latency-ms", type=float, default=5.0, help="the fake SMTP server's time per message")
+    parser.add_argument("--smtp-server", choices=("lean", "aiosmtpd"), default="lean",
+                        help="the email provider: the bench's lean SMTP server, or the suite's (aiosmtpd)")
     parser.add_argument("--broadcast-audience", default='{"all": true}', help="the audience filter meaning every user (JSON)")
     parser.add_argument("--helper-nice", type=int, default=10,
                         help="niceness of the fake SMTP server and the load generator (0: as the stack)")
@@ -70,11 +72,13 @@ def main(argv: list[str]) -> int:
     targets = Targets()
     report = {
         "started_at": started_at.isoformat(timespec="seconds"), "smoke": args.smoke, "settings": SETTINGS_MODULE,
+        "smtp_server": args.smtp_server,
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "run_dir": str(run_dir), "processes": {}, "scenarios": {name: {"available": False, "reason": "not run"}
                                                                   for name in SCENARIOS},
     }
-    stack = Stack(args.run_name, run_dir, smtp_latency=args.smtp_latency_ms / 1000, helper_niceness=args.helper_nice)
+    stack = Stack(args.run_name, run_dir, smtp_latency=args.smtp_latency_ms / 1000, helper_niceness=args.helper_nice,
+                  smtp_server=args.smtp_server)
     monitor = autovacuum = None
     profiler = Profiler(run_dir / "profiles")
     try:

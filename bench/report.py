@@ -81,7 +81,8 @@ def markdown(report: dict) -> str:
         f"autovacuum {machine.get('postgresql_autovacuum', 'not read')}"
         f"{_stand_in(machine)}"
         f"{' (smoke run: figures mean nothing)' if report['smoke'] else ''}. Settings `{report['settings']}`; "
-        f"processes: {', '.join(f'`{name}`' for name in report['processes'])}.",
+        f"processes: {', '.join(f'`{name}`' for name in report['processes'])}; "
+        f"SMTP server {report.get('smtp_server', 'aiosmtpd')}.",
         "",
         "| scenario | figure | value | target | result |",
         "| --- | --- | --- | --- | --- |",

@@ -1,9 +1,10 @@
 """The email backend's SMTP conversation alone: `python -m bench.smtp_client [--emails N] [--no-pipelining]
-[--concurrency K]`.
+[--concurrency K] [--server aiosmtpd|lean]`.
 
-Sends N emails through apps.channels.backends.email to the suite's fake SMTP server, run in a
-process of its own (5 ms a message, one connection, logging off as in `make bench`), and prints
-the CPU per email of the client (this process) and of the server, and the time per email.
+Sends N emails through apps.channels.backends.email to an SMTP server run in a process of its own
+(5 ms a message, one connection, logging off as in `make bench`; `--server`: the suite's fake SMTP
+server, the default, or the bench's lean one, bench.smtp_sink), and prints the CPU per email of
+the client (this process) and of the server, and the time per email.
 `--no-pipelining`: the server does not offer PIPELINING, so the backend sends one command at a
 time. `--concurrency K`: K sends at once, each on a send thread with a connection of its own, as a
 worker sends a batch with the email channel's SEND_CONCURRENCY at K. docs/performance.md, "The
@@ -11,6 +12,8 @@ email rate, one change at a time", quotes it.
 """
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -19,16 +22,35 @@ import time
 import uuid
 
 
-def _serve(port: int, pipelining: bool, latency: float, pipe) -> None:
+def _serve(server: str, port: int, pipelining: bool, latency: float, pipe) -> None:
     logging.disable(logging.CRITICAL)
-    from tests.fakes.smtp import FakeSmtpServer
-
-    with FakeSmtpServer(port=port, latency=latency, pipelining=pipelining):
+    with _server_running(server, port, pipelining, latency):
         pipe.send("up")
         pipe.recv()  # start
         started = time.process_time()
         pipe.recv()  # stop
         pipe.send(time.process_time() - started)
+
+
+@contextlib.contextmanager
+def _server_running(server: str, port: int, pipelining: bool, latency: float):
+    if server == "aiosmtpd":
+        from tests.fakes.smtp import FakeSmtpServer
+
+        with FakeSmtpServer(port=port, latency=latency, pipelining=pipelining):
+            yield
+        return
+    from bench.smtp_sink import LeanSmtpSink
+
+    sink, loop, listening = LeanSmtpSink(port=port, latency=latency), asyncio.new_event_loop(), threading.Event()
+
+    async def serve() -> None:
+        await sink.listen()
+        listening.set()
+
+    threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True).start()
+    listening.wait()
+    yield
 
 
 def _answers_wait(answers, count: int) -> None:
@@ -43,8 +65,12 @@ def main() -> None:
     parser.add_argument("--emails", type=int, default=600)
     parser.add_argument("--latency-ms", type=float, default=5.0)
     parser.add_argument("--no-pipelining", action="store_true")
+    parser.add_argument("--server", choices=("lean", "aiosmtpd"), default="aiosmtpd",
+                        help="which SMTP server: the bench's (bench.smtp_sink) or the suite's")
     parser.add_argument("--concurrency", type=int, default=1, help="sends at once, one connection each")
     args = parser.parse_args()
+    if args.no_pipelining and args.server == "lean":
+        parser.error("the bench's server always offers PIPELINING: --no-pipelining needs --server aiosmtpd")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifier.settings.test")
     import django
 
@@ -57,7 +83,8 @@ def main() -> None:
 
     port = free_port()
     ours, theirs = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=_serve, args=(port, not args.no_pipelining, args.latency_ms / 1000, theirs))
+    server = multiprocessing.Process(target=_serve, args=(args.server, port, not args.no_pipelining,
+                                                          args.latency_ms / 1000, theirs))
     server.start()
     ours.recv()
     backend = DjangoEmailBackend(url=f"smtp://127.0.0.1:{port}", from_email="Notifier <notifications@example.com>")
@@ -90,7 +117,7 @@ def main() -> None:
     server_cpu = ours.recv()
     server.join()
     per = 1000 / args.emails
-    print(f"pipelining={not args.no_pipelining}, concurrency={args.concurrency}: client CPU {cpu * per:.3f} ms, "
+    print(f"{args.server}, pipelining={not args.no_pipelining}, concurrency={args.concurrency}: client CPU {cpu * per:.3f} ms, "
           f"server CPU {server_cpu * per:.3f} ms, time {wall * per:.2f} ms per email ({args.emails} emails)")
 
 

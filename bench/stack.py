@@ -59,6 +59,7 @@ class Stack:
     run_dir: Path
     smtp_latency: float = 0.005
     helper_niceness: int = 10  # the fake SMTP server's (and the load generator's) `nice`
+    smtp_server: str = "lean"  # bench.smtp_sink's --server
     processes: list[ServiceProcess] = field(default_factory=list)
     commands: dict[str, str] = field(default_factory=dict)
     base_url: str = ""
@@ -143,7 +144,8 @@ class Stack:
     def start_smtp(self) -> ServiceProcess:
         # At a lower priority: a real provider's CPU is not ours to count (docs/performance.md).
         command = (f"exec nice -n {self.helper_niceness} {shlex.quote(sys.executable)} -m bench.smtp_sink "
-                   f"--port {self.smtp_port} --latency {self.smtp_latency} --out {shlex.quote(str(self.smtp_log))}")
+                   f"--port {self.smtp_port} --latency {self.smtp_latency} --server {self.smtp_server} "
+                   f"--out {shlex.quote(str(self.smtp_log))}")
         return self._start("smtp", command, ready_text="listening")
 
     def start_procfile(self) -> list[ServiceProcess]:
