@@ -75,7 +75,8 @@ class _SinkConnection(asyncio.Protocol):
         replies: list[bytes] = []
         while self._message_take(replies) if self._in_data else self._command_take(replies):
             pass
-        self._send(b"".join(replies))
+        if replies:
+            self._send(b"".join(replies))
 
     def _command_take(self, replies: list[bytes]) -> bool:
         end = self._buffer.find(b"\r\n")
@@ -95,7 +96,7 @@ class _SinkConnection(asyncio.Protocol):
         return True
 
     def _message_take(self, replies: list[bytes]) -> bool:
-        if self._scanned == 0 and self._buffer.startswith(b".\r\n"):
+        if self._buffer.startswith(b".\r\n"):  # the buffer starts where the message does: an empty one
             message, end, end_length = b"", 0, 3
         else:
             end = self._buffer.find(b"\r\n.\r\n", max(self._scanned - 4, 0))
@@ -105,8 +106,9 @@ class _SinkConnection(asyncio.Protocol):
             message, end_length = bytes(self._buffer[:end + 2]), 5
         del self._buffer[:end + end_length]
         self._in_data = False
-        self._send(b"".join(replies))
-        replies.clear()
+        if replies:
+            self._send(b"".join(replies))
+            replies.clear()
         answer = [None, False]
         self._outbox.append(answer)
         asyncio.get_running_loop().call_later(self._sink.latency, self._accept, message, answer)
@@ -122,8 +124,7 @@ class _SinkConnection(asyncio.Protocol):
         if self._outbox:
             self._outbox.append([reply, close_after])
         elif self._transport is not None:
-            if reply:
-                self._transport.write(reply)
+            self._transport.write(reply)
             if close_after:
                 self._transport.close()
 
