@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 from apps.core.api import error_body
 from apps.core.metrics_folder import metrics_folder_in_use
+from apps.core.metrics_middleware import request_metrics_flush
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def metrics_view(request):
             response = JsonResponse(error_body("not_authenticated", "Metrics need the scrape token (Bearer)."), status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
+    request_metrics_flush()  # this process's last second of HTTP counts, which its flusher has not written yet
     return HttpResponse(generate_latest(_Scrape()), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -64,7 +64,7 @@ INSTALLED_APPS = ["apps.core", *DJANGO_APPS, *THIRD_PARTY_APPS, *LOCAL_APPS]
 MIDDLEWARE = [
     # First: every later middleware's log lines carry the request's correlation id.
     "apps.core.correlation.CorrelationIdMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "apps.core.metrics_middleware.PrometheusBeforeMiddleware",  # django-prometheus', written once a second
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -77,7 +77,7 @@ MIDDLEWARE = [
     "apps.projects.throttling.RateLimitHeadersMiddleware",  # RateLimit-* on API-key answers
     # Before Prometheus' own: exceptions go up the list, so Prometheus counts one before it becomes a 503.
     "apps.core.middleware.DatabaseUnavailableMiddleware",
-    "apps.core.metrics_middleware.PrometheusAfterMiddleware",  # django-prometheus', its series looked up once
+    "apps.core.metrics_middleware.PrometheusAfterMiddleware",  # django-prometheus', written once a second
     # Answers a locked-out admin login with the lockout page; last, as django-axes asks.
     "axes.middleware.AxesMiddleware",
 ]
