@@ -121,3 +121,14 @@ def test_a_remembered_series_is_prometheus_clients_own_child(rf):
     assert child is metric.labels(status="418")
     assert middleware.label_metric(metric, rf.get("/"), status="418") is child
     assert middleware.label_metric(metric, rf.get("/")) is metric
+
+
+def test_a_content_length_that_is_no_number_is_still_answered(client):
+    request_metrics_flush()
+    before = value(("django_http_requests_body_total_bytes_count", {}))
+
+    response = client.get("/health/live", CONTENT_LENGTH="abc")
+
+    assert response.status_code == 200
+    request_metrics_flush()
+    assert value(("django_http_requests_body_total_bytes_count", {})) == before + 1  # counted, as 0 bytes
