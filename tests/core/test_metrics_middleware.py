@@ -18,6 +18,8 @@ pytestmark = pytest.mark.django_db
 SERIES = ("django_http_responses_total_by_status_view_method_total",
           {"status": "200", "view": "notification-list", "method": "GET"})
 LATENCY = ("django_http_requests_latency_seconds_by_view_method_count", {"view": "notification-list", "method": "GET"})
+ARRIVED = ("django_http_requests_before_middlewares_total", {})
+ANSWERED = ("django_http_responses_before_middlewares_total", {})
 
 
 def value(name_and_labels) -> float:
@@ -66,9 +68,6 @@ def test_requests_in_flight_are_counted_as_they_arrive(rf):
     assert arrived_then_answered == [(before[0] + 1, before[1])]  # while the view ran: one in flight
     assert (value(ARRIVED), value(ANSWERED)) == (before[0] + 1, before[1] + 1)
 
-
-ARRIVED = ("django_http_requests_before_middlewares_total", {})
-ANSWERED = ("django_http_responses_before_middlewares_total", {})
 
 
 @pytest.mark.parametrize("response", [
